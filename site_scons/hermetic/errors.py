@@ -1,0 +1,60 @@
+"""Errors a person can act on: one line with the cause and the fix, and a stable exit code."""
+
+from __future__ import annotations
+
+
+class HermeticError(Exception):
+    """Base of every error the build reports to the user (never shown with a traceback)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(self.one_line())
+
+    def one_line(self) -> str:
+        """The message and the fix, joined into the single line the user sees."""
+        return f"{self.message}; {self.hint}" if self.hint else self.message
+
+
+class ConfigError(HermeticError):
+    """A wrong command-line value, an unsupported host, or a bad configuration file."""
+
+    exit_code = 2
+
+
+class LockError(HermeticError):
+    """The sources lock or a toolchain pin file is malformed or inconsistent."""
+
+    exit_code = 3
+
+
+class IntegrityError(HermeticError):
+    """A downloaded or cached file does not match its pinned size or sha256."""
+
+    exit_code = 4
+
+
+class FetchError(HermeticError):
+    """A pinned file could not be obtained from any location."""
+
+    exit_code = 5
+
+
+class ToolchainError(HermeticError):
+    """A toolchain could not be materialized or does not fit the host."""
+
+    exit_code = 6
+
+
+class ActionError(HermeticError):
+    """A sandboxed build step failed."""
+
+    exit_code = 7
+
+
+class UnsafeArchiveError(HermeticError):
+    """An archive member would be written outside its destination directory."""
+
+    exit_code = 8

@@ -1,0 +1,201 @@
+"""Sandboxed execution of one build step.
+
+Linux: bubblewrap, with new user/pid/net/ipc/uts namespaces (no network at all), an environment built from
+scratch, the host's ``/usr`` read-only for basic tools (make, perl, sh) but with its compilers, headers and
+GCC runtime hidden, and every input mounted read-only at the same fixed path on every machine. Only the
+directories mounted writable survive the step.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hermetic.errors import ConfigError
+
+# The user and host name builds see; fixed so nothing host-specific leaks into outputs.
+SANDBOX_UID = 1000
+SANDBOX_HOSTNAME = "hermetic"
+
+# Host programs that must not be used by accident: every compile and link goes through the pinned toolchain.
+_POISONED_PATTERNS = (
+    "gcc",
+    "gcc-[0-9]*",
+    "g++",
+    "g++-[0-9]*",
+    "cc",
+    "c++",
+    "c89",
+    "c99",
+    "cpp",
+    "cpp-[0-9]*",
+    "as",
+    "ld",
+    "ld.bfd",
+    "ld.gold",
+    "clang",
+    "clang-[0-9]*",
+    "clang++",
+    "clang++-[0-9]*",
+    "*-linux-gnu-gcc*",
+    "*-linux-gnu-g++*",
+    "*-linux-gnu-cpp*",
+    "*-linux-gnu-as",
+    "*-linux-gnu-ld*",
+)
+# Host directories hidden behind empty ones: headers, GCC's runtime and local installs.
+_HIDDEN_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local", "/usr/libexec/gcc")
+
+# Host programs whose bytes can shape outputs: their digests are part of every action key.
+HOST_TOOLS = (
+    "sh",
+    "bash",
+    "make",
+    "perl",
+    "sed",
+    "awk",
+    "grep",
+    "patch",
+    "m4",
+    "pkg-config",
+    "tar",
+    "xz",
+    "gzip",
+    "install",
+    "cp",
+    "env",
+    "cmake",
+)
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path shown inside the sandbox."""
+
+    source: Path
+    target: str
+    writable: bool = False
+
+
+@functools.cache
+def host_tools_identity() -> dict[str, str]:
+    """sha256 of each host tool the sandbox exposes (a tool that is absent maps to "missing")."""
+    identity: dict[str, str] = {}
+    for tool in HOST_TOOLS:
+        found = shutil.which(tool, path="/usr/bin:/bin")
+        if found is None:
+            identity[tool] = "missing"
+            continue
+        digest = hashlib.sha256(Path(found).resolve().read_bytes()).hexdigest()
+        identity[tool] = digest
+    return identity
+
+
+def _poisoned_programs() -> list[str]:
+    usr_bin = Path("/usr/bin")
+    found: set[str] = set()
+    for pattern in _POISONED_PATTERNS:
+        # Symlinks need no cover: they point at a covered file, or into /etc/alternatives, absent inside.
+        found.update(str(p) for p in usr_bin.glob(pattern) if not p.is_symlink() and p.is_file())
+    return sorted(found)
+
+
+class Bubblewrap:
+    """Runs commands under bubblewrap; the only sandbox that Linux builds use."""
+
+    name = "bubblewrap"
+
+    def __init__(self, scratch: Path) -> None:
+        """`scratch` holds the generated /etc files and the poison script; it must exist."""
+        self.bwrap = shutil.which("bwrap")
+        if self.bwrap is None:
+            raise ConfigError(
+                "bubblewrap (bwrap) is not installed; every build action runs in it",
+                hint="install it with: apt-get install bubblewrap",
+            )
+        self.scratch = scratch
+        self._etc = scratch / "etc"
+        self._poison = scratch / "host-compiler-blocked"
+
+    def version(self) -> str:
+        """bubblewrap's version string (recorded in provenance)."""
+        assert self.bwrap is not None
+        return subprocess.run([self.bwrap, "--version"], capture_output=True, text=True).stdout.strip()
+
+    def _prepare(self) -> None:
+        self._etc.mkdir(parents=True, exist_ok=True)
+        (self._etc / "passwd").write_text(
+            f"root:x:0:0:root:/root:/bin/sh\nbuild:x:{SANDBOX_UID}:{SANDBOX_UID}:build:/build/tmp:/bin/sh\n"
+        )
+        (self._etc / "group").write_text(f"root:x:0:\nbuild:x:{SANDBOX_UID}:\n")
+        (self._etc / "hosts").write_text(f"127.0.0.1 localhost {SANDBOX_HOSTNAME}\n::1 localhost\n")
+        (self._etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+        # Debian's alternatives (awk -> mawk, ...) are shown; the compilers they lead to stay blocked.
+        (self._etc / "alternatives").mkdir(exist_ok=True)
+        message = "sandbox: the host program $0 is blocked; use the pinned toolchain"
+        self._poison.write_text(f'#!/bin/sh\necho "{message}" >&2\nexit 127\n')
+        self._poison.chmod(0o755)
+
+    def command(self, argv: Sequence[str], mounts: Sequence[Mount], cwd: str) -> list[str]:
+        """The full bwrap command line that runs `argv` with `mounts`, starting in `cwd`."""
+        assert self.bwrap is not None
+        self._prepare()
+        cmd = [
+            self.bwrap,
+            "--unshare-all",
+            "--unshare-user",
+            "--uid",
+            str(SANDBOX_UID),
+            "--gid",
+            str(SANDBOX_UID),
+            "--hostname",
+            SANDBOX_HOSTNAME,
+            "--die-with-parent",
+            "--new-session",
+            "--ro-bind",
+            "/usr",
+            "/usr",
+        ]
+        for name in ("bin", "sbin", "lib", "lib64", "lib32"):
+            host = Path("/") / name
+            if host.is_symlink():
+                cmd += ["--symlink", os.readlink(host), f"/{name}"]
+            elif host.is_dir():
+                cmd += ["--ro-bind", str(host), f"/{name}"]
+        for hidden in _HIDDEN_DIRS:
+            if Path(hidden).is_dir():
+                cmd += ["--tmpfs", hidden]
+        for program in _poisoned_programs():
+            cmd += ["--ro-bind", str(self._poison), program]
+        cmd += ["--ro-bind", str(self._etc), "/etc"]
+        if Path("/etc/alternatives").is_dir():
+            cmd += ["--ro-bind", "/etc/alternatives", "/etc/alternatives"]
+        cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+        for mount in sorted(mounts, key=lambda m: m.target):
+            cmd += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
+        # The root itself (bubblewrap's tmpfs) becomes read-only; only the writable mounts and /tmp remain.
+        cmd += ["--remount-ro", "/", "--chdir", cwd, "--", *argv]
+        return cmd
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        mounts: Sequence[Mount],
+        env: Mapping[str, str],
+        cwd: str,
+        log_file: Path,
+    ) -> int:
+        """Run `argv` in the sandbox with exactly `env`, appending its output to `log_file`."""
+        command = self.command(argv, mounts, cwd)
+        with open(log_file, "ab") as log:
+            completed = subprocess.run(
+                command, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            )
+        return completed.returncode

@@ -1,0 +1,351 @@
+"""Toolchains are inputs: pinned packages, materialized into content-addressed directories.
+
+A Linux toolchain is a compiler (Debian packages of clang/lld/llvm for the build host) plus a sysroot for
+the target (Debian packages of an old glibc). Each is unpacked into ``<cache>/toolchains/<kind>-<id>``, where
+``<id>`` is derived from the package hashes, so two checkouts share it and a different pin never reuses it.
+A macOS toolchain is the host's Xcode, checked against pinned versions instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hermetic import log
+from hermetic.archive import extract_deb
+from hermetic.errors import ConfigError, ToolchainError
+from hermetic.fetch import Fetcher
+from hermetic.pins import Pin, load_toml
+
+# Bump when the layout a materialized directory gets changes: it is part of every toolchain identity.
+MATERIALIZER_VERSION = 1
+
+# Where the sandbox shows the compiler and the sysroot, identical on every machine.
+COMPILER_MOUNT = "/toolchain"
+SYSROOT_MOUNT = "/sysroot"
+
+
+def host_platform() -> str:
+    """The build host as ``<arch>-<os>``, e.g. ``x86_64-linux`` or ``aarch64-macos``."""
+    machine = platform.machine().lower()
+    arch = {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    system = {"darwin": "macos"}.get(platform.system().lower(), platform.system().lower())
+    return f"{arch}-{system}"
+
+
+def host_glibc() -> tuple[int, int] | None:
+    """The glibc version of the build host, or None when it is not a glibc system."""
+    try:
+        text = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):
+        return None
+    if not text.startswith("glibc "):
+        return None
+    major, minor = text.split()[1].split(".")[:2]
+    return int(major), int(minor)
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in text.split("."))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class PackageSet:
+    """A set of pinned packages unpacked together into one content-addressed directory.
+
+    Attributes:
+        kind: (str) ``compiler`` or ``sysroot``: the directory name prefix.
+        packages: (tuple[Pin, ...]) the ``.deb`` files.
+        tools: (tuple[tuple[str, str], ...]) ``bin/<name>`` links to create, as (name, program).
+        tools_dir: (str) where the linked programs are, relative to the unpacked packages.
+    """
+
+    kind: str
+    packages: tuple[Pin, ...]
+    tools: tuple[tuple[str, str], ...] = ()
+    tools_dir: str = ""
+
+    @property
+    def id(self) -> str:
+        """Short content id: changes whenever a package, a tool link or the materializer changes."""
+        layout = [self.tools_dir, self.tools]
+        return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[
+            :20
+        ]
+
+    def identity(self) -> list[dict[str, Any]]:
+        """Every package's identity, for action keys and provenance."""
+        return [p.identity() for p in self.packages]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Compiler:
+    """A pinned compiler for one build host (see ``toolchains/compilers/*.toml``)."""
+
+    name: str
+    version: str
+    build_host: str
+    min_host_glibc: str
+    lib_dirs: tuple[str, ...]
+    packages: PackageSet
+
+
+@dataclass(frozen=True, kw_only=True)
+class Toolchain:
+    """Everything needed to compile for one target triple.
+
+    Attributes:
+        triple: (str) the target, e.g. ``x86_64-unknown-linux-gnu``.
+        os: (str) ``linux`` or ``macos``.
+        arch: (str) ``x86_64`` or ``aarch64``.
+        build_hosts: (tuple[str, ...]) hosts (``<arch>-<os>``) that can build this target.
+        target: (dict) compiler triple, floors and the hardening flags every action uses.
+        compiler: (Compiler | None) pinned compiler packages (Linux targets).
+        sysroot: (PackageSet | None) pinned sysroot packages (Linux targets).
+        xcode: (dict | None) pinned Xcode, clang and SDK versions (macOS targets).
+        source: (Path) the pin file it came from.
+    """
+
+    triple: str
+    os: str
+    arch: str
+    build_hosts: tuple[str, ...]
+    target: dict[str, Any]
+    compiler: Compiler | None
+    sysroot: PackageSet | None
+    xcode: dict[str, str] | None
+    source: Path
+
+    def identity(self) -> dict[str, Any]:
+        """The canonical description of the toolchain: part of every action key."""
+        ident: dict[str, Any] = {"triple": self.triple, "target": self.target}
+        if self.compiler is not None and self.sysroot is not None:
+            ident["compiler"] = {
+                "name": self.compiler.name,
+                "version": self.compiler.version,
+                "packages": self.compiler.packages.identity(),
+                "tools": dict(self.compiler.packages.tools),
+            }
+            ident["sysroot"] = self.sysroot.identity()
+            ident["materializer"] = MATERIALIZER_VERSION
+        if self.xcode is not None:
+            ident["xcode"] = self.xcode
+        return ident
+
+    def identity_digest(self) -> str:
+        """sha256 of :meth:`identity`."""
+        return _digest(self.identity())
+
+    def all_packages(self) -> list[Pin]:
+        """Every pinned file this toolchain needs fetched."""
+        if self.compiler is None or self.sysroot is None:
+            return []
+        return [*self.compiler.packages.packages, *self.sysroot.packages]
+
+    def check_host(self, host: str | None = None) -> None:
+        """Stop at once, with the host it needs, when this machine cannot build the target."""
+        host = host or host_platform()
+        if host not in self.build_hosts:
+            needs = " or ".join(self.build_hosts)
+            raise ConfigError(
+                f"target {self.triple} cannot be built on this host ({host})",
+                hint=f"run the build on a {needs} host",
+            )
+        if self.compiler is not None:
+            have = host_glibc()
+            need = _version_tuple(self.compiler.min_host_glibc)
+            if have is None or have < need:
+                shown = ".".join(map(str, have)) if have else "none"
+                raise ConfigError(
+                    f"the pinned {self.compiler.name} {self.compiler.version} needs glibc >= "
+                    f"{self.compiler.min_host_glibc} on the build host, this host has {shown}",
+                    hint="build on Debian 12 or newer",
+                )
+
+    def sandbox_env(self) -> dict[str, str]:
+        """Environment entries that make the pinned tools the ones found inside the sandbox."""
+        if self.compiler is None:
+            return {}
+        lib_path = ":".join(f"{COMPILER_MOUNT}/{d}" for d in self.compiler.lib_dirs)
+        return {"LD_LIBRARY_PATH": lib_path, "HERMETIC_TOOLCHAIN": self.identity_digest()[:20]}
+
+    def bin_path(self) -> str:
+        """The sandbox PATH entry that holds the pinned tools."""
+        return f"{COMPILER_MOUNT}/bin"
+
+
+def load_compiler(path: Path, schema: Path) -> Compiler:
+    """Read a compiler pin file."""
+    data = load_toml(path, schema, "compiler")
+    return Compiler(
+        name=data["name"],
+        version=data["version"],
+        build_host=data["build_host"],
+        min_host_glibc=data["min_host_glibc"],
+        lib_dirs=tuple(data["lib_dirs"]),
+        packages=PackageSet(
+            kind="compiler",
+            packages=tuple(Pin.from_mapping(p) for p in data["package"]),
+            tools=tuple(sorted(data["tools"].items())),
+            tools_dir=data["bin_dir"],
+        ),
+    )
+
+
+def load_toolchain(toolchains_dir: Path, triple: str, schema: Path) -> Toolchain:
+    """Read ``toolchains/<triple>.toml`` (and the compiler pin it names)."""
+    path = toolchains_dir / f"{triple}.toml"
+    data = load_toml(path, schema, "toolchain")
+    if data["triple"] != triple:
+        raise ToolchainError(f"{path}: declares triple {data['triple']!r}, expected {triple!r}")
+    compiler = sysroot = None
+    if data["os"] == "linux":
+        compiler = load_compiler(toolchains_dir / data["compiler"], schema)
+        sysroot = PackageSet(
+            kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"])
+        )
+    return Toolchain(
+        triple=triple,
+        os=data["os"],
+        arch=data["arch"],
+        build_hosts=tuple(data["build_hosts"]),
+        target=dict(data["target"]),
+        compiler=compiler,
+        sysroot=sysroot,
+        xcode=dict(data["xcode"]) if "xcode" in data else None,
+        source=path,
+    )
+
+
+# ------------------------------------------------------------------------------------------ materializing
+
+_MARKER = ".materialized.json"
+
+
+def _manifest(root: Path) -> dict[str, int]:
+    """Relative path -> size of every regular file (symlinks map to -1)."""
+    result: dict[str, int] = {}
+    for dirpath, _dirnames, filenames in os.walk(root):
+        for name in filenames:
+            path = Path(dirpath) / name
+            rel = str(path.relative_to(root))
+            if rel == _MARKER:
+                continue
+            result[rel] = -1 if path.is_symlink() else path.lstat().st_size
+    return result
+
+
+def _intact(root: Path) -> bool:
+    marker = root / _MARKER
+    if not marker.is_file():
+        return False
+    try:
+        recorded = json.loads(marker.read_text())["files"]
+    except (ValueError, KeyError):
+        return False
+    for rel, size in recorded.items():
+        path = root / rel
+        if size == -1:
+            if not path.is_symlink():
+                return False
+        elif not path.is_file() or path.is_symlink() or path.stat().st_size != size:
+            return False
+    return True
+
+
+def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
+    """Unpack `packages` into ``root/<kind>-<id>`` once; later calls verify and reuse it.
+
+    A damaged directory (missing or resized files) is detected through its manifest and rebuilt.
+    """
+    final = root / f"{packages.kind}-{packages.id}"
+    if _intact(final):
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with fetcher.store.locked(f"materialize-{packages.kind}-{packages.id}"):
+        if _intact(final):
+            return final
+        if final.exists():
+            log.warn(f"{final} is damaged; unpacking it again")
+            shutil.rmtree(final)
+        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{packages.kind}-"))
+        staging.chmod(0o755)
+        try:
+            for pin in packages.packages:
+                extract_deb(fetcher.fetch(pin), staging)
+            _link_tools(staging, packages)
+            (staging / _MARKER).write_text(
+                json.dumps({"id": packages.id, "files": _manifest(staging)}, sort_keys=True)
+            )
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return final
+
+
+def _link_tools(root: Path, packages: PackageSet) -> None:
+    """Create ``bin/<tool>`` symlinks so the sandbox PATH finds exactly the pinned programs."""
+    if not packages.tools:
+        return
+    bin_dir = root / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    for name, program in packages.tools:
+        if not (root / packages.tools_dir / program).exists():
+            raise ToolchainError(f"pinned {packages.kind} packages lack {packages.tools_dir}/{program}")
+        os.symlink(os.path.relpath(root / packages.tools_dir / program, bin_dir), bin_dir / name)
+
+
+@dataclass(frozen=True)
+class Materialized:
+    """Host directories of a materialized Linux toolchain."""
+
+    compiler: Path
+    sysroot: Path
+
+
+def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) -> Materialized:
+    """Fetch and unpack the compiler and sysroot of a Linux toolchain (idempotent)."""
+    if toolchain.compiler is None or toolchain.sysroot is None:
+        raise ToolchainError(f"{toolchain.triple} uses the host's Xcode; nothing to materialize")
+    compiler = materialize(toolchain.compiler.packages, fetcher, root)
+    sysroot = materialize(toolchain.sysroot, fetcher, root)
+    return Materialized(compiler=compiler, sysroot=sysroot)
+
+
+def check_xcode(toolchain: Toolchain) -> None:
+    """On macOS, verify the host's clang and SDK are the pinned versions."""
+    assert toolchain.xcode is not None
+    try:
+        sdk = subprocess.run(
+            ["xcrun", "--sdk", "macosx", "--show-sdk-version"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        clang = subprocess.run(
+            ["xcrun", "clang", "--version"], capture_output=True, text=True, check=True
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        raise ToolchainError(
+            "xcrun failed: Xcode is not installed", hint="install the pinned Xcode"
+        ) from None
+    if sdk != toolchain.xcode["sdk_version"]:
+        raise ToolchainError(
+            f"macOS SDK {sdk} found, {toolchain.xcode['sdk_version']} pinned",
+            hint=f"select Xcode {toolchain.xcode['xcode_version']} with xcode-select",
+        )
+    if toolchain.xcode["clang_version"] not in clang:
+        raise ToolchainError(
+            f"host clang is not {toolchain.xcode['clang_version']}",
+            hint=f"select Xcode {toolchain.xcode['xcode_version']} with xcode-select",
+        )

@@ -1,0 +1,158 @@
+"""The build graph of one (target, Python, options): which actions exist and what each depends on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hermetic import scons_glue
+from hermetic.action import Action, ActionRunner, Patch
+from hermetic.debian import DebianArchives, archives_from_apt
+from hermetic.fetch import ContentStore, Fetcher
+from hermetic.lock import SourcesLock, load_lock
+from hermetic.pins import Pin
+from hermetic.toolchain import Toolchain, host_platform, load_toolchain, materialize_toolchain
+from pydist import matrix
+from pydist.compile_env import CompileEnv
+from pydist.libraries import INSTALL_ROOT, RECIPES, LibraryRecipe
+from pydist.openssl import OPENSSL
+from pydist.settings import REPO_ROOT, Settings
+
+LOCK_FILE = REPO_ROOT / "sources.lock.toml"
+PINS_SCHEMA = REPO_ROOT / "schema" / "pins.schema.json"
+TOOLCHAINS_DIR = REPO_ROOT / "toolchains"
+PATCHES_DIR = REPO_ROOT / "patches"
+
+# Rule version of the dependency-library rule: bump to rebuild every library.
+LIBRARY_RULE_VERSION = 1
+
+NAMED_TARGETS = {
+    "libs": "every dependency library and OpenSSL (the default for now)",
+    "fetch": "download (or verify) every pinned file this build needs, nothing else",
+    "toolchain": "fetch and unpack the pinned compiler and sysroot",
+    "<library>": f"one library artifact: {', '.join([*RECIPES, 'openssl'])}",
+}
+
+
+def patches_for(package: str, version: str) -> tuple[Patch, ...]:
+    """``patches/<package>/<series>/*.patch`` for every series that `version` belongs to, in order.
+
+    A series is a version prefix: ``3.13`` applies to 3.13.15, ``3.13.15`` only to that release.
+    """
+    root = PATCHES_DIR / package
+    if not root.is_dir():
+        return ()
+    series = [
+        d for d in root.iterdir() if d.is_dir() and (version == d.name or version.startswith(d.name + "."))
+    ]
+    found: list[Patch] = []
+    for directory in sorted(series, key=lambda d: len(d.name)):
+        for path in sorted(directory.glob("*.patch")):
+            found.append(Patch(path=path, label=str(path.relative_to(REPO_ROOT))))
+    return tuple(found)
+
+
+@dataclass
+class BuildGraph:
+    """What SConstruct needs after declaring the graph."""
+
+    lock: SourcesLock
+    request: matrix.BuildRequest
+    toolchain: Toolchain
+    fetcher: Fetcher
+    libraries: dict[str, Any]
+    default: list[Any]
+
+
+def make_fetcher(settings: Settings) -> Fetcher:
+    """The fetcher configured from the command line and the host's apt configuration."""
+    apt = archives_from_apt()
+    archives = DebianArchives(
+        main=(settings.debian_mirror,) if settings.debian_mirror else apt.main,
+        security=(settings.debian_security_mirror,) if settings.debian_security_mirror else apt.security,
+    )
+    return Fetcher(
+        ContentStore(settings.cache_root / "downloads"),
+        distdirs=settings.distdirs,
+        mirrors=settings.mirrors,
+        resolve=archives.resolve,
+    )
+
+
+def library_action(
+    recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: SourcesLock, toolchain: Toolchain
+) -> Action:
+    """The action that builds one dependency library from its pin."""
+    label = pin.id
+    return Action(
+        name=label,
+        rule="library",
+        rule_version=LIBRARY_RULE_VERSION * 1000 + recipe.version,
+        target=toolchain.triple,
+        source=pin,
+        patches=patches_for(pin.name, pin.version),
+        deps=recipe.deps,
+        toolchain=toolchain,
+        env=recipe.env(ce, label),
+        steps=tuple(recipe.steps(ce, label)),
+        output=INSTALL_ROOT,
+        source_date_epoch=lock.source_date_epoch,
+    )
+
+
+def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> BuildGraph:
+    """Validate the request and declare every target of the build in `env`."""
+    lock = load_lock(LOCK_FILE, PINS_SCHEMA)
+    request = matrix.validate_request(lock, target=settings.target, py=settings.py, options=settings.options)
+    toolchain = load_toolchain(TOOLCHAINS_DIR, request.target, PINS_SCHEMA)
+    if checking_host:
+        toolchain.check_host()
+    fetcher = make_fetcher(settings)
+    target_dir = settings.build_dir / request.target
+    runner = ActionRunner(
+        fetcher=fetcher,
+        toolchain_root=settings.cache_root / "toolchains",
+        work_root=(target_dir / "work").resolve(),
+        log_root=(target_dir / "logs").resolve(),
+        jobs=settings.jobs,
+    )
+    ce = CompileEnv(toolchain=toolchain, build_host=host_platform())
+
+    libraries: dict[str, Any] = {}
+    for recipe in [*RECIPES.values(), OPENSSL]:
+        pin = lock.get(recipe.name)
+        action = library_action(recipe, pin, ce, lock, toolchain)
+        artifact = str(target_dir / "deps" / f"{pin.id}.tar.zst")
+        node = scons_glue.declare_action(env, action, runner, artifact, [libraries[d] for d in recipe.deps])
+        env.Alias(recipe.name, node)
+        libraries[recipe.name] = node
+    env.Alias("libs", list(libraries.values()))
+
+    needed = [lock.get(r.name) for r in [*RECIPES.values(), OPENSSL]] + [request.python]
+    needed += toolchain.all_packages()
+
+    def fetch_all() -> None:
+        for pin in needed:
+            fetcher.fetch(pin)
+
+    def toolchain_task() -> None:
+        materialize_toolchain(toolchain, fetcher, settings.cache_root / "toolchains")
+
+    scons_glue.declare_task(env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
+    scons_glue.declare_task(env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
+    default = [env.Alias("libs")]
+    return BuildGraph(lock, request, toolchain, fetcher, libraries, default)
+
+
+def describe_pins(pins: list[Pin]) -> str:
+    """A short listing used by progress lines."""
+    return ", ".join(p.id for p in pins)
+
+
+def repo_relative(path: Path) -> str:
+    """`path` relative to the repository, for messages."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

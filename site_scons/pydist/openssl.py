@@ -1,0 +1,54 @@
+"""Recipe of OpenSSL 3.5 with its FIPS provider.
+
+Configured ``enable-fips no-shared`` and deliberately **without** ``-fvisibility=hidden``: the provider's only
+entry point, ``OSSL_provider_init``, carries no visibility attribute, so that flag would hide it and the
+module could never be loaded. Installed with ``install_fips``, which runs the module's self tests and writes
+``fipsmodule.cnf`` (its ``module-mac`` is an HMAC of exactly the installed ``fips.so``). The artifact holds
+``lib/libcrypto.a``, ``lib/libssl.a``, the headers, ``bin/openssl``, ``lib/ossl-modules/fips.so`` and
+``ssl/fipsmodule.cnf``.
+"""
+
+from __future__ import annotations
+
+from hermetic.action import DEPS, OUT, Step
+from pydist.compile_env import CompileEnv
+from pydist.libraries import INSTALL_ROOT, LibraryRecipe, cmd, sh
+
+# OpenSSL reads the host's configuration and CA certificates from here at run time, like the system's.
+OPENSSLDIR = "/etc/ssl"
+
+
+def _steps(ce: CompileEnv, label: str) -> list[Step]:
+    # Flags go on the Configure line so OpenSSL keeps its own optimization and threading flags.
+    flags = ce.cflags(label, optimize="-O3").split()
+    configure = [
+        "perl",
+        "./Configure",
+        str(ce.toolchain.target["openssl_target"]),
+        "enable-fips",
+        "no-shared",
+        "no-tests",
+        "no-legacy",
+        "no-docs",
+        f"--prefix={DEPS}",
+        "--libdir=lib",
+        f"--openssldir={OPENSSLDIR}",
+        *flags,
+    ]
+    return [
+        cmd("configure", *configure),
+        cmd("build", "make", "build_sw"),
+        cmd("install", "make", "install_sw", "install_fips", f"DESTDIR={OUT}"),
+        sh(
+            "collect fipsmodule.cnf",
+            f"install -D -m 0644 {OUT}{OPENSSLDIR}/fipsmodule.cnf {INSTALL_ROOT}/ssl/fipsmodule.cnf",
+        ),
+    ]
+
+
+def _env(ce: CompileEnv) -> dict[str, str]:
+    # CFLAGS would replace OpenSSL's own; the flags are passed to Configure instead.
+    return {"CFLAGS": "", "CPPFLAGS": "", "LDFLAGS": ce.ldflags()}
+
+
+OPENSSL = LibraryRecipe(name="openssl", steps=_steps, extra_env=_env)

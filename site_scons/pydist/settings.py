@@ -1,0 +1,125 @@
+"""Command-line variables of ``scons``: their defaults, help and validation."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hermetic.errors import ConfigError
+from pydist import matrix
+
+PROJECT = "fips-python-standalone"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_cache_root() -> Path:
+    """The user cache directory shared by every checkout: downloads, toolchains, SCons cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / PROJECT
+
+
+# name, default, help. Values are strings on the command line; they are checked by `resolve`.
+VARIABLES: tuple[tuple[str, str, str], ...] = (
+    ("target", matrix.default_target(), f"target triple: {' | '.join(matrix.TARGETS)}"),
+    ("py", matrix.DEFAULT_PYTHON, "Python to build: X.Y (newest pinned X.Y.Z) or a pinned X.Y.Z"),
+    ("options", matrix.DEFAULT_OPTIONS, f"option set: {' | '.join(matrix.OPTIONS)}"),
+    (
+        "cache_root",
+        str(default_cache_root()),
+        "user cache for downloads and toolchains (shared by checkouts)",
+    ),
+    ("scons_cache", "<cache_root>/scons-cache", "SCons CacheDir for built artifacts; 'off' disables it"),
+    (
+        "distdir",
+        "",
+        "comma-separated directories searched for pinned files before any download (offline builds)",
+    ),
+    (
+        "mirrors",
+        "",
+        "comma-separated URL templates tried before the pinned URLs, e.g. https://m.example/{sha256}",
+    ),
+    ("debian_mirror", "<from apt configuration>", "base URL of the Debian archive (main), overriding apt's"),
+    ("debian_security_mirror", "<from apt configuration>", "base URL of the Debian security archive"),
+    ("build_dir", "build", "where artifacts, logs and work trees go"),
+    ("jobs", str(os.cpu_count() or 1), "parallel jobs inside each action (not part of any cache key)"),
+)
+_NAMES = {name for name, _default, _help in VARIABLES}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The resolved command line."""
+
+    target: str
+    py: str
+    options: str
+    cache_root: Path
+    scons_cache: Path | None
+    distdirs: tuple[Path, ...]
+    mirrors: tuple[str, ...]
+    debian_mirror: str | None
+    debian_security_mirror: str | None
+    build_dir: Path
+    jobs: int
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def resolve(arguments: dict[str, str]) -> Settings:
+    """Check the ``name=value`` arguments (misspelled names included) and apply defaults."""
+    unknown = sorted(set(arguments) - _NAMES)
+    if unknown:
+        raise ConfigError(
+            f"unknown variable {unknown[0]}=",
+            hint=f"valid variables: {', '.join(sorted(_NAMES))} (see scons -h)",
+        )
+    defaults = {name: default for name, default, _help in VARIABLES}
+    value: dict[str, Any] = {**defaults, **arguments}
+    cache_root = Path(value["cache_root"]).expanduser()
+    scons_cache: Path | None
+    if value["scons_cache"] == defaults["scons_cache"]:
+        scons_cache = cache_root / "scons-cache"
+    elif value["scons_cache"] in ("off", "none", ""):
+        scons_cache = None
+    else:
+        scons_cache = Path(value["scons_cache"]).expanduser()
+    distdirs = tuple(Path(d).expanduser().resolve() for d in _split(value["distdir"]))
+    for directory in distdirs:
+        if not directory.is_dir():
+            raise ConfigError(f"distdir={directory} is not a directory", hint="create it or fix the path")
+    if not str(value["jobs"]).isdigit() or int(value["jobs"]) < 1:
+        raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
+    return Settings(
+        target=value["target"],
+        py=value["py"],
+        options=value["options"],
+        cache_root=cache_root,
+        scons_cache=scons_cache,
+        distdirs=distdirs,
+        mirrors=_split(value["mirrors"]),
+        debian_mirror=None if value["debian_mirror"] == defaults["debian_mirror"] else value["debian_mirror"],
+        debian_security_mirror=(
+            None
+            if value["debian_security_mirror"] == defaults["debian_security_mirror"]
+            else value["debian_security_mirror"]
+        ),
+        build_dir=Path(value["build_dir"]),
+        jobs=int(value["jobs"]),
+    )
+
+
+def help_text(named_targets: dict[str, str]) -> str:
+    """``scons -h``: every variable with its default, then the named targets."""
+    lines = ["Usage: scons [name=value ...] [named-target ...]", "", "Variables (default in brackets):"]
+    for name, default, description in VARIABLES:
+        lines.append(f"  {name:24s}{description}")
+        lines.append(f"  {'':24s}[{default}]")
+    lines += ["", "Named targets:"]
+    for name, description in named_targets.items():
+        lines.append(f"  {name:24s}{description}")
+    return "\n".join(lines) + "\n"

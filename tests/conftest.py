@@ -1,0 +1,138 @@
+"""Shared fixtures: a real HTTP server on loopback, pins of real bytes, a copy of the repository."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hermetic.pins import Pin
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class Served:
+    """What the loopback server serves and what it saw."""
+
+    files: dict[str, bytes] = field(default_factory=dict)
+    hits: list[str] = field(default_factory=list)
+    ranges: list[str] = field(default_factory=list)
+    flaky_left: dict[str, int] = field(default_factory=dict)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    served: Served
+
+    def log_message(self, *args: object) -> None:  # keep test output clean
+        pass
+
+    def do_GET(self) -> None:
+        self.served.hits.append(self.path)
+        mode, _, name = self.path.lstrip("/").partition("/")
+        data = self.served.files.get(name)
+        if data is None or mode == "missing":
+            self.send_error(404)
+            return
+        start = 0
+        if "Range" in self.headers:
+            self.served.ranges.append(self.headers["Range"])
+            start = int(self.headers["Range"].split("=")[1].split("-")[0])
+        body = data[start:]
+        if mode == "wrong":  # same length, different bytes
+            body = bytes(b ^ 0xFF for b in body)
+        if mode == "short":  # honest Content-Length, but fewer bytes than pinned
+            body = body[: len(body) // 2]
+        cut = mode == "truncate" or (mode == "flaky" and self.served.flaky_left.get(name, 0) > 0)
+        if mode == "flaky" and cut:
+            self.served.flaky_left[name] -= 1
+        self.send_response(206 if start else 200)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes")
+        self.end_headers()
+        if cut:  # announce everything, send half, drop the connection
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        self.wfile.write(body)
+
+
+@dataclass
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1."""
+
+    base: str
+    served: Served
+
+    def url(self, mode: str, name: str) -> str:
+        return f"{self.base}/{mode}/{name}"
+
+
+@pytest.fixture
+def http_server() -> Iterator[LoopbackServer]:
+    served = Served()
+    handler = type("Handler", (_Handler,), {"served": served})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LoopbackServer(base=f"http://127.0.0.1:{server.server_address[1]}", served=served)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """A URL on a loopback port nothing listens on (connection refused)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return f"http://127.0.0.1:{port}/nothing-here.tar.gz"
+
+
+def make_pin(data: bytes, name: str = "demo", urls: tuple[str, ...] = ()) -> Pin:
+    """A pin for `data`."""
+    return Pin(
+        name=name,
+        version="1.0",
+        filename=f"{name}-1.0.tar.gz",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        urls=urls,
+        license="MIT",
+    )
+
+
+def copy_repository(dest: Path) -> Path:
+    """Copy the tracked files of the repository (and uncommitted ones) to `dest`, without build outputs."""
+    ignore = shutil.ignore_patterns(
+        "build", "dist", ".venv", ".git", "__pycache__", ".pytest_cache", "*.egg-info"
+    )
+    shutil.copytree(REPO_ROOT, dest, ignore=ignore, symlinks=True)
+    return dest
+
+
+def scons_command() -> list[str]:
+    """How tests invoke SCons: the scons of the interpreter running the tests."""
+    return [sys.executable, "-m", "SCons"]
+
+
+def run_scons(project: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run scons in `project` with `args`, capturing output."""
+    result = subprocess.run(
+        [*scons_command(), "-Q", *args], cwd=project, capture_output=True, text=True, timeout=3600
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"scons {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result
