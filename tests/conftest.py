@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
 from hermetic.pins import Pin
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -136,3 +137,17 @@ def run_scons(project: Path, *args: str, check: bool = False) -> subprocess.Comp
     if check and result.returncode != 0:
         raise AssertionError(f"scons {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
+
+
+@pytest.fixture(scope="session")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the repository shared by the integration tests of one session (default caches)."""
+    return copy_repository(tmp_path_factory.mktemp("project") / "repo")
+
+
+def unpack(archive: Path, dest: Path) -> Path:
+    """Unpack a .tar.zst/.tar.gz artifact with the system tar, independently of the code under test."""
+    dest.mkdir(parents=True, exist_ok=True)
+    flag = "--zstd" if archive.name.endswith(".zst") else "-z"
+    subprocess.run(["tar", flag, "-xf", str(archive), "-C", str(dest)], check=True)
+    return dest

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 
 import zstandard
+
 from hermetic.errors import UnsafeArchiveError
 
 Compression = Literal["zst", "gz", "none"]

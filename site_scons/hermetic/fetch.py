@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
 from hermetic import log
 from hermetic.errors import FetchError, IntegrityError
 from hermetic.pins import Pin

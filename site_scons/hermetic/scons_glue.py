@@ -17,6 +17,7 @@ from typing import Any
 import SCons.Action
 import SCons.Errors
 import SCons.Script
+
 from hermetic.action import Action, ActionRunner
 from hermetic.errors import HermeticError
 

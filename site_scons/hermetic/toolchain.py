@@ -33,6 +33,15 @@ COMPILER_MOUNT = "/toolchain"
 SYSROOT_MOUNT = "/sysroot"
 
 
+# How messages name the build hosts (``<arch>-<os>``).
+HOST_DESCRIPTIONS = {
+    "x86_64-linux": "an x86_64 Linux host (Debian 12 or newer)",
+    "aarch64-linux": "an aarch64 Linux host (Debian 12 or newer)",
+    "aarch64-macos": "a macOS host on Apple silicon (arm64) with the pinned Xcode",
+    "x86_64-macos": "a macOS host on Intel (x86_64) with the pinned Xcode",
+}
+
+
 def host_platform() -> str:
     """The build host as ``<arch>-<os>``, e.g. ``x86_64-linux`` or ``aarch64-macos``."""
     machine = platform.machine().lower()
@@ -158,10 +167,10 @@ class Toolchain:
         """Stop at once, with the host it needs, when this machine cannot build the target."""
         host = host or host_platform()
         if host not in self.build_hosts:
-            needs = " or ".join(self.build_hosts)
+            needs = " or ".join(HOST_DESCRIPTIONS.get(h, h) for h in self.build_hosts)
             raise ConfigError(
                 f"target {self.triple} cannot be built on this host ({host})",
-                hint=f"run the build on a {needs} host",
+                hint=f"run the build on {needs}",
             )
         if self.compiler is not None:
             have = host_glibc()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import zstandard
+
 from hermetic.archive import extract_deb, extract_tar, pack_tree
 from hermetic.errors import UnsafeArchiveError
 

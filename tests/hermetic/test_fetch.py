@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from conftest import LoopbackServer, make_pin
 from hermetic.errors import FetchError
 from hermetic.fetch import ContentStore, Fetcher, FetchPolicy

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from conftest import REPO_ROOT
 from hermetic.action import Action, ActionRunner, Step
 from hermetic.debian import archives_from_apt

@@ -1,0 +1,1 @@
+"""The domain rules: dependency libraries, OpenSSL with the FIPS provider, CPython and its distribution."""

@@ -1,0 +1,74 @@
+"""The scons command line: defaults in -h, and one clear line for every mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT, run_scons
+
+pytestmark = pytest.mark.integration
+
+
+def assert_one_line_error(result_stderr: str, *fragments: str) -> None:
+    lines = [line for line in result_stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result_stderr
+    assert lines[0].startswith("scons: *** ")
+    assert "Traceback" not in result_stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_help_lists_every_variable_and_its_default() -> None:
+    result = run_scons(REPO_ROOT, "-h", "target=aarch64-apple-darwin")
+    assert result.returncode == 0, result.stderr
+    for name, default in [
+        ("target", "[x86_64-unknown-linux-gnu]"),
+        ("py", "[3.13]"),
+        ("options", "[pgo+lto]"),
+    ]:
+        assert f"  {name} " in result.stdout and default in result.stdout
+    for name in ("distdir", "mirrors", "scons_cache", "cache_root", "jobs", "debian_mirror"):
+        assert f"  {name} " in result.stdout
+    assert "fetch" in result.stdout and "openssl" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["target=x86_64-linux"], ["target=x86_64-linux", "valid: x86_64-unknown-linux-gnu"]),
+        (["py=3.9"], ["py=3.9", "3.10, 3.11, 3.12, 3.13, 3.14"]),
+        (["py=3.13.99"], ["py=3.13.99", "not pinned", "3.13.15"]),
+        (["py=three"], ["not a Python version"]),
+        (["options=lto"], ["options=lto", "pgo+lto, freethreaded+pgo+lto"]),
+        (["py=3.11", "options=freethreaded+pgo+lto"], ["needs Python 3.13 or newer"]),
+        (["pyy=3.11"], ["unknown variable pyy=", "valid variables:"]),
+        (["jobs=many"], ["jobs=many"]),
+        (["distdir=/nonexistent/dir"], ["distdir=/nonexistent/dir is not a directory"]),
+    ],
+)
+def test_mistakes_are_one_line_errors(args: list[str], fragments: list[str]) -> None:
+    result = run_scons(REPO_ROOT, "-n", *args)
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, *fragments)
+
+
+def test_macos_target_stops_at_once_on_linux(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "target=aarch64-apple-darwin", "py=3.11", f"build_dir={tmp_path / 'build'}")
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "aarch64-apple-darwin", "macOS")
+    assert "[start]" not in result.stdout
+    assert not (tmp_path / "build" / "aarch64-apple-darwin").exists()
+
+
+def test_unfetchable_source_names_the_file_and_where_to_put_it(tmp_path: Path) -> None:
+    # CPython 3.12 is pinned from upstream only, which these machines cannot reach.
+    distdir = tmp_path / "offline"
+    distdir.mkdir()
+    result = run_scons(REPO_ROOT, "fetch", "py=3.12", f"distdir={distdir}", f"build_dir={tmp_path / 'build'}")
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("scons: ***")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "Python-3.12.14.tar.xz" in errors[0] and str(distdir) in errors[0]
+    assert "5c8462af5790baf43a321a1559dbe0db06d1be4300fb85fb53c40060668e548a" in errors[0]
