@@ -151,3 +151,54 @@ def unpack(archive: Path, dest: Path) -> Path:
     flag = "--zstd" if archive.name.endswith(".zst") else "-z"
     subprocess.run(["tar", flag, "-xf", str(archive), "-C", str(dest)], check=True)
     return dest
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    """The pinned x86_64 toolchain, materialized, and a way to run commands with it in the sandbox."""
+
+    compiler: Path
+    sysroot: Path
+
+    def run(self, work: Path, script: str) -> subprocess.CompletedProcess[str]:
+        """Run `script` (sh) in the sandbox with `work` as the writable /build/out; raise on failure."""
+        from hermetic.sandbox import Bubblewrap, Mount
+
+        scratch = work / ".sandbox"
+        scratch.mkdir(parents=True, exist_ok=True)
+        log = scratch / "log"
+        log.write_text("")
+        mounts = [
+            Mount(work, "/build/out", True),
+            Mount(self.compiler, "/toolchain"),
+            Mount(self.sysroot, "/sysroot"),
+        ]
+        env = {
+            "PATH": "/toolchain/bin:/usr/bin:/bin",
+            "LC_ALL": "C",
+            "HOME": "/tmp",
+            "SOURCE_DATE_EPOCH": "0",
+        }
+        rc = Bubblewrap(scratch).run(
+            ["/bin/sh", "-ec", script], mounts=mounts, env=env, cwd="/build/out", log_file=log
+        )
+        output = log.read_text()
+        if rc != 0:
+            raise AssertionError(f"sandboxed command failed ({rc}):\n{script}\n{output}")
+        return subprocess.CompletedProcess(script, rc, output, "")
+
+
+@pytest.fixture(scope="session")
+def toolchain() -> Toolchain:
+    """Materialize (or reuse) the pinned x86_64-unknown-linux-gnu toolchain from the user cache."""
+    from hermetic.debian import archives_from_apt
+    from hermetic.fetch import ContentStore, Fetcher
+    from hermetic.toolchain import load_toolchain, materialize_toolchain
+    from pydist.graph import PINS_SCHEMA, TOOLCHAINS_DIR
+    from pydist.settings import default_cache_root
+
+    cache = default_cache_root()
+    pins = load_toolchain(TOOLCHAINS_DIR, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
+    fetcher = Fetcher(ContentStore(cache / "downloads"), resolve=archives_from_apt().resolve)
+    dirs = materialize_toolchain(pins, fetcher, cache / "toolchains")
+    return Toolchain(compiler=dirs.compiler, sysroot=dirs.sysroot)

@@ -12,6 +12,7 @@ Inside the sandbox every action sees the same paths:
 ``/build/out``          where the step installs; packed as the artifact  read-write
 ``/build/deps``         the artifacts of the dependencies, merged        read-only
 ``/build/patches``      the patches, in order                            read-only
+``/build/files``        helper files from the repository (scripts)       read-only
 ``/build/tmp``          HOME and TMPDIR                                  read-write
 ``/toolchain``          the pinned compiler                              read-only
 ``/sysroot``            the pinned sysroot                               read-only
@@ -29,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hermetic import log
-from hermetic.archive import extract_tar, pack_tree
+from hermetic import archive, log
+from hermetic.archive import Compression, extract_tar, pack_tree
 from hermetic.errors import ActionError
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.pins import Pin
@@ -44,6 +45,7 @@ SRC = "/build/src"
 OUT = "/build/out"
 DEPS = "/build/deps"
 PATCHES = "/build/patches"
+FILES = "/build/files"
 TMP = "/build/tmp"
 
 # Where an artifact keeps the record of the action that produced it.
@@ -77,16 +79,25 @@ class Step:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Patch:
-    """A patch file applied to the source tree, identified in keys by its path in the repo and sha256."""
+class InputFile:
+    """A file of the repository an action reads (a patch, a helper script), identified in action keys by
+    its path in the repository and its sha256."""
 
     path: Path
     label: str
 
     @property
     def sha256(self) -> str:
-        """Digest of the patch file."""
+        """Digest of the file."""
         return sha256_file(self.path)
+
+    def describe(self) -> dict[str, str]:
+        """Canonical form for the action key."""
+        return {"path": self.label, "sha256": self.sha256}
+
+
+# Patches are input files applied to the source tree in order.
+Patch = InputFile
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,6 +111,7 @@ class Action:
         target: (str) the target triple.
         source: (Pin | None) the pinned source tarball unpacked into ``/build/src``.
         patches: (tuple[Patch, ...]) applied in order with ``patch -p1``.
+        files: (tuple[InputFile, ...]) shown read-only as ``/build/files/<name>``.
         deps: (tuple[str, ...]) names of the dependency artifacts merged into ``/build/deps``.
         toolchain: (Toolchain) the compiler and sysroot.
         env: (Mapping[str, str]) the complete environment of every step (plus per-step additions).
@@ -120,6 +132,10 @@ class Action:
     steps: tuple[Step, ...]
     output: str
     source_date_epoch: int
+    files: tuple[InputFile, ...] = ()
+    output_prefix: str = ""
+    output_compression: Compression = "zst"
+    record: bool = True
 
     @property
     def label(self) -> str:
@@ -153,14 +169,21 @@ class Action:
             "name": self.name,
             "target": self.target,
             "source": self.source.identity() if self.source else None,
-            "patches": [{"path": p.label, "sha256": p.sha256} for p in self.patches],
+            "patches": [p.describe() for p in self.patches],
+            "files": [f.describe() for f in self.files],
             "deps": list(self.deps),
             "toolchain": self.toolchain.identity(),
             "host_tools": host_tools_identity(),
             "sandbox": {"kind": "bubblewrap", "network": False},
             "env": dict(sorted(self.full_env().items())),
             "steps": [s.describe() for s in self.steps],
-            "output": self.output,
+            "output": {
+                "dir": self.output,
+                "prefix": self.output_prefix,
+                "compression": self.output_compression,
+                "settings": archive.pinned_settings(),
+                "record": self.record,
+            },
         }
 
     def canonical_json(self) -> str:
@@ -219,7 +242,7 @@ class ActionRunner:
         work = self.work_root / action.name
         if work.exists():
             shutil.rmtree(work)
-        dirs = {name: work / name for name in ("src", "out", "deps", "patches", "tmp", "sandbox")}
+        dirs = {name: work / name for name in ("src", "out", "deps", "patches", "files", "tmp", "sandbox")}
         for path in dirs.values():
             path.mkdir(parents=True)
         self.log_root.mkdir(parents=True, exist_ok=True)
@@ -234,6 +257,8 @@ class ActionRunner:
             extract_tar(self.fetcher.fetch(action.source), dirs["src"], strip="auto")
         for index, patch in enumerate(action.patches):
             shutil.copyfile(patch.path, dirs["patches"] / f"{index:04d}-{patch.path.name}")
+        for file in action.files:
+            shutil.copy2(file.path, dirs["files"] / file.path.name)
         dep_digests = {}
         for dep in dep_artifacts:
             extract_tar(dep, dirs["deps"])
@@ -246,6 +271,7 @@ class ActionRunner:
             Mount(dirs["tmp"], TMP, writable=True),
             Mount(dirs["deps"], DEPS),
             Mount(dirs["patches"], PATCHES),
+            Mount(dirs["files"], FILES),
             Mount(toolchain.compiler, COMPILER_MOUNT),
             Mount(toolchain.sysroot, SYSROOT_MOUNT),
         ]
@@ -287,22 +313,23 @@ class ActionRunner:
         out_dir = dirs["out"] / Path(action.output).relative_to(OUT)
         if not out_dir.is_dir():
             self._fail(action, log_file, work, f"{action.label}: produced no {action.output}")
-        record = out_dir / RECORD_DIR / f"{action.name}.action.json"
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(
-            json.dumps(
-                {
-                    "key": action.key(),
-                    "description": action.description(),
-                    "dep_artifacts": dep_digests,
-                    "sandbox": sandbox.version(),
-                },
-                indent=2,
-                sort_keys=True,
-            )
-            + "\n"
+        if action.record:
+            record = out_dir / RECORD_DIR / f"{action.name}.action.json"
+            record.parent.mkdir(parents=True, exist_ok=True)
+            facts = {
+                "key": action.key(),
+                "description": action.description(),
+                "dep_artifacts": dep_digests,
+                "sandbox": sandbox.version(),
+            }
+            record.write_text(json.dumps(facts, indent=2, sort_keys=True) + "\n")
+        pack_tree(
+            out_dir,
+            artifact,
+            mtime=action.source_date_epoch,
+            prefix=action.output_prefix,
+            compression=action.output_compression,
         )
-        pack_tree(out_dir, artifact, mtime=action.source_date_epoch)
         with open(log_file, "a") as f:
             f.write(f"# finished in {time.time() - started:.1f}s -> {artifact.name}\n")
         shutil.rmtree(work)

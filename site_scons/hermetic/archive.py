@@ -28,7 +28,19 @@ Compression = Literal["zst", "gz", "none"]
 
 # Pinned compression settings: part of what makes an artifact's bytes reproducible.
 ZSTD_LEVEL = 10
+ZSTD_THREADS = 2
 GZIP_LEVEL = 6
+
+
+def pinned_settings() -> dict[str, object]:
+    """The settings that shape packed bytes (part of every action key), library version included."""
+    return {
+        "format": "gnu",
+        "zstd_level": ZSTD_LEVEL,
+        "zstd_threads": ZSTD_THREADS,
+        "zstd_library": zstandard.ZSTD_VERSION,
+        "gzip_level": GZIP_LEVEL,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -245,6 +257,7 @@ def _atomic_output(out: Path) -> Iterator[BinaryIO]:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        Path(tmp).chmod(0o644)  # mkstemp creates 0600; archives are meant to be shared
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -252,9 +265,11 @@ def _atomic_output(out: Path) -> Iterator[BinaryIO]:
 
 
 @contextmanager
-def _compressor(raw: BinaryIO, compression: Compression, mtime: int) -> Iterator[BinaryIO]:
+def _compressor(raw: BinaryIO, compression: Compression, mtime: int, zstd_level: int) -> Iterator[BinaryIO]:
     if compression == "zst":
-        cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL, threads=0, write_checksum=True)
+        # A fixed worker count: zstd's multithreaded output does not depend on it, but differs from
+        # single-threaded output, so it is never switched off.
+        cctx = zstandard.ZstdCompressor(level=zstd_level, threads=ZSTD_THREADS, write_checksum=True)
         with cctx.stream_writer(raw, closefd=False) as writer:
             yield writer  # type: ignore[misc]
     elif compression == "gz":
@@ -275,6 +290,7 @@ def pack_tree(
     compression: Compression = "zst",
     first: Sequence[str] = (),
     exclude: Iterable[str] = (),
+    zstd_level: int = ZSTD_LEVEL,
 ) -> None:
     """Write every file under `root` into the tarball `out`, deterministically and atomically.
 
@@ -286,13 +302,14 @@ def pack_tree(
         compression: ("zst" | "gz" | "none") the pinned compression to apply.
         first: (Sequence[str]) relative paths written before all others, in this order.
         exclude: (Iterable[str]) relative paths to leave out.
+        zstd_level: (int) the pinned zstd level (intermediate artifacts use ZSTD_LEVEL).
     """
     excluded = set(exclude)
     ordered = [p for p in first if (root / p).exists() or (root / p).is_symlink()]
     ordered += [p for p in _walk(root) if p not in set(ordered) and p not in excluded]
     with (
         _atomic_output(out) as raw,
-        _compressor(raw, compression, mtime) as stream,
+        _compressor(raw, compression, mtime, zstd_level) as stream,
         tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar,
     ):
         for rel in ordered:

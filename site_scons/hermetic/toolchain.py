@@ -26,7 +26,7 @@ from hermetic.fetch import Fetcher
 from hermetic.pins import Pin, load_toml
 
 # Bump when the layout a materialized directory gets changes: it is part of every toolchain identity.
-MATERIALIZER_VERSION = 1
+MATERIALIZER_VERSION = 2
 
 # Where the sandbox shows the compiler and the sysroot, identical on every machine.
 COMPILER_MOUNT = "/toolchain"
@@ -77,19 +77,21 @@ class PackageSet:
     Attributes:
         kind: (str) ``compiler`` or ``sysroot``: the directory name prefix.
         packages: (tuple[Pin, ...]) the ``.deb`` files.
-        tools: (tuple[tuple[str, str], ...]) ``bin/<name>`` links to create, as (name, program).
-        tools_dir: (str) where the linked programs are, relative to the unpacked packages.
+        tools: (tuple[tuple[str, str], ...]) ``bin/<name>`` launchers to create, as (name, program).
+        tools_dir: (str) where the launched programs are, relative to the unpacked packages.
+        lib_dirs: (tuple[str, ...]) where the programs' shared libraries are, relative to the packages.
     """
 
     kind: str
     packages: tuple[Pin, ...]
     tools: tuple[tuple[str, str], ...] = ()
     tools_dir: str = ""
+    lib_dirs: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         """Short content id: changes whenever a package, a tool link or the materializer changes."""
-        layout = [self.tools_dir, self.tools]
+        layout = [self.tools_dir, self.tools, self.lib_dirs]
         return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[
             :20
         ]
@@ -107,7 +109,6 @@ class Compiler:
     version: str
     build_host: str
     min_host_glibc: str
-    lib_dirs: tuple[str, ...]
     packages: PackageSet
 
 
@@ -184,11 +185,10 @@ class Toolchain:
                 )
 
     def sandbox_env(self) -> dict[str, str]:
-        """Environment entries that make the pinned tools the ones found inside the sandbox."""
+        """Environment entries that describe the toolchain inside the sandbox."""
         if self.compiler is None:
             return {}
-        lib_path = ":".join(f"{COMPILER_MOUNT}/{d}" for d in self.compiler.lib_dirs)
-        return {"LD_LIBRARY_PATH": lib_path, "HERMETIC_TOOLCHAIN": self.identity_digest()[:20]}
+        return {"HERMETIC_TOOLCHAIN": self.identity_digest()[:20]}
 
     def bin_path(self) -> str:
         """The sandbox PATH entry that holds the pinned tools."""
@@ -203,12 +203,12 @@ def load_compiler(path: Path, schema: Path) -> Compiler:
         version=data["version"],
         build_host=data["build_host"],
         min_host_glibc=data["min_host_glibc"],
-        lib_dirs=tuple(data["lib_dirs"]),
         packages=PackageSet(
             kind="compiler",
             packages=tuple(Pin.from_mapping(p) for p in data["package"]),
             tools=tuple(sorted(data["tools"].items())),
             tools_dir=data["bin_dir"],
+            lib_dirs=tuple(data["lib_dirs"]),
         ),
     )
 
@@ -306,15 +306,23 @@ def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
 
 
 def _link_tools(root: Path, packages: PackageSet) -> None:
-    """Create ``bin/<tool>`` symlinks so the sandbox PATH finds exactly the pinned programs."""
+    """Create ``bin/<tool>`` launchers so the sandbox PATH finds exactly the pinned programs.
+
+    Each launcher sets LD_LIBRARY_PATH for its program only (the pinned libraries it loads), so
+    nothing else in the sandbox, and nothing a build records, sees the toolchain's library path.
+    """
     if not packages.tools:
         return
     bin_dir = root / "bin"
     bin_dir.mkdir(exist_ok=True)
+    lib_path = ":".join(f"{COMPILER_MOUNT}/{d}" for d in packages.lib_dirs)
     for name, program in packages.tools:
         if not (root / packages.tools_dir / program).exists():
             raise ToolchainError(f"pinned {packages.kind} packages lack {packages.tools_dir}/{program}")
-        os.symlink(os.path.relpath(root / packages.tools_dir / program, bin_dir), bin_dir / name)
+        launcher = bin_dir / name
+        target = f"{COMPILER_MOUNT}/{packages.tools_dir}/{program}"
+        launcher.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={lib_path} exec {target} "$@"\n')
+        launcher.chmod(0o755)
 
 
 @dataclass(frozen=True)

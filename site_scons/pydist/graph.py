@@ -13,22 +13,26 @@ from hermetic.fetch import ContentStore, Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain, host_platform, load_toolchain, materialize_toolchain
-from pydist import matrix
+from pydist import cpython, dist_graph, matrix
 from pydist.compile_env import CompileEnv
+from pydist.distribution import DistNames
 from pydist.libraries import INSTALL_ROOT, RECIPES, LibraryRecipe
 from pydist.openssl import OPENSSL
-from pydist.settings import REPO_ROOT, Settings
+from pydist.settings import REPO_ROOT, Settings, release_tag
 
 LOCK_FILE = REPO_ROOT / "sources.lock.toml"
 PINS_SCHEMA = REPO_ROOT / "schema" / "pins.schema.json"
 TOOLCHAINS_DIR = REPO_ROOT / "toolchains"
 PATCHES_DIR = REPO_ROOT / "patches"
 
-# Rule version of the dependency-library rule: bump to rebuild every library.
+# Rule versions: bump to rebuild everything a rule made.
 LIBRARY_RULE_VERSION = 1
+CPYTHON_RULE_VERSION = 1
 
 NAMED_TARGETS = {
-    "libs": "every dependency library and OpenSSL (the default for now)",
+    "dist": "the default: full, install_only and install_only_stripped archives and SHA256SUMS in dist/",
+    "cpython": "the CPython build (install tree, objects, build facts) for target, py and options",
+    "libs": "every dependency library and OpenSSL",
     "fetch": "download (or verify) every pinned file this build needs, nothing else",
     "toolchain": "fetch and unpack the pinned compiler and sysroot",
     "<library>": f"one library artifact: {', '.join([*RECIPES, 'openssl'])}",
@@ -101,6 +105,32 @@ def library_action(
     )
 
 
+def cpython_action(
+    request: matrix.BuildRequest,
+    ce: CompileEnv,
+    lock: SourcesLock,
+    toolchain: Toolchain,
+    deps: tuple[str, ...],
+) -> Action:
+    """The action that configures, builds and installs CPython against the dependency artifacts."""
+    label = f"cpython-{request.python_version}-{request.options}"
+    return Action(
+        name=label,
+        rule="cpython",
+        rule_version=CPYTHON_RULE_VERSION,
+        target=toolchain.triple,
+        source=request.python,
+        patches=patches_for("cpython", request.python_version),
+        deps=deps,
+        toolchain=toolchain,
+        env=cpython.cpython_env(request, ce, label),
+        steps=tuple(cpython.cpython_steps(request, ce, label)),
+        output=cpython.ARTIFACT_ROOT,
+        source_date_epoch=lock.source_date_epoch,
+        files=cpython.HELPER_FILES,
+    )
+
+
 def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> BuildGraph:
     """Validate the request and declare every target of the build in `env`."""
     lock = load_lock(LOCK_FILE, PINS_SCHEMA)
@@ -129,6 +159,32 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
         libraries[recipe.name] = node
     env.Alias("libs", list(libraries.values()))
 
+    python_action = cpython_action(request, ce, lock, toolchain, tuple(libraries))
+    python_artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
+    python_node = scons_glue.declare_action(
+        env, python_action, runner, python_artifact, list(libraries.values())
+    )
+    env.Alias("cpython", python_node)
+
+    license_pins = (*(lock.get(r.name) for r in [*RECIPES.values(), OPENSSL]), request.python)
+    lto = "lto" in request.optimizations.split("+")
+    dist_ctx = dist_graph.DistContext(
+        request=request,
+        lock=lock,
+        toolchain=toolchain,
+        runner=runner,
+        fetcher=fetcher,
+        work_root=(target_dir / "work").resolve(),
+        tests_root=(target_dir / "tests").resolve(),
+        license_pins=license_pins,
+        object_format=f"llvm-bitcode:{toolchain.compiler.version}" if lto and toolchain.compiler else "elf",
+    )
+    names = DistNames(request=request, tag=release_tag(settings.tag, lock.source_date_epoch))
+    dist_nodes = dist_graph.declare_distribution(
+        env, dist_ctx, names, settings.dist_dir, python_node, libraries["openssl"]
+    )
+    env.Alias("dist", dist_nodes)
+
     needed = [lock.get(r.name) for r in [*RECIPES.values(), OPENSSL]] + [request.python]
     needed += toolchain.all_packages()
 
@@ -141,7 +197,7 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
 
     scons_glue.declare_task(env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
     scons_glue.declare_task(env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
-    default = [env.Alias("libs")]
+    default = [env.Alias("dist")]
     return BuildGraph(lock, request, toolchain, fetcher, libraries, default)
 
 

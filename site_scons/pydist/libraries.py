@@ -22,6 +22,11 @@ def sh(name: str, script: str, **kwargs: str) -> Step:
     return Step(name=name, argv=("/bin/sh", "-ec", script), **kwargs)
 
 
+def bash(name: str, script: str) -> Step:
+    """A step run by bash with errexit and pipefail (for scripts that need bash features)."""
+    return Step(name=name, argv=("/bin/bash", "-eo", "pipefail", "-c", script))
+
+
 def cmd(name: str, *argv: str, cwd: str | None = None) -> Step:
     """A step run directly, without a shell."""
     return Step(name=name, argv=argv) if cwd is None else Step(name=name, argv=argv, cwd=cwd)
@@ -196,28 +201,16 @@ def _ncurses(ce: CompileEnv, label: str) -> list[Step]:
         sh("configure", _join(args)),
         cmd("build", "make"),
         cmd("install", "make", "install", f"DESTDIR={OUT}"),
-    ]
-
-
-# libedit's configure looks for tgetent in -lncurses; only the wide-character libncursesw is built here.
-_CURSES_ALIAS = "/build/tmp/curses-alias"
-
-
-def _libedit(ce: CompileEnv, label: str) -> list[Step]:
-    return [
+        # Only the wide-character libraries are built; libedit and others look for the plain names.
         sh(
-            "alias ncurses",
-            f"mkdir -p {_CURSES_ALIAS} && ln -s {DEPS}/lib/libncursesw.a {_CURSES_ALIAS}/libncurses.a",
+            "compatibility names",
+            f"cd {INSTALL_ROOT}/lib && ln -s libncursesw.a libncurses.a && ln -s libpanelw.a libpanel.a",
         ),
-        *_autotools("--disable-examples")(ce, label),
     ]
 
 
 def _libedit_env(ce: CompileEnv) -> dict[str, str]:
-    return {
-        "CPPFLAGS": f"-I{DEPS}/include -I{DEPS}/include/ncursesw",
-        "LDFLAGS": f"{ce.ldflags()} -L{DEPS}/lib -L{_CURSES_ALIAS}",
-    }
+    return {"CPPFLAGS": f"-I{DEPS}/include -I{DEPS}/include/ncursesw"}
 
 
 def _util_linux(ce: CompileEnv, label: str) -> list[Step]:
@@ -298,7 +291,9 @@ RECIPES: dict[str, LibraryRecipe] = {
         LibraryRecipe(name="mpdecimal", steps=_autotools("--disable-cxx")),
         LibraryRecipe(name="sqlite", steps=_sqlite, extra_env=_sqlite_env),
         LibraryRecipe(name="ncurses", steps=_ncurses),
-        LibraryRecipe(name="libedit", deps=("ncurses",), steps=_libedit, extra_env=_libedit_env),
+        LibraryRecipe(
+            name="libedit", deps=("ncurses",), steps=_autotools("--disable-examples"), extra_env=_libedit_env
+        ),
         LibraryRecipe(name="util-linux", steps=_util_linux),
         LibraryRecipe(name="zstd", steps=_zstd),
     )

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
+import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +47,8 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("debian_mirror", "<from apt configuration>", "base URL of the Debian archive (main), overriding apt's"),
     ("debian_security_mirror", "<from apt configuration>", "base URL of the Debian security archive"),
     ("build_dir", "build", "where artifacts, logs and work trees go"),
+    ("dist_dir", "dist", "where the distribution archives and SHA256SUMS go"),
+    ("tag", "<commit date of HEAD, YYYYMMDDTHHMM>", "release tag in archive names (never the clock)"),
     ("jobs", str(os.cpu_count() or 1), "parallel jobs inside each action (not part of any cache key)"),
 )
 _NAMES = {name for name, _default, _help in VARIABLES}
@@ -63,6 +68,8 @@ class Settings:
     debian_mirror: str | None
     debian_security_mirror: str | None
     build_dir: Path
+    dist_dir: Path
+    tag: str | None
     jobs: int
 
 
@@ -92,6 +99,10 @@ def resolve(arguments: dict[str, str]) -> Settings:
     for directory in distdirs:
         if not directory.is_dir():
             raise ConfigError(f"distdir={directory} is not a directory", hint="create it or fix the path")
+    if value["tag"] != defaults["tag"] and not re.fullmatch(r"[A-Za-z0-9._]+", value["tag"]):
+        raise ConfigError(
+            f"tag={value['tag']} may only hold letters, digits, '.' and '_'", hint="e.g. tag=20261121"
+        )
     if not str(value["jobs"]).isdigit() or int(value["jobs"]) < 1:
         raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
     return Settings(
@@ -109,8 +120,30 @@ def resolve(arguments: dict[str, str]) -> Settings:
             else value["debian_security_mirror"]
         ),
         build_dir=Path(value["build_dir"]),
+        dist_dir=Path(value["dist_dir"]),
+        tag=None if value["tag"] == defaults["tag"] else value["tag"],
         jobs=int(value["jobs"]),
     )
+
+
+def release_tag(explicit: str | None, fallback_epoch: int) -> str:
+    """The tag in archive names: ``tag=``, else the commit date of HEAD (UTC), else the lock's
+    SOURCE_DATE_EPOCH when the checkout is not a git repository. Never the clock."""
+    if explicit:
+        return explicit
+    try:
+        result = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "log", "-1", "--format=%ct"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        epoch = (
+            int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else fallback_epoch
+        )
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        epoch = fallback_epoch
+    return time.strftime("%Y%m%dT%H%M", time.gmtime(epoch))
 
 
 def help_text(named_targets: dict[str, str]) -> str:

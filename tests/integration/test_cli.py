@@ -20,8 +20,8 @@ def assert_one_line_error(result_stderr: str, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-def test_help_lists_every_variable_and_its_default() -> None:
-    result = run_scons(REPO_ROOT, "-h", "target=aarch64-apple-darwin")
+def test_help_lists_every_variable_and_its_default(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "-h", "target=aarch64-apple-darwin", f"build_dir={tmp_path / 'build'}")
     assert result.returncode == 0, result.stderr
     for name, default in [
         ("target", "[x86_64-unknown-linux-gnu]"),
@@ -48,8 +48,8 @@ def test_help_lists_every_variable_and_its_default() -> None:
         (["distdir=/nonexistent/dir"], ["distdir=/nonexistent/dir is not a directory"]),
     ],
 )
-def test_mistakes_are_one_line_errors(args: list[str], fragments: list[str]) -> None:
-    result = run_scons(REPO_ROOT, "-n", *args)
+def test_mistakes_are_one_line_errors(args: list[str], fragments: list[str], tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "-n", *args, f"build_dir={tmp_path / 'build'}")
     assert result.returncode == 2
     assert_one_line_error(result.stderr, *fragments)
 
@@ -72,3 +72,17 @@ def test_unfetchable_source_names_the_file_and_where_to_put_it(tmp_path: Path) -
     assert len(errors) == 1 and "Traceback" not in result.stderr
     assert "Python-3.12.14.tar.xz" in errors[0] and str(distdir) in errors[0]
     assert "5c8462af5790baf43a321a1559dbe0db06d1be4300fb85fb53c40060668e548a" in errors[0]
+
+
+def test_a_second_build_in_the_same_build_dir_is_refused(tmp_path: Path) -> None:
+    import fcntl
+
+    build_dir = tmp_path / "build"
+    build_dir.mkdir()
+    with open(build_dir / ".lock", "a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242\n")
+        held.flush()
+        result = run_scons(REPO_ROOT, "fetch", f"build_dir={build_dir}")
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "is in use by a running build (pid 4242)", "build_dir=")

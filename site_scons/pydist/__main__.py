@@ -1,0 +1,61 @@
+"""Command line of the pydist package: ``python -m pydist validate ARCHIVE...``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from pydist.validate import validate
+
+    missing = [p for p in args.archives if not p.is_file()]
+    if missing:
+        print(
+            f"error: {missing[0]}: no such file; pass the .tar.zst and/or .tar.gz archives", file=sys.stderr
+        )
+        return 2
+    started = time.monotonic()
+    report = validate(args.archives)
+    elapsed = time.monotonic() - started
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "violations": [v.__dict__ for v in sorted(report.violations)],
+                    "summary": report.summary(),
+                    "seconds": round(elapsed, 2),
+                },
+                indent=2,
+            )
+        )
+    else:
+        for violation in sorted(report.violations):
+            print(violation)
+        print(f"{'FAILED' if report.violations else 'OK'}: {report.summary()} in {elapsed:.1f}s")
+    return 1 if report.violations else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m pydist`` and the ``pydist`` script."""
+    parser = argparse.ArgumentParser(
+        prog="pydist", description="Tools for the standalone FIPS-capable CPython builds"
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    validate = commands.add_parser("validate", help="check distribution archives and report every violation")
+    validate.add_argument(
+        "archives", nargs="+", type=Path, help="full .tar.zst and/or install_only .tar.gz archives"
+    )
+    validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    if args.command == "validate":
+        return _validate(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,242 @@
+"""The distribution half of the graph: full archive, install_only, install_only_stripped, SHA256SUMS.
+
+Each archive is checked before it appears: the full archive's PYTHON.json must validate, and each
+install_only archive is unpacked in a fresh directory of a sandbox and must pass the runtime tests
+(``in_sandbox/runtime_tests.py``), or it is not produced.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hermetic import log, scons_glue
+from hermetic.action import DEPS, FILES, OUT, Action, ActionRunner, InputFile
+from hermetic.archive import extract_tar
+from hermetic.fetch import Fetcher
+from hermetic.lock import SourcesLock
+from hermetic.pins import Pin
+from hermetic.toolchain import Toolchain
+from pydist import distribution
+from pydist.distribution import DistNames, DistributionError
+from pydist.libraries import bash, sh
+from pydist.matrix import BuildRequest
+from pydist.validate import validate
+
+HERE = Path(__file__).resolve().parent
+RUNTIME_TESTS = InputFile(
+    path=HERE / "in_sandbox" / "runtime_tests.py", label="site_scons/pydist/in_sandbox/runtime_tests.py"
+)
+
+# Bump when what these rules write changes in a way their code digest would not show.
+DIST_RULE_VERSION = 1
+
+
+def code_digest(*paths: Path) -> str:
+    """sha256 over the source of in-process rules: editing them rebuilds what they made."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistContext:
+    """What the distribution rules share."""
+
+    request: BuildRequest
+    lock: SourcesLock
+    toolchain: Toolchain
+    runner: ActionRunner
+    fetcher: Fetcher
+    work_root: Path
+    tests_root: Path
+    license_pins: tuple[Pin, ...]
+    object_format: str
+
+    def identity(self, rule: str) -> dict[str, Any]:
+        """The settings every distribution rule's signature includes."""
+        return {
+            "rule": rule,
+            "rule_version": DIST_RULE_VERSION,
+            "request": {
+                "target": self.request.target,
+                "python": self.request.python.identity(),
+                "options": self.request.options,
+            },
+            "code": code_digest(
+                HERE / "distribution.py",
+                HERE / "dist_graph.py",
+                RUNTIME_TESTS.path,
+                distribution.PYTHON_JSON_SCHEMA,
+                *sorted((HERE / "validate").glob("*.py")),
+            ),
+            "toolchain": self.toolchain.identity_digest(),
+            "licenses": [pin.identity() for pin in self.license_pins],
+            "source_date_epoch": self.lock.source_date_epoch,
+        }
+
+
+def _staged(final: Path) -> Path:
+    """Where an archive is written before its checks pass (same name, in a .staging directory)."""
+    staging = final.parent / ".staging"
+    staging.mkdir(parents=True, exist_ok=True)
+    return staging / final.name
+
+
+def _publish(staged: Path, final: Path) -> None:
+    """Move a checked archive into place (atomically: same file system)."""
+    staged.replace(final)
+    if not any(staged.parent.iterdir()):
+        staged.parent.rmdir()
+
+
+def validated(archives: list[Path], label: str) -> None:
+    """Run the validator on `archives` (the last one is the new one); fail with every violation shown."""
+    with log.step(f"validate {label}"):
+        report = validate(archives)
+    if report.ok:
+        log.say(f"  {report.summary()}")
+        return
+    for violation in sorted(report.violations)[:100]:
+        log.say(f"  {violation}")
+    raise DistributionError(
+        f"{label}: {len(report.violations)} violation(s), e.g. {sorted(report.violations)[0]}",
+        hint=f"it is kept in {archives[-1].parent} for inspection: python -m pydist validate <archive>",
+    )
+
+
+def runtime_tests(ctx: DistContext, archive: Path, openssl_artifact: Path) -> None:
+    """Unpack `archive` in a fresh sandbox and run the runtime tests on it; raise ActionError if any fails."""
+    sqlite = ctx.lock.get("sqlite")
+    openssl = ctx.lock.get("openssl")
+    action = Action(
+        name=f"runtime-tests-{archive.name.removesuffix('.tar.gz')}",
+        rule="runtime-tests",
+        rule_version=1,
+        target=ctx.toolchain.triple,
+        source=None,
+        patches=(),
+        deps=("openssl",),
+        toolchain=ctx.toolchain,
+        env={},
+        steps=(
+            sh("unpack", f"mkdir -p /build/tmp/dist && tar -xzf {FILES}/{archive.name} -C /build/tmp/dist"),
+            sh(
+                "runtime tests",
+                f"/build/tmp/dist/python/bin/python3 -E -s {FILES}/{RUNTIME_TESTS.path.name} "
+                "/build/tmp/dist/python "
+                f"--openssl {openssl.version} --sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
+                f"--report {OUT}/report.json",
+            ),
+        ),
+        output=OUT,
+        source_date_epoch=ctx.lock.source_date_epoch,
+        files=(InputFile(path=archive, label=archive.name), RUNTIME_TESTS),
+        record=False,
+    )
+    ctx.runner.run(action, ctx.tests_root / f"{archive.name}.report.tar.zst", [openssl_artifact])
+
+
+def declare_distribution(
+    env: Any, ctx: DistContext, names: DistNames, dist_dir: Path, cpython_node: Any, openssl_node: Any
+) -> list[Any]:
+    """Declare the archives and SHA256SUMS of one build; returns their nodes."""
+    out_dir = dist_dir / names.directory
+    openssl_path = Path(str(openssl_node))
+
+    def full(targets: list[Path], sources: list[Path]) -> None:
+        [archive] = targets
+        cpython_artifact, openssl_artifact = sources
+        work = ctx.work_root / f"dist-{names.directory}"
+        shutil.rmtree(work, ignore_errors=True)
+        extract_tar(cpython_artifact, work / "cpython")
+        extract_tar(openssl_artifact, work / "openssl")
+        licenses = [(pin, ctx.fetcher.fetch(pin)) for pin in ctx.license_pins]
+        staged = _staged(archive)
+        distribution.assemble_full(
+            out=staged,
+            work=work / "tree",
+            cpython_tree=work / "cpython",
+            openssl_tree=work / "openssl",
+            licenses=licenses,
+            request=ctx.request,
+            object_format=ctx.object_format,
+            source_date_epoch=ctx.lock.source_date_epoch,
+        )
+        validated([staged], archive.name)
+        _publish(staged, archive)
+        shutil.rmtree(work)
+
+    def install_only(targets: list[Path], sources: list[Path]) -> None:
+        [archive] = targets
+        staged = _staged(archive)
+        full_archive = sources[0]
+        distribution.convert_install_only(full_archive, staged, ctx.lock.source_date_epoch)
+        validated([full_archive, staged], archive.name)
+        runtime_tests(ctx, staged, openssl_path.resolve())
+        _publish(staged, archive)
+
+    def stripped(targets: list[Path], sources: list[Path]) -> None:
+        [archive] = targets
+        staged = _staged(archive)
+        install_only_archive, _openssl, full_archive = sources
+        ctx.runner.run(strip_action(ctx, install_only_archive), staged, [])
+        validated([full_archive, install_only_archive, staged], archive.name)
+        runtime_tests(ctx, staged, openssl_path.resolve())
+        _publish(staged, archive)
+
+    def sums(targets: list[Path], sources: list[Path]) -> None:
+        distribution.write_sha256sums(targets[0], sources)
+
+    def declare(name: str, sources: list[Any], work: Callable[[list[Path], list[Path]], None]) -> Any:
+        [node] = scons_glue.declare_function(env, [str(out_dir / name)], sources, ctx.identity(name), work)
+        return node
+
+    # The license tarballs are pinned by sha256, and the pins are part of ctx.identity().
+    full_node = declare(names.full, [cpython_node, openssl_node], full)
+    install_only_node = declare(names.install_only, [full_node, openssl_node], install_only)
+    stripped_node = declare(
+        names.install_only_stripped, [install_only_node, openssl_node, full_node], stripped
+    )
+    sums_node = declare("SHA256SUMS", [full_node, install_only_node, stripped_node], sums)
+    return [full_node, install_only_node, stripped_node, sums_node]
+
+
+def strip_action(ctx: DistContext, install_only: Path) -> Action:
+    """Strip debug info from every ELF file of an install_only archive except the FIPS module, whose
+    bytes are what fipsmodule.cnf's module-mac covers; then prove fips.so is unchanged."""
+    script = (
+        "cp -a /build/tmp/in/python /build/out/python\n"
+        "find /build/out/python -type f ! -path '*/share/ssl/ossl-modules/fips.so' -print0 |\n"
+        "  while IFS= read -r -d '' f; do\n"
+        "    if [ \"$(head -c 4 \"$f\" | od -An -c | tr -d ' ')\" = '177ELF' ]; then\n"
+        '      llvm-strip --strip-debug "$f"; fi; done\n'
+        "module=share/ssl/ossl-modules/fips.so\n"
+        "cmp /build/tmp/in/python/$module /build/out/python/$module\n"
+    )
+    return Action(
+        name=f"strip-{install_only.name.removesuffix('.tar.gz')}",
+        rule="strip",
+        rule_version=1,
+        target=ctx.toolchain.triple,
+        source=None,
+        patches=(),
+        deps=(),
+        toolchain=ctx.toolchain,
+        env={},
+        steps=(
+            sh("unpack", f"mkdir -p /build/tmp/in && tar -xzf {FILES}/{install_only.name} -C /build/tmp/in"),
+            bash("strip", script),
+        ),
+        output=f"{OUT}/python",
+        output_prefix="python",
+        output_compression="gz",
+        source_date_epoch=ctx.lock.source_date_epoch,
+        files=(InputFile(path=install_only, label=install_only.name),),
+        record=False,
+    )

@@ -1,0 +1,461 @@
+"""The distribution rule: turn the CPython build into python-build-standalone's ``python/`` layout.
+
+Inputs are the CPython artifact (``python/install``, ``python/build``, ``python/build-info.json``) and the
+OpenSSL artifact (the FIPS module and its ``fipsmodule.cnf``). The rule ships the FIPS files and a ready
+FIPS configuration, makes the install relocatable (no build paths in shebangs, sysconfig or pkg-config
+files), collects the license texts of every source, writes ``PYTHON.json`` (validated against
+``schema/python-json.schema.json``: an invalid one fails the build) and packs the full archive.
+It runs no external program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import shutil
+import stat
+import tarfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import zstandard
+
+from hermetic.archive import pack_tree
+from hermetic.errors import HermeticError
+from hermetic.fetch import sha256_file
+from hermetic.pins import Pin
+from pydist import buildpaths, elfinfo
+from pydist.cpython import PREFIX
+from pydist.matrix import BuildRequest
+
+PYTHON_JSON_SCHEMA = Path(__file__).resolve().parents[2] / "schema" / "python-json.schema.json"
+
+# PBS's fixed list of test packages (dropped from install_only archives).
+STDLIB_TEST_PACKAGES = [
+    "bsddb.test",
+    "ctypes.test",
+    "distutils.tests",
+    "email.test",
+    "idlelib.idle_test",
+    "json.tests",
+    "lib-tk.test",
+    "lib2to3.tests",
+    "sqlite3.test",
+    "test",
+    "tkinter.test",
+    "unittest.test",
+]
+
+# Extension modules that only CPython's own test suite uses (dropped from install_only archives).
+TEST_EXTENSIONS = (
+    "_ctypes_test",
+    "_testbuffer",
+    "_testcapi",
+    "_testexternalinspection",
+    "_testimportmultiple",
+    "_testinternalcapi",
+    "_testlimitedcapi",
+    "_testmultiphase",
+    "_testsinglephase",
+    "_xxtestfuzz",
+)
+
+FIPS_CONFIG_NAME = "openssl-fips.cnf"
+
+# Pinned compression level of the full archive (python-build-standalone uses 22; 19 is much faster and
+# within a few percent of its size).
+FINAL_ZSTD_LEVEL = 19
+
+
+class DistributionError(HermeticError):
+    """The distribution cannot be assembled from the build (a bug or a broken build)."""
+
+    exit_code = 9
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistNames:
+    """File names of one build's outputs (python-build-standalone conventions)."""
+
+    request: BuildRequest
+    tag: str
+
+    @property
+    def _base(self) -> str:
+        return f"cpython-{self.request.python_version}-{self.request.target}"
+
+    @property
+    def directory(self) -> str:
+        """The dist/ subdirectory holding this build's outputs."""
+        return f"{self._base}-{self.request.options}-{self.tag}"
+
+    @property
+    def full(self) -> str:
+        """``cpython-{version}-{target}-{options}-{tag}.tar.zst``."""
+        return f"{self._base}-{self.request.options}-{self.tag}.tar.zst"
+
+    def _install_only(self, kind: str) -> str:
+        # Release builds (pgo+lto) are named as python-build-standalone names them; other option sets
+        # say theirs, so a noopt build never passes for a release one.
+        flavor = self.request.options.replace("pgo+lto", "").strip("+")
+        prefix = f"{flavor}-" if flavor else ""
+        return f"{self._base}-{prefix}{kind}-{self.tag}.tar.gz"
+
+    @property
+    def install_only(self) -> str:
+        """``cpython-{version}-{target}[-freethreaded]-install_only-{tag}.tar.gz``."""
+        return self._install_only("install_only")
+
+    @property
+    def install_only_stripped(self) -> str:
+        """``...-install_only_stripped-{tag}.tar.gz``."""
+        return self._install_only("install_only_stripped")
+
+
+# --------------------------------------------------------------------------------------------------- FIPS
+
+
+def fips_config(fipsmodule_cnf: str) -> str:
+    """The shipped FIPS configuration: the module's own section (as ``openssl fipsinstall`` wrote it for
+    exactly the shipped fips.so) plus what activates it, so it works from wherever the install lives."""
+    return (
+        "# FIPS mode for this Python's OpenSSL. Turn it on with one step:\n"
+        f"#     export OPENSSL_CONF=<python prefix>/share/ssl/{FIPS_CONFIG_NAME}\n"
+        "# The FIPS provider (share/ssl/ossl-modules/fips.so) is found relative to the interpreter\n"
+        "# unless OPENSSL_MODULES names another directory. Non-approved algorithms stay reachable only\n"
+        "# through explicit non-FIPS requests (hashlib's usedforsecurity=False).\n"
+        "config_diagnostics = 1\n"
+        "openssl_conf = openssl_init\n"
+        "\n"
+        "[openssl_init]\n"
+        "providers = provider_sect\n"
+        "alg_section = algorithm_sect\n"
+        "\n"
+        "[provider_sect]\n"
+        "fips = fips_sect\n"
+        "base = base_sect\n"
+        "default = default_sect\n"
+        "\n"
+        "[base_sect]\n"
+        "activate = 1\n"
+        "\n"
+        "[default_sect]\n"
+        "activate = 1\n"
+        "\n"
+        "[algorithm_sect]\n"
+        "default_properties = fips=yes\n"
+        "\n"
+        "# Copied verbatim from fipsmodule.cnf:\n" + fipsmodule_cnf
+    )
+
+
+def install_fips_files(install: Path, openssl: Path) -> None:
+    """Ship fips.so (byte for byte), fipsmodule.cnf and the ready configuration under share/ssl/."""
+    ssl_dir = install / "share" / "ssl"
+    (ssl_dir / "ossl-modules").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(openssl / "lib" / "ossl-modules" / "fips.so", ssl_dir / "ossl-modules" / "fips.so")
+    (ssl_dir / "ossl-modules" / "fips.so").chmod(0o755)
+    module_cnf = (openssl / "ssl" / "fipsmodule.cnf").read_text()
+    (ssl_dir / "fipsmodule.cnf").write_text(module_cnf)
+    (ssl_dir / FIPS_CONFIG_NAME).write_text(fips_config(module_cnf))
+
+
+# ------------------------------------------------------------------------------------------ relocation
+
+
+def relocatable_shebangs(install: Path) -> list[str]:
+    """Replace ``#!/install/bin/python3.X`` shebangs with a /bin/sh trampoline that runs the
+    interpreter next to the script, wherever the install lives. Returns the rewritten paths."""
+    rewritten = []
+    bin_dir = install / "bin"
+    for path in sorted(bin_dir.iterdir()):
+        if path.is_symlink() or not path.is_file() or elfinfo.is_elf(path):
+            continue
+        data = path.read_bytes()
+        first, _, rest = data.partition(b"\n")
+        match = re.match(rb"#!\s*" + re.escape(PREFIX.encode()) + rb"/bin/(python3[.0-9]*t?d?)\s*$", first)
+        if not match:
+            continue
+        interpreter = match.group(1).decode()
+        trampoline = (
+            "#!/bin/sh\n"
+            f'\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")/{interpreter}" "$0" "$@"\n'
+            "' '''\n"
+        )
+        path.write_bytes(trampoline.encode() + rest)
+        rewritten.append(path.name)
+    return rewritten
+
+
+_VALUE = r"[^\s'\"]+"  # one word of a recorded command line, without the quotes around it
+_SANDBOX_FLAGS = (
+    re.compile(rf"\s*--target={_VALUE}"),
+    re.compile(rf"\s*--sysroot={_VALUE}"),
+    re.compile(r"\s*-fuse-ld=lld"),
+    re.compile(rf"\s*-ffile-prefix-map={_VALUE}"),
+    re.compile(rf"\s*-[IL]/build/deps(?:{_VALUE})?"),
+    re.compile(r"\s*-Wl,--exclude-libs,ALL"),
+)
+
+
+def scrub_build_flags(text: str) -> str:
+    """Remove the sandbox-specific compiler flags from recorded build settings, so extensions built
+    later with this Python's sysconfig do not ask for /sysroot, /build/deps or lld."""
+    for pattern in _SANDBOX_FLAGS:
+        text = pattern.sub("", text)
+    return text
+
+
+def relocatable_build_settings(install: Path, stdlib: Path) -> None:
+    """Scrub sysconfigdata, the config Makefile and python-config of sandbox paths and flags."""
+    lib = stdlib
+    targets = [
+        *lib.glob("_sysconfigdata_*.py"),
+        *lib.glob("config-*/Makefile"),
+        *(install / "bin").glob("python*-config"),
+    ]
+    targets += list(lib.glob("_sysconfig_vars_*.json"))
+    for path in targets:
+        if path.is_symlink():
+            continue
+        path.write_text(scrub_build_flags(path.read_text()))
+
+
+def relocatable_pkgconfig(install: Path) -> None:
+    """Make the .pc files find the install relative to themselves."""
+    for pc in sorted((install / "lib" / "pkgconfig").glob("*.pc")):
+        if pc.is_symlink():
+            continue
+        text = re.sub(r"^prefix=.*$", "prefix=${pcfiledir}/../..", pc.read_text(), flags=re.M)
+        pc.write_text(text)
+
+
+def remove_bytecode_caches(install: Path) -> None:
+    """No .pyc files are shipped (python-build-standalone's convention; they hold install-time data)."""
+    for cache in sorted(install.rglob("__pycache__"), reverse=True):
+        shutil.rmtree(cache)
+
+
+# --------------------------------------------------------------------------------------------- licenses
+
+
+def license_file_name(pin: Pin) -> str:
+    """``LICENSE.<name>.txt``, the archive's name for a source's license text."""
+    return f"LICENSE.{pin.name}.txt"
+
+
+def extract_license(pin: Pin, tarball: Path, dest_dir: Path) -> Path:
+    """Copy the license text named by the pin out of its source tarball."""
+    assert pin.license_file is not None
+    with tarfile.open(tarball) as tar:
+        for member in tar:
+            parts = member.name.split("/", 1)
+            if member.isfile() and len(parts) == 2 and parts[1] == pin.license_file:
+                source = tar.extractfile(member)
+                assert source is not None
+                dest = dest_dir / license_file_name(pin)
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                dest.write_bytes(source.read())
+                return dest
+    raise DistributionError(f"{pin.filename} has no {pin.license_file}", hint="fix license_file in the lock")
+
+
+# ------------------------------------------------------------------------------------------- PYTHON.json
+
+
+def python_json(
+    facts: dict[str, Any], request: BuildRequest, glibc_max: str | None, object_format: str
+) -> dict[str, Any]:
+    """PYTHON.json (format 8) from the facts collected in the build sandbox."""
+    data = {
+        "version": "8",
+        "target_triple": request.target,
+        "optimizations": request.optimizations,
+        "build_options": request.options,
+        "libpython_link_mode": "shared",
+        "python_symbol_visibility": "global-default",
+        "python_extension_module_loading": ["builtin", "shared-library"],
+        "python_stdlib_test_packages": STDLIB_TEST_PACKAGES,
+        "crt_features": ["glibc-dynamic"] + ([f"glibc-max-symbol-version:{glibc_max}"] if glibc_max else []),
+        "run_tests": "build/run_tests.py",
+        "licenses": ["Python-2.0", "CNRI-Python"],
+        "license_path": "licenses/LICENSE.cpython.txt",
+        "tcl_library_path": None,
+        "tcl_library_paths": None,
+    }
+    for key, value in facts.items():
+        data[key] = value
+    data["build_info"] = {**facts["build_info"], "object_file_format": object_format}
+    return data
+
+
+def validate_python_json(data: dict[str, Any], schema_path: Path = PYTHON_JSON_SCHEMA) -> list[str]:
+    """Every schema violation of a PYTHON.json document, as one-line messages (empty when valid)."""
+    schema = json.loads(schema_path.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    messages = []
+    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        messages.append(f"PYTHON.json: {where}: {error.message}")
+    return messages
+
+
+def run_tests_script(executable: str) -> str:
+    """build/run_tests.py: runs CPython's test suite with the shipped interpreter."""
+    return (
+        "#!/usr/bin/env python3\n"
+        '"""Run CPython\'s regression tests with the interpreter of this distribution."""\n'
+        "import os\nimport sys\n\n"
+        "here = os.path.dirname(os.path.abspath(__file__))\n"
+        f"python = os.path.join(here, '..', 'install', 'bin', '{executable}')\n"
+        "os.execv(python, [python, '-m', 'test', '--slow-ci', *sys.argv[1:]])\n"
+    )
+
+
+def executable_files(root: Path) -> Iterable[Path]:
+    """Regular files with an execute bit (helper for the archive checks)."""
+    for path in root.rglob("*"):
+        if path.is_file() and not path.is_symlink() and path.stat().st_mode & stat.S_IXUSR:
+            yield path
+
+
+# ------------------------------------------------------------------------------------------- assembling
+
+
+def assemble_full(
+    *,
+    out: Path,
+    work: Path,
+    cpython_tree: Path,
+    openssl_tree: Path,
+    licenses: list[tuple[Pin, Path]],
+    request: BuildRequest,
+    object_format: str,
+    source_date_epoch: int,
+) -> dict[str, Any]:
+    """Lay out ``python/`` in `work` from the unpacked CPython and OpenSSL artifacts, then pack `out`.
+
+    Returns the PYTHON.json written. Raises DistributionError when PYTHON.json does not validate or a
+    build path is left in a shipped text file.
+    """
+    root = work / "python"
+    shutil.copytree(cpython_tree, root, symlinks=True)
+    install = root / "install"
+    facts = json.loads((root / "build-info.json").read_text())
+    (root / "build-info.json").unlink()
+    install_fips_files(install, openssl_tree)
+    relocatable_shebangs(install)
+    relocatable_build_settings(install, root / facts["python_paths"]["stdlib"])
+    relocatable_pkgconfig(install)
+    remove_bytecode_caches(install)
+    shutil.rmtree(root / ".hermetic", ignore_errors=True)
+    for pin, tarball in licenses:
+        extract_license(pin, tarball, root / "licenses")
+    (root / "build" / "run_tests.py").parent.mkdir(parents=True, exist_ok=True)
+    (root / "build" / "run_tests.py").write_text(run_tests_script(Path(facts["python_exe"]).name))
+    (root / "build" / "run_tests.py").chmod(0o755)
+
+    elves = [p for p in sorted(install.rglob("*")) if elfinfo.is_elf(p)]
+    data = python_json(facts, request, elfinfo.max_glibc_version(elves), object_format)
+    problems = validate_python_json(data)
+    leftovers = buildpaths.violations(install)
+    if leftovers:
+        problems.append(
+            f"build paths left in {len(leftovers)} places, e.g. {'; '.join(map(str, leftovers[:3]))}"
+        )
+    if problems:
+        raise DistributionError(
+            f"{out.name}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+        )
+    (root / "PYTHON.json").write_text(json.dumps(data, indent=4, sort_keys=True) + "\n")
+    pack_tree(
+        root,
+        out,
+        mtime=source_date_epoch,
+        prefix="python",
+        first=["PYTHON.json"],
+        zstd_level=FINAL_ZSTD_LEVEL,
+    )
+    return data
+
+
+def _install_only_member(name: str, data: dict[str, Any], drop_tests: bool) -> str | None:
+    """Where a member of the full archive goes in an install_only archive (None: left out)."""
+    if not name.startswith("python/install/"):
+        return None
+    rel = name.removeprefix("python/install/")
+    stdlib = data["python_paths"]["stdlib"].removeprefix("install/")
+    if re.fullmatch(r"lib/libpython[^/]*\.a|.*/config-[^/]*/libpython[^/]*\.a", rel):
+        return None
+    if drop_tests and rel.startswith(stdlib + "/"):
+        inner = rel.removeprefix(stdlib + "/")
+        for package in data["python_stdlib_test_packages"]:
+            prefix = package.replace(".", "/")
+            if inner == prefix or inner.startswith(prefix + "/"):
+                return None
+        if inner.startswith("lib-dynload/") and inner.split("/")[-1].split(".")[0] in TEST_EXTENSIONS:
+            return None
+    return f"python/{rel}"
+
+
+def convert_install_only(full: Path, out: Path, source_date_epoch: int) -> None:
+    """python-build-standalone's install_only archive: python/install/ becomes python/, without static
+    libpython, the stdlib test packages and the test extension modules; the license texts are kept
+    under python/share/licenses/ (third-party licenses travel with the binaries)."""
+    with _read_tar(full) as tar:
+        first = tar.next()
+        if first is None or first.name != "python/PYTHON.json":
+            raise DistributionError(f"{full.name}: PYTHON.json is not the first member")
+        data = json.loads(tar.extractfile(first).read())  # type: ignore[union-attr]
+        staging = out.parent / f".{out.name}.tree"
+        shutil.rmtree(staging, ignore_errors=True)
+        for member in tar:
+            if member.name.startswith("python/licenses/"):
+                target: str | None = "python/share/licenses/" + member.name.removeprefix("python/licenses/")
+            else:
+                target = _install_only_member(member.name, data, drop_tests=True)
+            if target is None:
+                continue
+            dest = staging / target
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if member.isdir():
+                dest.mkdir(exist_ok=True)
+            elif member.issym():
+                dest.symlink_to(member.linkname)
+            elif member.isfile():
+                source = tar.extractfile(member)
+                assert source is not None
+                with open(dest, "wb") as f:
+                    shutil.copyfileobj(source, f)
+                dest.chmod(0o755 if member.mode & 0o111 else 0o644)
+    try:
+        pack_tree(staging / "python", out, mtime=source_date_epoch, prefix="python", compression="gz")
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _read_tar(path: Path) -> Iterator[tarfile.TarFile]:
+    """Open a .tar.zst or .tar.gz for sequential reading."""
+    if not path.name.endswith(".zst"):
+        with tarfile.open(path, mode="r|gz") as tar:
+            yield tar
+        return
+    with (
+        open(path, "rb") as raw,
+        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
+        yield tar
+
+
+def write_sha256sums(out: Path, archives: Iterable[Path]) -> None:
+    """``SHA256SUMS``: one ``<digest>  <name>`` line per archive, sorted by name."""
+    lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(archives, key=lambda p: p.name)]
+    tmp = out.with_name(f".{out.name}.part")
+    tmp.write_text("".join(lines))
+    tmp.replace(out)

@@ -1,0 +1,3 @@
+# Print one expanded Makefile variable: make -f Makefile -f printvar.mk print-NAME
+print-%:
+	@printf "%s\n" "$($*)"

@@ -1,0 +1,211 @@
+"""ELF checks with pyelftools: machine, needed libraries, glibc floor, search paths, hardening, exports.
+
+Rule ids:
+    elf.machine              e_machine is the target's
+    elf.needed               DT_NEEDED only from the target's allowlist (glibc, loader, libgcc_s, libpython)
+    elf.glibc-floor          no GLIBC_x.y symbol version above the toolchain's floor
+    elf.glibc-private        no GLIBC_PRIVATE symbol version
+    elf.rpath                RPATH/RUNPATH entries all start with $ORIGIN
+    elf.stack                PT_GNU_STACK present and not executable
+    elf.relro                PT_GNU_RELRO present
+    elf.bind-now             DT_BIND_NOW, DF_BIND_NOW or DF_1_NOW
+    elf.wx                   no PT_LOAD segment both writable and executable
+    elf.textrel              no text relocations
+    elf.stack-protector      the interpreter references __stack_chk_fail (and a __*_chk fortify function)
+    elf.dependency-symbols   interpreter, libpython and extension modules export no static dependency's symbol
+    elf.python-api           libpython exports the Python C API
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.constants import P_FLAGS, SH_FLAGS
+from elftools.elf.dynamic import DynamicSection
+from elftools.elf.elffile import ELFFile
+from elftools.elf.sections import SymbolTableSection
+
+from pydist.elfinfo import glibc_version_key
+from pydist.validate.report import Report
+from pydist.validate.roles import Role
+from pydist.validate.targets import DEPENDENCY_SYMBOL_PREFIXES, TargetRules
+
+_LIBPYTHON_NEEDED = re.compile(r"libpython3\.\d+t?d?\.so\.1\.0")
+_DF_BIND_NOW = 0x8
+_DF_TEXTREL = 0x4
+_DF_1_NOW = 0x1
+PYTHON_API = ("Py_Initialize", "PyList_New", "Py_CompileString", "PyUnicode_FromString", "PyModule_Create2")
+
+
+def exported_symbols(elf: ELFFile) -> set[str]:
+    """Names of the defined, global or weak, default- or protected-visibility dynamic symbols."""
+    table = elf.get_section_by_name(".dynsym")
+    if not isinstance(table, SymbolTableSection):
+        return set()
+    names = set()
+    for symbol in table.iter_symbols():
+        if not symbol.name or symbol["st_shndx"] == "SHN_UNDEF":
+            continue
+        if symbol["st_info"]["bind"] not in ("STB_GLOBAL", "STB_WEAK", "STB_GNU_UNIQUE"):
+            continue
+        if symbol["st_other"]["visibility"] not in ("STV_DEFAULT", "STV_PROTECTED"):
+            continue
+        names.add(symbol.name)
+    return names
+
+
+def undefined_symbols(elf: ELFFile) -> set[str]:
+    """Names of the dynamic symbols the file needs from elsewhere."""
+    table = elf.get_section_by_name(".dynsym")
+    if not isinstance(table, SymbolTableSection):
+        return set()
+    return {s.name for s in table.iter_symbols() if s.name and s["st_shndx"] == "SHN_UNDEF"}
+
+
+def _dynamic_tags(elf: ELFFile) -> list[tuple[str, object]]:
+    tags: list[tuple[str, object]] = []
+    for section in elf.iter_sections():
+        if isinstance(section, DynamicSection):
+            for tag in section.iter_tags():
+                value = getattr(tag, tag.entry.d_tag.removeprefix("DT_").lower(), tag.entry.d_val)
+                tags.append((tag.entry.d_tag, value))
+    return tags
+
+
+def _versions_needed(elf: ELFFile) -> set[str]:
+    section = elf.get_section_by_name(".gnu.version_r")
+    if section is None:
+        return set()
+    return {aux.name for _verneed, auxiliaries in section.iter_versions() for aux in auxiliaries}
+
+
+def check_object(data: bytes, member: str, rules: TargetRules, report: Report) -> None:
+    """The machine of an object file (a build/ .o or a member of a static library), from its header."""
+    if data[:4] != b"\x7fELF":
+        return  # LLVM bitcode (LTO builds) or not an object: nothing ELF to check
+    little = data[5] == 1
+    machine = int.from_bytes(data[18:20], "little" if little else "big")
+    expected = {"EM_X86_64": 62, "EM_AARCH64": 183}[rules.elf_machine or "EM_X86_64"]
+    if machine != expected:
+        report.add(member, "elf.machine", f"object for machine {machine}, expected {rules.elf_machine}")
+
+
+def check_elf(path: Path, member: str, role: Role, rules: TargetRules, report: Report) -> None:
+    """Every ELF rule on one shared object or executable."""
+    report.checked_elf += 1
+    with open(path, "rb") as f:
+        try:
+            elf = ELFFile(f)
+        except ELFError as e:
+            report.add(member, "elf.unreadable", f"not a readable ELF file: {e}")
+            return
+        _check_machine(elf, member, rules, report)
+        tags = _dynamic_tags(elf)
+        _check_needed(tags, member, rules, report)
+        _check_versions(elf, member, rules, report)
+        _check_search_paths(tags, member, report)
+        _check_hardening(elf, tags, member, report)
+        if role is Role.INTERPRETER:
+            _check_stack_protector(elf, member, report)
+        if role in (Role.INTERPRETER, Role.LIBPYTHON, Role.EXTENSION):
+            _check_dependency_symbols(elf, member, report)
+        if role is Role.LIBPYTHON:
+            missing = [name for name in PYTHON_API if name not in exported_symbols(elf)]
+            if missing:
+                report.add(member, "elf.python-api", f"libpython does not export {', '.join(missing)}")
+
+
+def _check_machine(elf: ELFFile, member: str, rules: TargetRules, report: Report) -> None:
+    machine = elf.header["e_machine"]
+    if machine != rules.elf_machine:
+        report.add(member, "elf.machine", f"machine {machine}, expected {rules.elf_machine}")
+
+
+def _check_needed(tags: list[tuple[str, object]], member: str, rules: TargetRules, report: Report) -> None:
+    for tag, value in tags:
+        if tag != "DT_NEEDED":
+            continue
+        name = str(value)
+        if name not in rules.allowed_needed and not _LIBPYTHON_NEEDED.fullmatch(name):
+            report.add(
+                member, "elf.needed", f"needs {name}, which is not a system library allowed on {rules.triple}"
+            )
+
+
+def _check_versions(elf: ELFFile, member: str, rules: TargetRules, report: Report) -> None:
+    versions = _versions_needed(elf)
+    if "GLIBC_PRIVATE" in versions:
+        report.add(member, "elf.glibc-private", "uses GLIBC_PRIVATE symbols (tied to one glibc build)")
+    if rules.glibc_floor is None:
+        return
+    too_new = sorted(
+        (v for v in versions if (key := glibc_version_key(v)) is not None and key[:2] > rules.glibc_floor),
+        key=lambda v: glibc_version_key(v) or (),
+    )
+    if too_new:
+        floor = ".".join(map(str, rules.glibc_floor))
+        report.add(member, "elf.glibc-floor", f"requires {too_new[-1]}, newer than the glibc {floor} floor")
+
+
+def _check_search_paths(tags: list[tuple[str, object]], member: str, report: Report) -> None:
+    for tag, value in tags:
+        if tag in ("DT_RPATH", "DT_RUNPATH"):
+            for entry in str(value).split(":"):
+                if not entry.startswith("$ORIGIN"):
+                    report.add(
+                        member, "elf.rpath", f"{tag.removeprefix('DT_')} entry {entry!r} is not under $ORIGIN"
+                    )
+
+
+def _check_hardening(elf: ELFFile, tags: list[tuple[str, object]], member: str, report: Report) -> None:
+    segments = list(elf.iter_segments())
+    stacks = [s for s in segments if s["p_type"] == "PT_GNU_STACK"]
+    if not stacks:
+        report.add(member, "elf.stack", "no PT_GNU_STACK: the stack would be executable")
+    elif stacks[0]["p_flags"] & P_FLAGS.PF_X:
+        report.add(member, "elf.stack", "PT_GNU_STACK is executable")
+    if not any(s["p_type"] == "PT_GNU_RELRO" for s in segments):
+        report.add(member, "elf.relro", "no PT_GNU_RELRO segment")
+    for segment in segments:
+        flags = segment["p_flags"]
+        if segment["p_type"] == "PT_LOAD" and flags & P_FLAGS.PF_W and flags & P_FLAGS.PF_X:
+            report.add(
+                member, "elf.wx", f"a PT_LOAD segment at {segment['p_vaddr']:#x} is writable and executable"
+            )
+    flags = next((int(str(v)) for t, v in tags if t == "DT_FLAGS"), 0)
+    flags_1 = next((int(str(v)) for t, v in tags if t == "DT_FLAGS_1"), 0)
+    if tags and not (any(t == "DT_BIND_NOW" for t, _ in tags) or flags & _DF_BIND_NOW or flags_1 & _DF_1_NOW):
+        report.add(member, "elf.bind-now", "not linked with -z now (no BIND_NOW)")
+    if any(t == "DT_TEXTREL" for t, _ in tags) or flags & _DF_TEXTREL:
+        report.add(member, "elf.textrel", "has text relocations")
+    elif tags:
+        writable_text = [
+            s.name for s in elf.iter_sections() if s.name == ".text" and s["sh_flags"] & SH_FLAGS.SHF_WRITE
+        ]
+        if writable_text:
+            report.add(member, "elf.textrel", ".text is writable")
+
+
+def _check_stack_protector(elf: ELFFile, member: str, report: Report) -> None:
+    undefined = undefined_symbols(elf)
+    if "__stack_chk_fail" not in undefined:
+        report.add(
+            member,
+            "elf.stack-protector",
+            "the interpreter does not use the stack protector (__stack_chk_fail)",
+        )
+    if not any(re.fullmatch(r"__\w+_chk", name) for name in undefined - {"__stack_chk_fail"}):
+        report.add(member, "elf.stack-protector", "the interpreter calls no _FORTIFY_SOURCE __*_chk function")
+
+
+def _check_dependency_symbols(elf: ELFFile, member: str, report: Report) -> None:
+    exported = exported_symbols(elf)
+    for library, prefixes in DEPENDENCY_SYMBOL_PREFIXES.items():
+        leaked = sorted(name for name in exported if name.startswith(prefixes))
+        if leaked:
+            examples = ", ".join(leaked[:3])
+            report.add(
+                member, "elf.dependency-symbols", f"exports {len(leaked)} {library} symbols ({examples}...)"
+            )

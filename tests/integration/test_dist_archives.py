@@ -1,0 +1,164 @@
+"""The noopt CPython 3.13 distribution, built end to end (the build runs its own runtime tests first)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+from elftools.elf.elffile import ELFFile
+
+from conftest import run_scons, unpack
+from pydist import buildpaths, distribution
+
+pytestmark = pytest.mark.integration
+
+TARGET = "x86_64-unknown-linux-gnu"
+
+
+@pytest.fixture(scope="module")
+def dist(project: Path) -> Path:
+    result = run_scons(project, "py=3.13", "options=noopt", "tag=test")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    [directory] = (project / "dist").glob(f"cpython-3.13.15-{TARGET}-noopt-test")
+    return directory
+
+
+def archive(dist: Path, kind: str) -> Path:
+    names = {
+        "full": f"cpython-3.13.15-{TARGET}-noopt-test.tar.zst",
+        "install_only": f"cpython-3.13.15-{TARGET}-noopt-install_only-test.tar.gz",
+        "stripped": f"cpython-3.13.15-{TARGET}-noopt-install_only_stripped-test.tar.gz",
+    }
+    return dist / names[kind]
+
+
+def members(path: Path) -> list[tarfile.TarInfo]:
+    if path.name.endswith(".zst"):
+        with (
+            open(path, "rb") as raw,
+            zstandard.ZstdDecompressor().stream_reader(raw) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+        ):
+            return list(tar)
+    with tarfile.open(path) as tar:
+        return tar.getmembers()
+
+
+def test_outputs_and_checksums(dist: Path) -> None:
+    files = sorted(p.name for p in dist.iterdir())
+    assert files == sorted(
+        [archive(dist, k).name for k in ("full", "install_only", "stripped")] + ["SHA256SUMS"]
+    )
+    for line in (dist / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((dist / name).read_bytes()).hexdigest() == digest
+
+
+def test_full_archive_layout_and_python_json(dist: Path, tmp_path: Path) -> None:
+    listing = members(archive(dist, "full"))
+    assert listing[0].name == "python/PYTHON.json"
+    names = {m.name for m in listing}
+    required = [
+        "install/bin/python3.13",
+        "install/share/ssl/ossl-modules/fips.so",
+        "install/share/ssl/fipsmodule.cnf",
+        "install/share/ssl/openssl-fips.cnf",
+        "licenses/LICENSE.cpython.txt",
+        "licenses/LICENSE.openssl.txt",
+        "build/lib/libcrypto.a",
+        "build/Modules/config.c",
+        "build/run_tests.py",
+    ]
+    for path in required:
+        assert f"python/{path}" in names, path
+    assert {(m.uid, m.gid, m.mtime) for m in listing} == {(0, 0, 1767225600)}
+    root = unpack(archive(dist, "full"), tmp_path) / "python"
+    data = json.loads((root / "PYTHON.json").read_text())
+    assert distribution.validate_python_json(data) == []
+    assert data["version"] == "8" and data["build_options"] == "noopt"
+    assert data["python_exe"] == "install/bin/python3.13"
+    assert "glibc-max-symbol-version:2.3" in " ".join(data["crt_features"])
+    for name, variants in data["build_info"]["extensions"].items():
+        for path in variants[0]["objs"] + [variants[0].get("shared_lib", "")]:
+            assert not path or (root / path).exists(), (name, path)
+    assert buildpaths.violations(root / "install") == []
+
+
+def test_install_only_drops_tests_and_keeps_licenses(dist: Path) -> None:
+    names = {m.name for m in members(archive(dist, "install_only"))}
+    assert "python/bin/python3.13" in names and "python/PYTHON.json" not in names
+    assert not [n for n in names if n.startswith("python/lib/python3.13/test/")]
+    assert not [n for n in names if re.search(r"lib-dynload/_testcapi\.", n)]
+    assert not [n for n in names if n.endswith(".a")]
+    assert "python/share/licenses/LICENSE.openssl.txt" in names
+
+
+def test_stripped_archive_keeps_fips_so_byte_identical(dist: Path, tmp_path: Path) -> None:
+    plain = unpack(archive(dist, "install_only"), tmp_path / "plain") / "python"
+    stripped = unpack(archive(dist, "stripped"), tmp_path / "stripped") / "python"
+    module = "share/ssl/ossl-modules/fips.so"
+    assert (plain / module).read_bytes() == (stripped / module).read_bytes()
+    lib = "lib/libpython3.13.so.1.0"
+    assert (stripped / lib).stat().st_size < (plain / lib).stat().st_size
+    with open(stripped / lib, "rb") as f:
+        assert not [s.name for s in ELFFile(f).iter_sections() if s.name.startswith(".debug")]
+
+
+def fips_env(root: Path) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "OPENSSL_CONF": str(root / "share" / "ssl" / "openssl-fips.cnf")}
+
+
+def test_fips_mode_from_an_unpacked_install_only(dist: Path, tmp_path: Path) -> None:
+    root = unpack(archive(dist, "install_only"), tmp_path / "some where") / "python"
+    code = (
+        "import hashlib, _hashlib\n"
+        "assert _hashlib.get_fips_mode() == 1\n"
+        "try:\n    hashlib.md5()\nexcept ValueError:\n    pass\nelse:\n    raise SystemExit('md5 allowed')\n"
+        "hashlib.md5(usedforsecurity=False)\n"
+        "print(hashlib.sha256(b'abc').hexdigest())\n"
+    )
+    python = str(root / "bin" / "python3")
+    out = subprocess.run([python, "-c", code], env=fips_env(root), capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == hashlib.sha256(b"abc").hexdigest()
+
+
+def test_modified_fips_so_stops_fips_mode(dist: Path, tmp_path: Path) -> None:
+    root = unpack(archive(dist, "install_only"), tmp_path) / "python"
+    module = root / "share" / "ssl" / "ossl-modules" / "fips.so"
+    data = bytearray(module.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    module.write_bytes(bytes(data))
+    code = "import hashlib; hashlib.sha256(b'x')"
+    out = subprocess.run(
+        [str(root / "bin" / "python3"), "-c", code], env=fips_env(root), capture_output=True, text=True
+    )
+    assert out.returncode != 0
+    assert "unsupported" in out.stderr or "FIPS" in out.stderr, out.stderr
+
+
+def test_runtime_tests_ran_on_both_install_only_archives(project: Path, dist: Path) -> None:
+    reports = project / "build" / TARGET / "tests"
+    for kind in ("install_only", "stripped"):
+        report = reports / f"{archive(dist, kind).name}.report.tar.zst"
+        with (
+            open(report, "rb") as raw,
+            zstandard.ZstdDecompressor().stream_reader(raw) as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+        ):
+            results = next(json.load(tar.extractfile(m)) for m in tar if m.name == "report.json")  # type: ignore[arg-type]
+        checks = {(r["where"], r["check"]): r["status"] for r in results}
+        assert checks and set(checks.values()) == {"ok"}
+        assert ("moved", "fips_mode") in checks and ("unpacked", "tls_handshake") in checks
+
+
+def test_install_only_conversion_is_deterministic(dist: Path, tmp_path: Path) -> None:
+    again = tmp_path / archive(dist, "install_only").name
+    distribution.convert_install_only(archive(dist, "full"), again, 1767225600)
+    assert again.read_bytes() == archive(dist, "install_only").read_bytes()

@@ -1,0 +1,219 @@
+"""Pieces of the distribution rule: names, FIPS config, relocation fixes, PYTHON.json validation."""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hermetic.pins import Pin
+from pydist import distribution
+from pydist.distribution import DistNames
+from pydist.matrix import BuildRequest
+
+PIN = Pin(
+    name="cpython", version="3.13.15", filename="Python-3.13.15.tar.xz", size=1, sha256="0" * 64, urls=("x",)
+)
+
+
+def request(options: str) -> BuildRequest:
+    return BuildRequest(target="x86_64-unknown-linux-gnu", python=PIN, options=options)
+
+
+@pytest.mark.parametrize(
+    ("options", "full", "install_only"),
+    [
+        (
+            "pgo+lto",
+            "cpython-3.13.15-x86_64-unknown-linux-gnu-pgo+lto-20261121T1200.tar.zst",
+            "cpython-3.13.15-x86_64-unknown-linux-gnu-install_only-20261121T1200.tar.gz",
+        ),
+        (
+            "freethreaded+pgo+lto",
+            "cpython-3.13.15-x86_64-unknown-linux-gnu-freethreaded+pgo+lto-20261121T1200.tar.zst",
+            "cpython-3.13.15-x86_64-unknown-linux-gnu-freethreaded-install_only-20261121T1200.tar.gz",
+        ),
+        (
+            "noopt",
+            "cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-20261121T1200.tar.zst",
+            "cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-install_only-20261121T1200.tar.gz",
+        ),
+    ],
+)
+def test_archive_names(options: str, full: str, install_only: str) -> None:
+    names = DistNames(request=request(options), tag="20261121T1200")
+    assert names.full == full
+    assert names.install_only == install_only
+    assert names.install_only_stripped == install_only.replace("install_only", "install_only_stripped")
+
+
+def test_fips_config_activates_the_provider_and_embeds_the_module_section() -> None:
+    module = "[fips_sect]\nactivate = 1\nmodule-mac = AB:CD\n"
+    text = distribution.fips_config(module)
+    assert text.endswith(module)
+    assert "openssl_conf = openssl_init" in text
+    assert "fips = fips_sect" in text and "default_properties = fips=yes" in text
+    assert "export OPENSSL_CONF=" in text
+
+
+def test_shebangs_become_relocatable_trampolines(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pip3").write_text("#!/install/bin/python3.13\nimport sys\nprint('pip', sys.argv)\n")
+    (bin_dir / "python3-config").write_text("#!/bin/sh\necho config\n")
+    rewritten = distribution.relocatable_shebangs(tmp_path)
+    assert rewritten == ["pip3"]
+    text = (bin_dir / "pip3").read_text()
+    assert text.startswith("#!/bin/sh\n'''exec' ")
+    assert '/python3.13"' in text and "/install" not in text
+    assert (bin_dir / "python3-config").read_text() == "#!/bin/sh\necho config\n"
+
+
+def test_trampoline_runs_the_interpreter_next_to_the_script(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "some where" / "bin"
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "python3.13").symlink_to(Path(sys.executable).resolve())
+    (bin_dir / "hello").write_text(
+        "#!/install/bin/python3.13\nimport sys\nprint('hello from', sys.argv[1:])\n"
+    )
+    (bin_dir / "hello").chmod(0o755)
+    distribution.relocatable_shebangs(tmp_path / "some where")
+    link = tmp_path / "elsewhere-hello"
+    link.symlink_to(bin_dir / "hello")
+    out = subprocess.run([str(link), "a b"], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "hello from ['a b']"
+
+
+def test_build_flags_are_scrubbed() -> None:
+    recorded = (
+        "CC='clang --target=x86_64-linux-gnu --sysroot=/sysroot' "
+        "LDFLAGS='-fuse-ld=lld -Wl,-z,relro -L/build/deps/lib -Wl,--exclude-libs,ALL' "
+        "CFLAGS='-O2 -ffile-prefix-map=/build/src=/usr/src/cpython-3.13.15 -I/build/deps/include/ncursesw'"
+    )
+    assert distribution.scrub_build_flags(recorded) == "CC='clang' LDFLAGS=' -Wl,-z,relro' CFLAGS='-O2'"
+
+
+def test_pkgconfig_prefix_is_relative(tmp_path: Path) -> None:
+    pc = tmp_path / "lib" / "pkgconfig" / "python-3.13.pc"
+    pc.parent.mkdir(parents=True)
+    pc.write_text("prefix=/install\nexec_prefix=${prefix}\nlibdir=${exec_prefix}/lib\n")
+    distribution.relocatable_pkgconfig(tmp_path)
+    assert pc.read_text().splitlines()[0] == "prefix=${pcfiledir}/../.."
+
+
+def valid_python_json() -> dict[str, Any]:
+    """A minimal document with every required key (shaped like a real one)."""
+    facts = {
+        "python_tag": "cp313",
+        "python_abi_tag": "",
+        "python_platform_tag": "linux-x86_64",
+        "python_implementation_cache_tag": "cpython-313",
+        "python_implementation_hex_version": 51187696,
+        "python_implementation_name": "cpython",
+        "python_implementation_version": ["3", "13", "15", "final", "0"],
+        "python_version": "3.13.15",
+        "python_major_minor_version": "3.13",
+        "python_paths": {"stdlib": "install/lib/python3.13"},
+        "python_paths_abstract": {"stdlib": "{installed_base}/lib/python{py_version_short}"},
+        "python_config_vars": {"SOABI": "cpython-313-x86_64-linux-gnu"},
+        "python_exe": "install/bin/python3.13",
+        "python_stdlib_platform_config": "install/lib/python3.13/config-3.13-x86_64-linux-gnu",
+        "python_suffixes": {
+            "bytecode": [".pyc"],
+            "debug_bytecode": [".pyc"],
+            "extension": [".cpython-313-x86_64-linux-gnu.so", ".abi3.so", ".so"],
+            "optimized_bytecode": [".pyc"],
+            "source": [".py"],
+        },
+        "python_bytecode_magic_number": "f30d0d0a",
+        "build_info": {
+            "core": {"objs": ["build/Python/ceval.o"], "links": [{"name": "m", "system": True}]},
+            "extensions": {
+                "_ssl": [
+                    {
+                        "in_core": True,
+                        "init_fn": "PyInit__ssl",
+                        "links": [{"name": "ssl", "path_static": "build/lib/libssl.a"}],
+                        "objs": ["build/Modules/_ssl.o"],
+                        "required": False,
+                        "variant": "default",
+                    }
+                ]
+            },
+            "inittab_object": "build/Modules/config.o",
+            "inittab_source": "build/Modules/config.c",
+            "inittab_cflags": ["-std=c99"],
+        },
+    }
+    return distribution.python_json(facts, request("pgo+lto"), "2.30", "llvm-bitcode:19.1.7")
+
+
+def test_a_complete_python_json_validates() -> None:
+    data = valid_python_json()
+    assert distribution.validate_python_json(data) == []
+    assert data["version"] == "8" and data["crt_features"] == [
+        "glibc-dynamic",
+        "glibc-max-symbol-version:2.30",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.pop("python_exe"), "'python_exe' is a required property"),
+        (lambda d: d.update(version=8), "version"),
+        (
+            lambda d: d.update(python_implementation_hex_version="51187696"),
+            "python_implementation_hex_version",
+        ),
+        (lambda d: d.update(python_exe="/install/bin/python3"), "python_exe"),
+        (lambda d: d.update(surprise=True), "Additional properties are not allowed"),
+        (lambda d: d["build_info"]["extensions"]["_ssl"][0].pop("in_core"), "build_info/extensions/_ssl/0"),
+        (lambda d: d["build_info"]["core"]["links"].append({"name": "x"}), "build_info/core/links/1"),
+    ],
+)
+def test_a_broken_python_json_fails_validation(mutate: Any, expected: str) -> None:
+    data = copy.deepcopy(valid_python_json())
+    mutate(data)
+    problems = distribution.validate_python_json(data)
+    assert problems, "the broken document validated"
+    assert any(expected in p for p in problems), problems
+    assert all(p.startswith("PYTHON.json: ") and "\n" not in p for p in problems)
+
+
+def test_schema_is_valid_json_schema() -> None:
+    import jsonschema
+
+    schema = json.loads(distribution.PYTHON_JSON_SCHEMA.read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+
+
+def test_build_paths_are_found_in_text_files(tmp_path: Path) -> None:
+    from pydist import buildpaths
+
+    lib = tmp_path / "lib" / "python3.13"
+    (lib / "config-3.13-x86_64-linux-gnu").mkdir(parents=True)
+    (lib / "ok.py").write_text("prefix = '/install'  # auto-generated by Tools/build/generate.py\n")
+    (lib / "bad.py").write_text("CFLAGS = '-I/build/deps/include'\n")
+    (lib / "binary.dat").write_bytes(b"\0\0/build/deps")
+    (lib / "_sysconfigdata__linux_x86_64-linux-gnu.py").write_text(
+        "build_time_vars = {'CONFIG_ARGS': \"'--with-openssl=/build/deps'\",\n"
+        "                   'LDFLAGS': '-L/build/deps/lib'}\n"
+    )
+    (lib / "config-3.13-x86_64-linux-gnu" / "Makefile").write_text("abs_srcdir=\t/build/src\nCC= clang\n")
+    found = {(f.path, f.where, f.informational) for f in buildpaths.find(tmp_path)}
+    assert found == {
+        ("lib/python3.13/bad.py", "line 1", False),
+        ("lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py", "variable CONFIG_ARGS", True),
+        ("lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py", "variable LDFLAGS", False),
+        ("lib/python3.13/config-3.13-x86_64-linux-gnu/Makefile", "variable abs_srcdir", True),
+    }
+    assert [str(f) for f in buildpaths.violations(tmp_path)] == [
+        "lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py: variable LDFLAGS mentions a build path",
+        "lib/python3.13/bad.py: line 1 mentions a build path",
+    ]
