@@ -202,3 +202,26 @@ def toolchain() -> Toolchain:
     fetcher = Fetcher(ContentStore(cache / "downloads"), resolve=archives_from_apt().resolve)
     dirs = materialize_toolchain(pins, fetcher, cache / "toolchains")
     return Toolchain(compiler=dirs.compiler, sysroot=dirs.sysroot)
+
+
+NOOPT_TARGET = "x86_64-unknown-linux-gnu"
+
+
+@pytest.fixture(scope="session")
+def noopt_dist(project: Path) -> Path:
+    """The dist/ directory of ``scons py=3.13 options=noopt tag=test`` in the session's repository copy
+    (the build validates and runtime-tests the archives before they appear)."""
+    result = run_scons(project, "py=3.13", "options=noopt", "tag=test")
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    [directory] = (project / "dist").glob(f"cpython-3.13.15-{NOOPT_TARGET}-noopt-test")
+    return directory
+
+
+def archive(dist: Path, kind: str) -> Path:
+    """One archive of the noopt dist: full, install_only or stripped."""
+    names = {
+        "full": f"cpython-3.13.15-{NOOPT_TARGET}-noopt-test.tar.zst",
+        "install_only": f"cpython-3.13.15-{NOOPT_TARGET}-noopt-install_only-test.tar.gz",
+        "stripped": f"cpython-3.13.15-{NOOPT_TARGET}-noopt-install_only_stripped-test.tar.gz",
+    }
+    return dist / names[kind]

@@ -80,34 +80,35 @@ def _variables(rel: str, text: str) -> Iterator[tuple[str, str]]:
         yield (match.group(1), match.group(2)) if match else ("", line)
 
 
+def check_text(rel: str, data: bytes) -> list[Finding]:
+    """The mentions of sandbox paths in one file's contents (`rel` is its path in the install)."""
+    if data[:4] == b"\x7fELF" or b"\0" in data[:8192]:
+        return []
+    text = data.decode("utf-8", "replace")
+    if not SANDBOX_PATH.search(text):
+        return []
+    if not _is_recorded_configuration(rel):
+        line = next(i for i, text_line in enumerate(text.splitlines(), 1) if SANDBOX_PATH.search(text_line))
+        return [Finding(rel, f"line {line}", False)]
+    try:
+        pairs = list(_variables(rel, text))
+    except (SyntaxError, ValueError):
+        return [Finding(rel, "an unreadable build record", False)]
+    findings = []
+    for name, value in pairs:
+        if SANDBOX_PATH.search(value):
+            where = f"variable {name}" if name else f"line {value.strip()[:60]!r}"
+            findings.append(Finding(rel, where, name in INFORMATIONAL_VARIABLES))
+    return findings
+
+
 def find(root: Path) -> list[Finding]:
     """Every mention of a sandbox path in the text files under `root` (binaries and archives excluded)."""
     findings: list[Finding] = []
     for path in sorted(root.rglob("*")):
         if path.is_symlink() or not path.is_file() or path.suffix in (".a", ".o"):
             continue
-        data = path.read_bytes()
-        if data[:4] == b"\x7fELF" or b"\0" in data[:8192]:
-            continue
-        text = data.decode("utf-8", "replace")
-        if not SANDBOX_PATH.search(text):
-            continue
-        rel = str(path.relative_to(root))
-        if _is_recorded_configuration(rel):
-            try:
-                pairs = list(_variables(rel, text))
-            except (SyntaxError, ValueError):
-                findings.append(Finding(rel, "an unreadable build record", False))
-                continue
-            for name, value in pairs:
-                if SANDBOX_PATH.search(value):
-                    where = f"variable {name}" if name else f"line {value.strip()[:60]!r}"
-                    findings.append(Finding(rel, where, name in INFORMATIONAL_VARIABLES))
-        else:
-            line = next(
-                i for i, text_line in enumerate(text.splitlines(), 1) if SANDBOX_PATH.search(text_line)
-            )
-            findings.append(Finding(rel, f"line {line}", False))
+        findings += check_text(str(path.relative_to(root)), path.read_bytes())
     return findings
 
 

@@ -13,7 +13,7 @@ import pytest
 import zstandard
 from elftools.elf.elffile import ELFFile
 
-from conftest import run_scons, unpack
+from conftest import archive, unpack
 from pydist import buildpaths, distribution
 
 pytestmark = pytest.mark.integration
@@ -22,20 +22,8 @@ TARGET = "x86_64-unknown-linux-gnu"
 
 
 @pytest.fixture(scope="module")
-def dist(project: Path) -> Path:
-    result = run_scons(project, "py=3.13", "options=noopt", "tag=test")
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
-    [directory] = (project / "dist").glob(f"cpython-3.13.15-{TARGET}-noopt-test")
-    return directory
-
-
-def archive(dist: Path, kind: str) -> Path:
-    names = {
-        "full": f"cpython-3.13.15-{TARGET}-noopt-test.tar.zst",
-        "install_only": f"cpython-3.13.15-{TARGET}-noopt-install_only-test.tar.gz",
-        "stripped": f"cpython-3.13.15-{TARGET}-noopt-install_only_stripped-test.tar.gz",
-    }
-    return dist / names[kind]
+def dist(noopt_dist: Path) -> Path:
+    return noopt_dist
 
 
 def members(path: Path) -> list[tarfile.TarInfo]:

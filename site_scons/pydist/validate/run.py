@@ -54,7 +54,8 @@ _MACHO_64_LE = bytes.fromhex("cffaedfe")
 
 @dataclass
 class Unpacked:
-    """An archive read into a directory, with what its members were."""
+    """What was read from an archive: member names, build-path findings, and the files written to disk
+    for the checks that need them (binaries, PYTHON.json, the FIPS files)."""
 
     label: str
     kind: str  # "full" or "install_only"
@@ -63,8 +64,21 @@ class Unpacked:
     regular: list[str] = field(default_factory=list)
     symlinks: dict[str, str] = field(default_factory=dict)
     directories: set[str] = field(default_factory=set)
+    binaries: list[str] = field(default_factory=list)
+    objects: list[tuple[str, bytes]] = field(default_factory=list)
+    text_findings: list[buildpaths.Finding] = field(default_factory=list)
     first_member: str | None = None
     python_json_count: int = 0
+
+    def names(self) -> set[str]:
+        """Every member, with the directories that contain members."""
+        found = set(self.regular) | set(self.symlinks) | self.directories
+        return found | {posixpath.dirname(n) for n in found}
+
+
+_MACHO_MAGICS = {
+    bytes.fromhex(m) for m in ("feedface", "feedfacf", "cefaedfe", "cffaedfe", "cafebabe", "bebafeca")
+}
 
 
 @contextmanager
@@ -86,8 +100,43 @@ def _safe_name(name: str) -> bool:
     return not name.startswith("/") and ".." not in parts and parts[0] == "python"
 
 
+def _ar_members(data: bytes) -> Iterator[tuple[str, bytes]]:
+    """(name, first bytes) of each member of an ar archive."""
+    if data[:8] != b"!<arch>\n":
+        return
+    offset = 8
+    while offset + 60 <= len(data):
+        header = data[offset : offset + 60]
+        size = int(header[48:58].decode().strip() or 0)
+        yield header[:16].decode(errors="replace").strip(), data[offset + 60 : offset + 60 + 64]
+        offset += 60 + size + (size & 1)
+
+
+def _read_member(unpacked: Unpacked, name: str, data: bytes, mode: int) -> None:
+    """Check what can be checked on the bytes; write to disk only what later checks open as files."""
+    unpacked.regular.append(name)
+    rel = install_relative(name)
+    magic = data[:4]
+    if name.endswith(".a"):
+        unpacked.objects += [(f"{unpacked.label}:{name}({m})", head) for m, head in _ar_members(data)]
+        return
+    is_binary = magic == b"\x7fELF" or magic in _MACHO_MAGICS
+    if name.endswith(".o") and magic not in _MACHO_MAGICS:
+        unpacked.objects.append((f"{unpacked.label}:{name}", data[:64]))
+        return
+    if rel is not None and not is_binary:
+        unpacked.text_findings += buildpaths.check_text(rel, data)
+    if is_binary or name == "python/PYTHON.json" or "/share/ssl/" in f"/{rel or ''}":
+        target = unpacked.root / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o755 if mode & 0o111 else 0o644)
+        if is_binary:
+            unpacked.binaries.append(name)
+
+
 def unpack(path: Path, dest: Path, report: Report) -> Unpacked:
-    """Read every member of `path`; write the safe ones under `dest`, report the unsafe ones."""
+    """Read every member of `path`, report the unsafe ones, and keep what the checks need."""
     label = path.name
     full, install_only = FULL_NAME.fullmatch(label), INSTALL_ONLY_NAME.fullmatch(label)
     match = full or install_only
@@ -109,47 +158,31 @@ def unpack(path: Path, dest: Path, report: Report) -> Unpacked:
                     unpacked.python_json_count += 1
                 if not _safe_name(name):
                     report.add(f"{label}:{name}", "archive.escape", "member is outside python/")
-                    continue
-                target = dest / name
-                if member.isdir():
-                    target.mkdir(parents=True, exist_ok=True)
+                elif member.isdir():
                     unpacked.directories.add(name)
                 elif member.issym():
                     unpacked.symlinks[name] = member.linkname
                 elif member.isfile():
-                    target.parent.mkdir(parents=True, exist_ok=True)
                     source = tar.extractfile(member)
                     assert source is not None
-                    with open(target, "wb") as out:
-                        shutil.copyfileobj(source, out, 1 << 20)
-                    target.chmod(0o755 if member.mode & 0o111 else 0o644)
-                    unpacked.regular.append(name)
+                    _read_member(unpacked, name, source.read(), member.mode)
                 else:
                     report.add(f"{label}:{name}", "archive.escape", "member is a hard link, device or fifo")
     except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError) as e:
         report.add(label, "archive.unreadable", f"cannot be read: {e}")
-    _materialize_symlinks(unpacked, report)
+    _check_symlinks(unpacked, report)
     return unpacked
 
 
-def _materialize_symlinks(unpacked: Unpacked, report: Report) -> None:
-    members = set(unpacked.regular) | set(unpacked.symlinks) | unpacked.directories
+def _check_symlinks(unpacked: Unpacked, report: Report) -> None:
+    members = unpacked.names()
     for name, target in sorted(unpacked.symlinks.items()):
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
         if target.startswith("/") or not resolved.startswith("python/"):
             report.add(f"{unpacked.label}:{name}", "archive.symlink", f"points to {target}, outside python/")
-            continue
-        parents = {posixpath.dirname(m) for m in members}
-        if resolved not in members and resolved not in parents:
-            report.add(
-                f"{unpacked.label}:{name}",
-                "archive.symlink",
-                f"points to {target}, which is not in the archive",
-            )
-            continue
-        link = unpacked.root / name
-        link.parent.mkdir(parents=True, exist_ok=True)
-        link.symlink_to(target)
+        elif resolved not in members:
+            message = f"points to {target}, which is not in the archive"
+            report.add(f"{unpacked.label}:{name}", "archive.symlink", message)
 
 
 def _check_python_json(unpacked: Unpacked, report: Report) -> dict[str, Any] | None:
@@ -175,7 +208,6 @@ def _check_python_json(unpacked: Unpacked, report: Report) -> dict[str, Any] | N
 
 def _check_consistency(unpacked: Unpacked, data: dict[str, Any], report: Report) -> None:
     label = f"{unpacked.label}:python/PYTHON.json"
-    python = unpacked.root / "python"
     name = unpacked.name
     expectations = [
         ("target_triple", name.get("triple")),
@@ -212,14 +244,18 @@ def _check_consistency(unpacked: Unpacked, data: dict[str, Any], report: Report)
             if variant.get("shared_lib"):
                 paths.append((f"build_info/extensions/{module}/shared_lib", variant["shared_lib"]))
                 shared_in_json.add(variant["shared_lib"])
+    members = unpacked.names()
     for key, value in paths:
-        if value and not (python / value).exists() and not (python / value).is_symlink():
+        if value and f"python/{value}" not in members:
             report.add(label, "archive.consistency", f"{key} names {value}, which is not in the archive")
     stdlib = (data.get("python_paths") or {}).get("platstdlib")
     suffix = (data.get("python_config_vars") or {}).get("EXT_SUFFIX", ".so")
     if stdlib:
+        dynload = f"python/{stdlib}/lib-dynload/"
         shipped = {
-            f"{stdlib}/lib-dynload/{p.name}" for p in (python / stdlib / "lib-dynload").glob(f"*{suffix}")
+            n.removeprefix("python/")
+            for n in unpacked.regular
+            if n.startswith(dynload) and "/" not in n.removeprefix(dynload) and n.endswith(suffix)
         }
         for extra in sorted(shipped - shared_in_json):
             report.add(
@@ -236,49 +272,34 @@ def _check_python_symlinks(unpacked: Unpacked, report: Report) -> None:
 
 
 def _check_binaries(unpacked: Unpacked, rules: Any, sdk_version: str | None, report: Report) -> None:
-    for name in sorted(unpacked.regular):
+    report.checked_files += len(unpacked.regular)
+    for label, head in unpacked.objects:
+        _check_object_header(label, head, rules, report)
+    for name in sorted(unpacked.binaries):
         path = unpacked.root / name
         member = f"{unpacked.label}:{name}"
-        report.checked_files += 1
-        if name.endswith(".a"):
-            _check_static_library(path, member, rules, report)
-        elif name.endswith(".o"):
-            if macho.is_macho(path):
-                macho.check_macho(path, member, Role.OBJECT, rules, report, sdk_version=sdk_version)
-            else:
-                elf_checks.check_object(path.read_bytes()[:64], member, rules, report)
-        elif is_elf(path):
+        role = Role.OBJECT if name.endswith(".o") else classify(name)
+        if is_elf(path):
             if rules.elf_machine is None:
                 report.add(member, "elf.machine", f"an ELF file in a {rules.triple} distribution")
             else:
-                elf_checks.check_elf(path, member, classify(name), rules, report)
+                elf_checks.check_elf(path, member, role, rules, report)
         elif macho.is_macho(path):
             if rules.macho_cputype is None:
                 report.add(member, "macho.cpu-type", f"a Mach-O file in a {rules.triple} distribution")
             else:
-                macho.check_macho(path, member, classify(name), rules, report, sdk_version=sdk_version)
+                macho.check_macho(path, member, role, rules, report, sdk_version=sdk_version)
 
 
-def _check_static_library(path: Path, member: str, rules: Any, report: Report) -> None:
-    """The machine of every object in an ar archive (read from each member's header)."""
-    with open(path, "rb") as f:
-        if f.read(8) != b"!<arch>\n":
-            return
-        while header := f.read(60):
-            if len(header) < 60:
-                break
-            size = int(header[48:58].decode().strip() or 0)
-            data = f.read(size)
-            if size & 1:
-                f.read(1)
-            name = f"{member}({header[:16].decode(errors='replace').strip()})"
-            if data[:4] == _MACHO_64_LE:
-                cputype = int.from_bytes(data[4:8], "little")
-                if rules.macho_cputype is not None and cputype != rules.macho_cputype:
-                    message = f"object for CPU type {cputype:#x}, expected {rules.macho_cputype:#x}"
-                    report.add(name, "macho.cpu-type", message)
-            else:
-                elf_checks.check_object(data[:64], name, rules, report)
+def _check_object_header(label: str, head: bytes, rules: Any, report: Report) -> None:
+    """The machine of an object file (a build/ .o, or a member of a static library) from its header."""
+    if head[:4] == _MACHO_64_LE:
+        cputype = int.from_bytes(head[4:8], "little")
+        if rules.macho_cputype is not None and cputype != rules.macho_cputype:
+            message = f"object for CPU type {cputype:#x}, expected {rules.macho_cputype:#x}"
+            report.add(label, "macho.cpu-type", message)
+    else:
+        elf_checks.check_object(head, label, rules, report)
 
 
 def validate(paths: list[Path], *, work: Path | None = None) -> Report:
@@ -303,12 +324,12 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
                 continue
             _check_python_symlinks(unpacked, report)
             install = unpacked.root / ("python/install" if unpacked.kind == "full" else "python")
-            for finding in buildpaths.violations(install):
-                report.add(
-                    f"{path.name}:{_member_of(unpacked, finding.path)}",
-                    "archive.build-paths",
-                    str(finding.where) + " mentions a sandbox build path",
-                )
+            for finding in unpacked.text_findings:
+                if not finding.informational:
+                    member = f"{path.name}:{_member_of(unpacked, finding.path)}"
+                    report.add(
+                        member, "archive.build-paths", f"{finding.where} mentions a sandbox build path"
+                    )
             _check_binaries(unpacked, rules, (data or {}).get("apple_sdk_version"), report)
             prefix = f"{path.name}:python/install/" if unpacked.kind == "full" else f"{path.name}:python/"
             digest = check_fips(install, prefix, report)
@@ -325,8 +346,3 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
 
 def _member_of(unpacked: Unpacked, install_rel: str) -> str:
     return f"python/install/{install_rel}" if unpacked.kind == "full" else f"python/{install_rel}"
-
-
-def is_install_member(name: str) -> bool:
-    """Whether `name` is part of the installed tree."""
-    return install_relative(name) is not None and classify(name) is not Role.OBJECT
