@@ -10,6 +10,7 @@ what the checks themselves cost. Prints the best of N runs of each.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tarfile
 import time
@@ -23,19 +24,15 @@ from pydist.validate import validate
 
 
 def read_all(path: Path) -> int:
-    total = 0
-    if path.name.endswith(".zst"):
-        with open(path, "rb") as raw, zstandard.ZstdDecompressor().stream_reader(raw) as stream:
-            with tarfile.open(fileobj=stream, mode="r|") as tar:
-                for member in tar:
-                    if member.isfile():
-                        total += len(tar.extractfile(member).read())  # type: ignore[union-attr]
-        return total
-    with tarfile.open(path) as tar:
-        for member in tar:
-            if member.isfile():
-                total += len(tar.extractfile(member).read())  # type: ignore[union-attr]
-    return total
+    """Decompress and read every regular member; return the number of bytes."""
+    with contextlib.ExitStack() as stack:
+        if path.name.endswith(".zst"):
+            raw = stack.enter_context(open(path, "rb"))
+            stream = stack.enter_context(zstandard.ZstdDecompressor().stream_reader(raw))
+            tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
+        else:
+            tar = stack.enter_context(tarfile.open(path, mode="r|gz"))
+        return sum(len(tar.extractfile(m).read()) for m in tar if m.isfile())  # type: ignore[union-attr]
 
 
 def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
