@@ -9,6 +9,7 @@ from typing import Any
 from hermetic import scons_glue
 from hermetic.action import Action, ActionRunner, Patch
 from hermetic.debian import DebianArchives, archives_from_apt
+from hermetic.errors import ConfigError
 from hermetic.fetch import ContentStore, Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
@@ -138,6 +139,13 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     toolchain = load_toolchain(TOOLCHAINS_DIR, request.target, PINS_SCHEMA)
     if checking_host:
         toolchain.check_host()
+        native = matrix.DEFAULT_TARGET_FOR_HOST.get(host_platform())
+        if toolchain.os == "linux" and request.target != native:
+            raise ConfigError(
+                f"cross-building {request.target} on {host_platform()} is not implemented yet "
+                "(its toolchain and sysroot are pinned; the build rules assume a native target)",
+                hint=f"build target={native} here, or build on an aarch64 Linux host",
+            )
     fetcher = make_fetcher(settings)
     target_dir = settings.build_dir / request.target
     runner = ActionRunner(

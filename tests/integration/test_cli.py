@@ -62,6 +62,12 @@ def test_macos_target_stops_at_once_on_linux(tmp_path: Path) -> None:
     assert not (tmp_path / "build" / "aarch64-apple-darwin").exists()
 
 
+def test_cross_target_is_refused_with_a_reason(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "target=aarch64-unknown-linux-gnu", f"build_dir={tmp_path / 'build'}")
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "cross-building aarch64-unknown-linux-gnu", "not implemented yet")
+
+
 def test_unfetchable_source_names_the_file_and_where_to_put_it(tmp_path: Path) -> None:
     # CPython 3.12 is pinned from upstream only, which these machines cannot reach.
     distdir = tmp_path / "offline"
