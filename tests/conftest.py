@@ -225,3 +225,11 @@ def archive(dist: Path, kind: str) -> Path:
         "stripped": f"cpython-3.13.15-{NOOPT_TARGET}-noopt-install_only_stripped-test.tar.gz",
     }
     return dist / names[kind]
+
+
+@pytest.fixture(scope="session")
+def openssl_tree(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The OpenSSL 3.5.7 artifact built (or restored from the cache) in the session's repository copy."""
+    run_scons(project, "openssl", check=True)
+    artifact = project / "build" / "x86_64-unknown-linux-gnu" / "deps" / "openssl-3.5.7.tar.zst"
+    return unpack(artifact, tmp_path_factory.mktemp("openssl"))

@@ -47,9 +47,9 @@ def pinned_settings() -> dict[str, object]:
 
 
 @contextmanager
-def _open_tar(path: Path) -> Iterator[tarfile.TarFile]:
-    name = path.name
-    if name.endswith((".zst", ".zstd")):
+def open_tar(path: Path) -> Iterator[tarfile.TarFile]:
+    """Open a tarball for one sequential pass (.tar.zst through zstandard, anything else by tarfile)."""
+    if path.name.endswith((".zst", ".zstd")):
         with (
             open(path, "rb") as raw,
             zstandard.ZstdDecompressor().stream_reader(raw) as stream,
@@ -57,7 +57,7 @@ def _open_tar(path: Path) -> Iterator[tarfile.TarFile]:
         ):
             yield tar
     else:
-        with tarfile.open(path, mode="r:*") as tar:
+        with tarfile.open(path, mode="r|*") as tar:
             yield tar
 
 
@@ -128,12 +128,12 @@ def extract_tar(
     """
     label = label or archive.name
     if strip == "auto":
-        with _open_tar(archive) as tar:
+        with open_tar(archive) as tar:
             strip = 1 if _single_top_dir(m.name for m in tar) else 0
     dest.mkdir(parents=True, exist_ok=True)
     root = dest.resolve()
     dir_times: list[tuple[Path, int]] = []
-    with _open_stream(fileobj) if fileobj is not None else _open_tar(archive) as tar:
+    with _open_stream(fileobj) if fileobj is not None else open_tar(archive) as tar:
         for member in tar:
             rel = _member_path(member.name, strip, label)
             if rel is None:

@@ -10,21 +10,19 @@ It runs no external program.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import jsonschema
-import zstandard
 
-from hermetic.archive import pack_tree
+from hermetic.archive import open_tar, pack_tree
 from hermetic.errors import HermeticError
 from hermetic.fetch import sha256_file
 from hermetic.pins import Pin
@@ -406,7 +404,7 @@ def convert_install_only(full: Path, out: Path, source_date_epoch: int) -> None:
     """python-build-standalone's install_only archive: python/install/ becomes python/, without static
     libpython, the stdlib test packages and the test extension modules; the license texts are kept
     under python/share/licenses/ (third-party licenses travel with the binaries)."""
-    with _read_tar(full) as tar:
+    with open_tar(full) as tar:
         first = tar.next()
         if first is None or first.name != "python/PYTHON.json":
             raise DistributionError(f"{full.name}: PYTHON.json is not the first member")
@@ -436,21 +434,6 @@ def convert_install_only(full: Path, out: Path, source_date_epoch: int) -> None:
         pack_tree(staging / "python", out, mtime=source_date_epoch, prefix="python", compression="gz")
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _read_tar(path: Path) -> Iterator[tarfile.TarFile]:
-    """Open a .tar.zst or .tar.gz for sequential reading."""
-    if not path.name.endswith(".zst"):
-        with tarfile.open(path, mode="r|gz") as tar:
-            yield tar
-        return
-    with (
-        open(path, "rb") as raw,
-        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
-    ):
-        yield tar
 
 
 def write_sha256sums(out: Path, archives: Iterable[Path]) -> None:

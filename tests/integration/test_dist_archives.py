@@ -10,10 +10,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-import zstandard
 from elftools.elf.elffile import ELFFile
 
 from conftest import archive, unpack
+from hermetic.archive import open_tar
 from pydist import buildpaths, distribution
 
 pytestmark = pytest.mark.integration
@@ -27,15 +27,8 @@ def dist(noopt_dist: Path) -> Path:
 
 
 def members(path: Path) -> list[tarfile.TarInfo]:
-    if path.name.endswith(".zst"):
-        with (
-            open(path, "rb") as raw,
-            zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-            tarfile.open(fileobj=stream, mode="r|") as tar,
-        ):
-            return list(tar)
-    with tarfile.open(path) as tar:
-        return tar.getmembers()
+    with open_tar(path) as tar:
+        return list(tar)
 
 
 def test_outputs_and_checksums(dist: Path) -> None:
@@ -135,11 +128,7 @@ def test_runtime_tests_ran_on_both_install_only_archives(project: Path, dist: Pa
     reports = project / "build" / TARGET / "tests"
     for kind in ("install_only", "stripped"):
         report = reports / f"{archive(dist, kind).name}.report.tar.zst"
-        with (
-            open(report, "rb") as raw,
-            zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-            tarfile.open(fileobj=stream, mode="r|") as tar,
-        ):
+        with open_tar(report) as tar:
             results = next(json.load(tar.extractfile(m)) for m in tar if m.name == "report.json")  # type: ignore[arg-type]
         checks = {(r["where"], r["check"]): r["status"] for r in results}
         assert checks and set(checks.values()) == {"ok"}

@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_scons, unpack
-
 pytestmark = pytest.mark.integration
 
 # The HMAC key OpenSSL's FIPS module uses for its integrity check (FIPS_KEY in OpenSSL's Configure).
@@ -20,10 +18,8 @@ FIPS_INTEGRITY_KEY = bytes.fromhex("f4556650ac31d35461610bac4ed81b1a181b2d8a43ea
 
 
 @pytest.fixture(scope="module")
-def openssl(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_scons(project, "openssl", check=True)
-    artifact = project / "build" / "x86_64-unknown-linux-gnu" / "deps" / "openssl-3.5.7.tar.zst"
-    return unpack(artifact, tmp_path_factory.mktemp("openssl"))
+def openssl(openssl_tree: Path) -> Path:
+    return openssl_tree
 
 
 def fips_config(root: Path, tmp_path: Path) -> Path:

@@ -20,13 +20,13 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import zstandard
 
+from hermetic.archive import open_tar
 from pydist import buildpaths
 from pydist.distribution import validate_python_json
 from pydist.elfinfo import is_elf
@@ -79,20 +79,6 @@ class Unpacked:
 _MACHO_MAGICS = {
     bytes.fromhex(m) for m in ("feedface", "feedfacf", "cefaedfe", "cffaedfe", "cafebabe", "bebafeca")
 }
-
-
-@contextmanager
-def _tar_stream(path: Path) -> Iterator[tarfile.TarFile]:
-    if path.name.endswith(".zst"):
-        with (
-            open(path, "rb") as raw,
-            zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-            tarfile.open(fileobj=stream, mode="r|") as tar,
-        ):
-            yield tar
-    else:
-        with tarfile.open(path, mode="r|*") as tar:
-            yield tar
 
 
 def _safe_name(name: str) -> bool:
@@ -149,7 +135,7 @@ def unpack(path: Path, dest: Path, report: Report) -> Unpacked:
     kind = "full" if full or label.endswith(".tar.zst") else "install_only"
     unpacked = Unpacked(label=label, kind=kind, root=dest, name=match.groupdict() if match else {})
     try:
-        with _tar_stream(path) as tar:
+        with open_tar(path) as tar:
             for member in tar:
                 name = member.name.rstrip("/")
                 if unpacked.first_member is None:

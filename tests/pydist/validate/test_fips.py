@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Toolchain, run_scons, unpack
+from conftest import Toolchain
 from pydist.distribution import fips_config
 from pydist.validate.fips import check_fips, module_mac, parse_openssl_config
 from pydist.validate.report import Report
@@ -17,10 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def openssl(project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_scons(project, "openssl", check=True)
-    artifact = project / "build" / "x86_64-unknown-linux-gnu" / "deps" / "openssl-3.5.7.tar.zst"
-    return unpack(artifact, tmp_path_factory.mktemp("openssl"))
+def openssl(openssl_tree: Path) -> Path:
+    return openssl_tree
 
 
 def install_tree(openssl: Path, dest: Path) -> Path:
