@@ -45,7 +45,6 @@ NOT_BUILT = {
     "_testclinic_limited": "Argument Clinic's own test module",
     "xxlimited": "an example module",
     "xxlimited_35": "an example module",
-    "_remote_debugging": "not shipped by python-build-standalone for Linux",
 }
 
 # Built as shared objects (in lib-dynload) instead of into libpython: the test modules, so the
