@@ -91,6 +91,16 @@ def test_stripped_archive_keeps_fips_so_byte_identical(dist: Path, tmp_path: Pat
         assert not [s.name for s in ELFFile(f).iter_sections() if s.name.startswith(".debug")]
 
 
+def test_interpreter_links_libpython_statically(dist: Path, tmp_path: Path) -> None:
+    root = unpack(archive(dist, "install_only"), tmp_path) / "python"
+    with open(root / "bin" / "python3.13", "rb") as f:
+        dynamic = ELFFile(f).get_section_by_name(".dynamic")
+        tags = {(t.entry.d_tag, getattr(t, "needed", getattr(t, "rpath", None))) for t in dynamic.iter_tags()}
+    assert not [value for tag, value in tags if tag == "DT_NEEDED" and "libpython" in str(value)]
+    assert ("DT_RPATH", "$ORIGIN/../lib") in tags
+    assert (root / "lib" / "libpython3.13.so.1.0").is_file()
+
+
 def fips_env(root: Path) -> dict[str, str]:
     return {"PATH": "/usr/bin:/bin", "OPENSSL_CONF": str(root / "share" / "ssl" / "openssl-fips.cnf")}
 

@@ -92,6 +92,19 @@ def pinned_library_versions(root: Path, args: argparse.Namespace, tmp: Path) -> 
 
 
 @check
+def one_openssl_copy(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    return run(
+        root,
+        """
+        import sys
+        builtin = set(sys.builtin_module_names)
+        assert {"_ssl", "_hashlib"} <= builtin, "_ssl and _hashlib must both be built into libpython"
+        print("_ssl and _hashlib are built in: one copy of OpenSSL")
+        """,
+    )
+
+
+@check
 def relocatable_prefix(root: Path, args: argparse.Namespace, tmp: Path) -> str:
     out = run(
         root,
