@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hermetic import scons_glue
+from hermetic import log, scons_glue
 from hermetic.action import Action, ActionRunner, Patch
 from hermetic.debian import DebianArchives, archives_from_apt
 from hermetic.errors import ConfigError
@@ -197,11 +197,17 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     needed += toolchain.all_packages()
 
     def fetch_all() -> None:
-        for pin in needed:
-            fetcher.fetch(pin)
+        with log.step(f"fetch {len(needed)} pinned files"):
+            for pin in needed:
+                fetcher.fetch(pin)
+        log.say(
+            f"  {len(needed)} files, {sum(p.size for p in needed) / 1e6:.0f} MB, verified in {fetcher.store.root}"
+        )
 
     def toolchain_task() -> None:
-        materialize_toolchain(toolchain, fetcher, settings.cache_root / "toolchains")
+        with log.step(f"toolchain {toolchain.triple}"):
+            dirs = materialize_toolchain(toolchain, fetcher, settings.cache_root / "toolchains")
+        log.say(f"  compiler {dirs.compiler}\n  sysroot  {dirs.sysroot}")
 
     scons_glue.declare_task(env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
     scons_glue.declare_task(env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
