@@ -200,9 +200,8 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
         with log.step(f"fetch {len(needed)} pinned files"):
             for pin in needed:
                 fetcher.fetch(pin)
-        log.say(
-            f"  {len(needed)} files, {sum(p.size for p in needed) / 1e6:.0f} MB, verified in {fetcher.store.root}"
-        )
+        megabytes = sum(p.size for p in needed) / 1e6
+        log.say(f"  {len(needed)} files, {megabytes:.0f} MB, verified, in {fetcher.store.root}")
 
     def toolchain_task() -> None:
         with log.step(f"toolchain {toolchain.triple}"):
