@@ -117,9 +117,7 @@ def make_pin(data: bytes, name: str = "demo", urls: tuple[str, ...] = ()) -> Pin
 
 def copy_repository(dest: Path) -> Path:
     """Copy the tracked files of the repository (and uncommitted ones) to `dest`, without build outputs."""
-    ignore = shutil.ignore_patterns(
-        "build", "dist", ".venv", ".git", "__pycache__", ".pytest_cache", "*.egg-info"
-    )
+    ignore = shutil.ignore_patterns("build", "dist", ".venv", ".git", "__pycache__", ".pytest_cache", "*.egg-info")
     shutil.copytree(REPO_ROOT, dest, ignore=ignore, symlinks=True)
     return dest
 
@@ -131,9 +129,7 @@ def scons_command() -> list[str]:
 
 def run_scons(project: Path, *args: str, check: bool = False) -> subprocess.CompletedProcess[str]:
     """Run scons in `project` with `args`, capturing output."""
-    result = subprocess.run(
-        [*scons_command(), "-Q", *args], cwd=project, capture_output=True, text=True, timeout=3600
-    )
+    result = subprocess.run([*scons_command(), "-Q", *args], cwd=project, capture_output=True, text=True, timeout=3600)
     if check and result.returncode != 0:
         raise AssertionError(f"scons {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
     return result
@@ -179,9 +175,7 @@ class Toolchain:
             "HOME": "/tmp",
             "SOURCE_DATE_EPOCH": "0",
         }
-        rc = Bubblewrap(scratch).run(
-            ["/bin/sh", "-ec", script], mounts=mounts, env=env, cwd="/build/out", log_file=log
-        )
+        rc = Bubblewrap(scratch).run(["/bin/sh", "-ec", script], mounts=mounts, env=env, cwd="/build/out", log_file=log)
         output = log.read_text()
         if rc != 0:
             raise AssertionError(f"sandboxed command failed ({rc}):\n{script}\n{output}")

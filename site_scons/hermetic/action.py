@@ -236,9 +236,7 @@ class ActionRunner:
         with log.step(f"build {action.label}", progress.status):
             self._run(action, artifact, dep_artifacts, progress)
 
-    def _run(
-        self, action: Action, artifact: Path, dep_artifacts: Sequence[Path], progress: _Progress
-    ) -> None:
+    def _run(self, action: Action, artifact: Path, dep_artifacts: Sequence[Path], progress: _Progress) -> None:
         work = self.work_root / action.name
         if work.exists():
             shutil.rmtree(work)
@@ -305,9 +303,7 @@ class ActionRunner:
             env = {**base_env, **step.env}
             rc = self._run_step(sandbox, step.argv, mounts, env, step.cwd, log_file)
             if rc != 0:
-                self._fail(
-                    action, log_file, work, f"{action.label}: step '{step.name}' failed (exit code {rc})"
-                )
+                self._fail(action, log_file, work, f"{action.label}: step '{step.name}' failed (exit code {rc})")
 
         progress.step = "packing"
         out_dir = dirs["out"] / Path(action.output).relative_to(OUT)
@@ -347,9 +343,7 @@ class ActionRunner:
             f.write(f"\n$ {' '.join(argv)}\n")
         return sandbox.run(argv, mounts=mounts, env=env, cwd=cwd, log_file=log_file)
 
-    def _fail(
-        self, action: Action, log_file: Path, work: Path, message: str, hint: str | None = None
-    ) -> None:
+    def _fail(self, action: Action, log_file: Path, work: Path, message: str, hint: str | None = None) -> None:
         lines = log.tail(log_file, 25)
         log.say(f"---- last {len(lines)} lines of {log_file} ----")
         for line in lines:

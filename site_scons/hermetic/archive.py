@@ -70,14 +70,10 @@ def _open_stream(fileobj: BinaryIO) -> Iterator[tarfile.TarFile]:
 def _member_path(name: str, strip: int, archive: str) -> str | None:
     """The safe relative path of a member after stripping `strip` leading components (None: skip it)."""
     if name.startswith("/"):
-        raise UnsafeArchiveError(
-            f"{archive}: member {name!r} has an absolute path", hint="refusing to unpack"
-        )
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path", hint="refusing to unpack")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchiveError(
-            f"{archive}: member {name!r} escapes its directory", hint="refusing to unpack"
-        )
+        raise UnsafeArchiveError(f"{archive}: member {name!r} escapes its directory", hint="refusing to unpack")
     parts = parts[strip:]
     return "/".join(parts) if parts else None
 
@@ -143,9 +139,7 @@ def extract_tar(
             parent.mkdir(parents=True, exist_ok=True)
             resolved_parent = str(parent.resolve())
             if resolved_parent != str(root) and not resolved_parent.startswith(str(root) + os.sep):
-                raise UnsafeArchiveError(
-                    f"{label}: member {member.name!r} escapes its directory via a symlink"
-                )
+                raise UnsafeArchiveError(f"{label}: member {member.name!r} escapes its directory via a symlink")
             if member.isdir():
                 out.mkdir(exist_ok=True)
                 out.chmod(0o755)
@@ -170,15 +164,11 @@ def extract_tar(
             elif member.islnk():
                 link_rel = _member_path(member.linkname, strip, label)
                 if link_rel is None or not (root / link_rel).exists():
-                    raise UnsafeArchiveError(
-                        f"{label}: hard link {member.name!r} has no target inside the archive"
-                    )
+                    raise UnsafeArchiveError(f"{label}: hard link {member.name!r} has no target inside the archive")
                 _replace(out)
                 os.link(root / link_rel, out)
             else:
-                raise UnsafeArchiveError(
-                    f"{label}: member {member.name!r} is a device or fifo", hint="refusing it"
-                )
+                raise UnsafeArchiveError(f"{label}: member {member.name!r} is a device or fifo", hint="refusing it")
     for directory, mtime in reversed(dir_times):
         os.utime(directory, (mtime, mtime))
 
@@ -273,9 +263,7 @@ def _compressor(raw: BinaryIO, compression: Compression, mtime: int, zstd_level:
         with cctx.stream_writer(raw, closefd=False) as writer:
             yield writer  # type: ignore[misc]
     elif compression == "gz":
-        with gzip.GzipFile(
-            filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=mtime
-        ) as writer:
+        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=mtime) as writer:
             yield writer  # type: ignore[misc]
     else:
         yield raw

@@ -105,10 +105,7 @@ def archives_from_apt(apt_dir: Path = Path("/etc/apt")) -> DebianArchives:
     main: list[str] = []
     security: list[str] = []
     for uri, suite in _entries(apt_dir):
-        if (
-            not uri.startswith(("http://", "https://"))
-            or suite.split("-")[0].split("/")[0] not in _DEBIAN_SUITES
-        ):
+        if not uri.startswith(("http://", "https://")) or suite.split("-")[0].split("/")[0] not in _DEBIAN_SUITES:
             continue
         target = security if suite.endswith(("-security", "/updates")) else main
         if uri not in target:

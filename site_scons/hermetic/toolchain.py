@@ -92,9 +92,7 @@ class PackageSet:
     def id(self) -> str:
         """Short content id: changes whenever a package, a tool link or the materializer changes."""
         layout = [self.tools_dir, self.tools, self.lib_dirs]
-        return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[
-            :20
-        ]
+        return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[:20]
 
     def identity(self) -> list[dict[str, Any]]:
         """Every package's identity, for action keys and provenance."""
@@ -222,9 +220,7 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path) -> Toolchain
     compiler = sysroot = None
     if data["os"] == "linux":
         compiler = load_compiler(toolchains_dir / data["compiler"], schema)
-        sysroot = PackageSet(
-            kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"])
-        )
+        sysroot = PackageSet(kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"]))
     return Toolchain(
         triple=triple,
         os=data["os"],
@@ -295,9 +291,7 @@ def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
             for pin in packages.packages:
                 extract_deb(fetcher.fetch(pin), staging)
             _link_tools(staging, packages)
-            (staging / _MARKER).write_text(
-                json.dumps({"id": packages.id, "files": _manifest(staging)}, sort_keys=True)
-            )
+            (staging / _MARKER).write_text(json.dumps({"id": packages.id, "files": _manifest(staging)}, sort_keys=True))
             os.replace(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -349,13 +343,9 @@ def check_xcode(toolchain: Toolchain) -> None:
         sdk = subprocess.run(
             ["xcrun", "--sdk", "macosx", "--show-sdk-version"], capture_output=True, text=True, check=True
         ).stdout.strip()
-        clang = subprocess.run(
-            ["xcrun", "clang", "--version"], capture_output=True, text=True, check=True
-        ).stdout
+        clang = subprocess.run(["xcrun", "clang", "--version"], capture_output=True, text=True, check=True).stdout
     except (OSError, subprocess.CalledProcessError):
-        raise ToolchainError(
-            "xcrun failed: Xcode is not installed", hint="install the pinned Xcode"
-        ) from None
+        raise ToolchainError("xcrun failed: Xcode is not installed", hint="install the pinned Xcode") from None
     if sdk != toolchain.xcode["sdk_version"]:
         raise ToolchainError(
             f"macOS SDK {sdk} found, {toolchain.xcode['sdk_version']} pinned",

@@ -14,9 +14,7 @@ def _validate(args: argparse.Namespace) -> int:
 
     missing = [p for p in args.archives if not p.is_file()]
     if missing:
-        print(
-            f"error: {missing[0]}: no such file; pass the .tar.zst and/or .tar.gz archives", file=sys.stderr
-        )
+        print(f"error: {missing[0]}: no such file; pass the .tar.zst and/or .tar.gz archives", file=sys.stderr)
         return 2
     started = time.monotonic()
     report = validate(args.archives)
@@ -40,21 +38,32 @@ def _validate(args: argparse.Namespace) -> int:
     return 1 if report.violations else 0
 
 
+def _audit(args: argparse.Namespace) -> int:
+    from pydist.provenance import audit
+
+    if not args.directory.is_dir():
+        print(f"error: {args.directory}: not a directory; pass a dist/<build> directory", file=sys.stderr)
+        return 2
+    problems, summary = audit(args.directory)
+    for problem in problems:
+        print(problem)
+    print(f"{'FAILED' if problems else 'OK'}: {summary}")
+    return 1 if problems else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m pydist`` and the ``pydist`` script."""
-    parser = argparse.ArgumentParser(
-        prog="pydist", description="Tools for the standalone FIPS-capable CPython builds"
-    )
+    parser = argparse.ArgumentParser(prog="pydist", description="Tools for the standalone FIPS-capable CPython builds")
     commands = parser.add_subparsers(dest="command", required=True)
     validate = commands.add_parser("validate", help="check distribution archives and report every violation")
-    validate.add_argument(
-        "archives", nargs="+", type=Path, help="full .tar.zst and/or install_only .tar.gz archives"
-    )
+    validate.add_argument("archives", nargs="+", type=Path, help="full .tar.zst and/or install_only .tar.gz archives")
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
+    audit = commands.add_parser("audit", help="check a build's provenance: pinned inputs, sandboxed actions, digests")
+    audit.add_argument("directory", type=Path, help="a dist/<build> directory (archives, SHA256SUMS, provenance.json)")
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(args)
-    return 2
+    return _audit(args)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,9 @@ install_only archive is unpacked in a fresh directory of a sandbox and must pass
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
+import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,11 @@ from typing import Any
 from hermetic import log, scons_glue
 from hermetic.action import DEPS, FILES, OUT, Action, ActionRunner, InputFile
 from hermetic.archive import extract_tar
-from hermetic.fetch import Fetcher
+from hermetic.fetch import Fetcher, sha256_file
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain
-from pydist import distribution
+from pydist import distribution, provenance
 from pydist.distribution import DistNames, DistributionError
 from pydist.libraries import bash, sh
 from pydist.matrix import BuildRequest
@@ -112,9 +114,19 @@ def validated(archives: list[Path], label: str) -> None:
 
 def runtime_tests(ctx: DistContext, archive: Path, openssl_artifact: Path) -> None:
     """Unpack `archive` in a fresh sandbox and run the runtime tests on it; raise ActionError if any fails."""
+    ctx.runner.run(runtime_test_action(ctx, archive), report_path(ctx, archive), [openssl_artifact])
+
+
+def report_path(ctx: DistContext, archive: Path) -> Path:
+    """Where the runtime tests of `archive` leave their report."""
+    return ctx.tests_root / f"{archive.name}.report.tar.zst"
+
+
+def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
+    """The sandboxed action that unpacks an install_only archive and runs the runtime tests on it."""
     sqlite = ctx.lock.get("sqlite")
     openssl = ctx.lock.get("openssl")
-    action = Action(
+    return Action(
         name=f"runtime-tests-{archive.name.removesuffix('.tar.gz')}",
         rule="runtime-tests",
         rule_version=1,
@@ -139,13 +151,55 @@ def runtime_tests(ctx: DistContext, archive: Path, openssl_artifact: Path) -> No
         files=(InputFile(path=archive, label=archive.name), RUNTIME_TESTS),
         record=False,
     )
-    ctx.runner.run(action, ctx.tests_root / f"{archive.name}.report.tar.zst", [openssl_artifact])
+
+
+def _record(action: Action, inputs: dict[str, str]) -> dict[str, Any]:
+    """An action's record for the provenance; archives it read as input files are listed as inputs."""
+    description = action.description()
+    description["files"] = [f for f in description["files"] if f["path"] not in inputs]
+    return {"key": action.key(), "description": description, "dep_artifacts": inputs}
+
+
+def _in_process_record(ctx: DistContext, name: str, inputs: dict[str, str]) -> dict[str, Any]:
+    """A step this process ran itself (no external program): recorded with the digest of its code."""
+    description = {
+        "name": name,
+        "rule": "in-process",
+        "target": ctx.toolchain.triple,
+        "sandbox": {"kind": "in-process", "network": False},
+        "source": None,
+        "patches": [],
+        "files": [{"path": f"site_scons/pydist/{n}", "sha256": code_digest(HERE / n)} for n in ("distribution.py",)],
+        "toolchain": {},
+        "host_tools": {},
+    }
+    key = hashlib.sha256(json.dumps(description, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return {"key": key, "description": description, "dep_artifacts": inputs}
+
+
+def builder_version() -> dict[str, str]:
+    """What built it: this repository's commit, SCons, bubblewrap."""
+    import SCons
+
+    result = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain"], capture_output=True, text=True)
+    commit = result.stdout.strip() if result.returncode == 0 else "unknown (not a git checkout)"
+    if result.returncode == 0 and dirty.stdout.strip():
+        commit += " (with uncommitted changes)"
+    bwrap = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.strip()
+    return {"fips-python-standalone": commit, "scons": SCons.__version__, "bubblewrap": bwrap}
 
 
 def declare_distribution(
-    env: Any, ctx: DistContext, names: DistNames, dist_dir: Path, cpython_node: Any, openssl_node: Any
+    env: Any,
+    ctx: DistContext,
+    names: DistNames,
+    dist_dir: Path,
+    cpython_node: Any,
+    openssl_node: Any,
+    library_nodes: list[Any],
 ) -> list[Any]:
-    """Declare the archives and SHA256SUMS of one build; returns their nodes."""
+    """Declare the archives, SHA256SUMS and provenance of one build; returns their nodes."""
     out_dir = dist_dir / names.directory
     openssl_path = Path(str(openssl_node))
 
@@ -173,7 +227,7 @@ def declare_distribution(
         shutil.rmtree(work)
 
     def install_only(targets: list[Path], sources: list[Path]) -> None:
-        [archive] = targets
+        archive, _report = targets
         staged = _staged(archive)
         full_archive = sources[0]
         distribution.convert_install_only(full_archive, staged, ctx.lock.source_date_epoch)
@@ -182,7 +236,7 @@ def declare_distribution(
         _publish(staged, archive)
 
     def stripped(targets: list[Path], sources: list[Path]) -> None:
-        [archive] = targets
+        archive, _report = targets
         staged = _staged(archive)
         install_only_archive, _openssl, full_archive = sources
         ctx.runner.run(strip_action(ctx, install_only_archive), staged, [])
@@ -193,18 +247,89 @@ def declare_distribution(
     def sums(targets: list[Path], sources: list[Path]) -> None:
         distribution.write_sha256sums(targets[0], sources)
 
-    def declare(name: str, sources: list[Any], work: Callable[[list[Path], list[Path]], None]) -> Any:
-        [node] = scons_glue.declare_function(env, [str(out_dir / name)], sources, ctx.identity(name), work)
-        return node
+    def declare(
+        name: str, sources: list[Any], work: Callable[[list[Path], list[Path]], None], tested: bool = False
+    ) -> Any:
+        # A runtime-tested archive has its test report as a second target, cached and restored with it.
+        targets = [out_dir / name, *([report_path(ctx, out_dir / name)] if tested else [])]
+        nodes = scons_glue.declare_function(env, [str(t) for t in targets], sources, ctx.identity(name), work)
+        return nodes[0]
 
     # The license tarballs are pinned by sha256, and the pins are part of ctx.identity().
     full_node = declare(names.full, [cpython_node, openssl_node], full)
-    install_only_node = declare(names.install_only, [full_node, openssl_node], install_only)
+    install_only_node = declare(names.install_only, [full_node, openssl_node], install_only, tested=True)
     stripped_node = declare(
-        names.install_only_stripped, [install_only_node, openssl_node, full_node], stripped
+        names.install_only_stripped, [install_only_node, openssl_node, full_node], stripped, tested=True
     )
     sums_node = declare("SHA256SUMS", [full_node, install_only_node, stripped_node], sums)
-    return [full_node, install_only_node, stripped_node, sums_node]
+
+    def provenance_statement(targets: list[Path], sources: list[Path]) -> None:
+        full_archive, install_only_archive, stripped_archive, _sums, cpython_artifact, *artifacts = sources
+        openssl_artifact = openssl_path.resolve()
+        digest = {p: sha256_file(p) for p in (full_archive, install_only_archive, stripped_archive)}
+        extra = [
+            (
+                _in_process_record(
+                    ctx,
+                    "assemble-full-archive",
+                    {
+                        cpython_artifact.name: sha256_file(cpython_artifact),
+                        openssl_artifact.name: sha256_file(openssl_artifact),
+                        **{pin.filename: pin.sha256 for pin in ctx.license_pins},
+                    },
+                ),
+                digest[full_archive],
+            ),
+            (
+                _in_process_record(ctx, "convert-install-only", {full_archive.name: digest[full_archive]}),
+                digest[install_only_archive],
+            ),
+            (
+                _record(
+                    strip_action(ctx, install_only_archive),
+                    {install_only_archive.name: digest[install_only_archive]},
+                ),
+                digest[stripped_archive],
+            ),
+        ]
+        for tested in (install_only_archive, stripped_archive):
+            inputs = {tested.name: digest[tested], openssl_artifact.name: sha256_file(openssl_artifact)}
+            extra.append((_record(runtime_test_action(ctx, tested), inputs), sha256_file(report_path(ctx, tested))))
+        compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
+        pins = [(pin, "source") for pin in ctx.license_pins]
+        pins += [(pin, "compiler") for pin in (compiler.packages.packages if compiler else ())]
+        pins += [(pin, "sysroot") for pin in (sysroot.packages if sysroot else ())]
+        document = provenance.build_statement(
+            archives=[full_archive, install_only_archive, stripped_archive],
+            artifacts=[cpython_artifact, *artifacts],
+            extra_actions=extra,
+            pins=pins,
+            external={
+                "target": ctx.request.target,
+                "python": ctx.request.python_version,
+                "options": ctx.request.options,
+                "tag": names.tag,
+            },
+            internal={
+                "source_date_epoch": ctx.lock.source_date_epoch,
+                "sources_lock_sha256": sha256_file(ctx.lock.path),
+                "toolchain": ctx.toolchain.identity_digest(),
+            },
+            builder_version=builder_version(),
+        )
+        staged = targets[0].with_name(f".{targets[0].name}.part")
+        staged.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+        staged.replace(targets[0])
+
+    version = builder_version()
+    [provenance_node] = scons_glue.declare_function(
+        env,
+        [str(out_dir / provenance.PROVENANCE_NAME)],
+        [full_node, install_only_node, stripped_node, sums_node, cpython_node, *library_nodes],
+        {**ctx.identity("provenance"), "builder": version},
+        provenance_statement,
+    )
+    return [full_node, install_only_node, stripped_node, sums_node, provenance_node]
 
 
 def strip_action(ctx: DistContext, install_only: Path) -> Action:

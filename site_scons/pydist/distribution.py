@@ -180,9 +180,7 @@ def relocatable_shebangs(install: Path) -> list[str]:
             continue
         interpreter = match.group(1).decode()
         trampoline = (
-            "#!/bin/sh\n"
-            f'\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")/{interpreter}" "$0" "$@"\n'
-            "' '''\n"
+            f'#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")/{interpreter}" "$0" "$@"\n\' \'\'\'\n'
         )
         path.write_bytes(trampoline.encode() + rest)
         rewritten.append(path.name)
@@ -362,9 +360,7 @@ def assemble_full(
     problems = validate_python_json(data)
     leftovers = buildpaths.violations(install)
     if leftovers:
-        problems.append(
-            f"build paths left in {len(leftovers)} places, e.g. {'; '.join(map(str, leftovers[:3]))}"
-        )
+        problems.append(f"build paths left in {len(leftovers)} places, e.g. {'; '.join(map(str, leftovers[:3]))}")
     if problems:
         raise DistributionError(
             f"{out.name}: {problems[0]}" + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")

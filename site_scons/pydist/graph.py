@@ -31,7 +31,7 @@ LIBRARY_RULE_VERSION = 1
 CPYTHON_RULE_VERSION = 1
 
 NAMED_TARGETS = {
-    "dist": "the default: full, install_only and install_only_stripped archives and SHA256SUMS in dist/",
+    "dist": "the default: full, install_only and install_only_stripped archives, SHA256SUMS and provenance.json",
     "cpython": "the CPython build (install tree, objects, build facts) for target, py and options",
     "libs": "every dependency library and OpenSSL",
     "fetch": "download (or verify) every pinned file this build needs, nothing else",
@@ -48,9 +48,7 @@ def patches_for(package: str, version: str) -> tuple[Patch, ...]:
     root = PATCHES_DIR / package
     if not root.is_dir():
         return ()
-    series = [
-        d for d in root.iterdir() if d.is_dir() and (version == d.name or version.startswith(d.name + "."))
-    ]
+    series = [d for d in root.iterdir() if d.is_dir() and (version == d.name or version.startswith(d.name + "."))]
     found: list[Patch] = []
     for directory in sorted(series, key=lambda d: len(d.name)):
         for path in sorted(directory.glob("*.patch")):
@@ -85,9 +83,7 @@ def make_fetcher(settings: Settings) -> Fetcher:
     )
 
 
-def library_action(
-    recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: SourcesLock, toolchain: Toolchain
-) -> Action:
+def library_action(recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: SourcesLock, toolchain: Toolchain) -> Action:
     """The action that builds one dependency library from its pin."""
     label = pin.id
     return Action(
@@ -169,9 +165,7 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
 
     python_action = cpython_action(request, ce, lock, toolchain, tuple(libraries))
     python_artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
-    python_node = scons_glue.declare_action(
-        env, python_action, runner, python_artifact, list(libraries.values())
-    )
+    python_node = scons_glue.declare_action(env, python_action, runner, python_artifact, list(libraries.values()))
     env.Alias("cpython", python_node)
 
     license_pins = (*(lock.get(r.name) for r in [*RECIPES.values(), OPENSSL]), request.python)
@@ -189,7 +183,7 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     )
     names = DistNames(request=request, tag=release_tag(settings.tag, lock.source_date_epoch))
     dist_nodes = dist_graph.declare_distribution(
-        env, dist_ctx, names, settings.dist_dir, python_node, libraries["openssl"]
+        env, dist_ctx, names, settings.dist_dir, python_node, libraries["openssl"], list(libraries.values())
     )
     env.Alias("dist", dist_nodes)
 

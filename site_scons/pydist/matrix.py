@@ -96,9 +96,7 @@ def validate_request(lock: SourcesLock, *, target: str, py: str, options: str) -
     if target not in TARGETS:
         raise ConfigError(f"target={target} is not a supported target", hint=f"valid: {', '.join(TARGETS)}")
     if options not in OPTIONS:
-        raise ConfigError(
-            f"options={options} is not a supported option set", hint=f"valid: {', '.join(OPTIONS)}"
-        )
+        raise ConfigError(f"options={options} is not a supported option set", hint=f"valid: {', '.join(OPTIONS)}")
     python = resolve_python(lock, py)
     request = BuildRequest(target=target, python=python, options=options)
     if request.freethreaded and _version_key(request.python_minor) < FREETHREADED_SINCE:

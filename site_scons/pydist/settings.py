@@ -100,9 +100,7 @@ def resolve(arguments: dict[str, str]) -> Settings:
         if not directory.is_dir():
             raise ConfigError(f"distdir={directory} is not a directory", hint="create it or fix the path")
     if value["tag"] != defaults["tag"] and not re.fullmatch(r"[A-Za-z0-9._]+", value["tag"]):
-        raise ConfigError(
-            f"tag={value['tag']} may only hold letters, digits, '.' and '_'", hint="e.g. tag=20261121"
-        )
+        raise ConfigError(f"tag={value['tag']} may only hold letters, digits, '.' and '_'", hint="e.g. tag=20261121")
     if not str(value["jobs"]).isdigit() or int(value["jobs"]) < 1:
         raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
     return Settings(
@@ -138,9 +136,7 @@ def release_tag(explicit: str | None, fallback_epoch: int) -> str:
             text=True,
             timeout=30,
         )
-        epoch = (
-            int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else fallback_epoch
-        )
+        epoch = int(result.stdout.strip()) if result.returncode == 0 and result.stdout.strip() else fallback_epoch
     except (OSError, ValueError, subprocess.TimeoutExpired):
         epoch = fallback_epoch
     return time.strftime("%Y%m%dT%H%M", time.gmtime(epoch))

@@ -50,9 +50,7 @@ def symlink(name: str, target: str) -> tarfile.TarInfo:
         (symlink("pkg/abs", "/etc/passwd"), "absolute path"),
     ],
 )
-def test_members_escaping_the_destination_are_refused(
-    tmp_path: Path, member: tarfile.TarInfo, reason: str
-) -> None:
+def test_members_escaping_the_destination_are_refused(tmp_path: Path, member: tarfile.TarInfo, reason: str) -> None:
     archive = write_tar(tmp_path / "bad.tar.gz", [regular("pkg/ok.txt"), member], {"pkg/ok.txt": b"ok"})
     with pytest.raises(UnsafeArchiveError) as error:
         extract_tar(archive, tmp_path / "out")

@@ -29,9 +29,7 @@ def test_deb822_and_one_line_sources(tmp_path: Path) -> None:
 
 
 def test_resolve_expands_only_debian_urls() -> None:
-    archives = DebianArchives(
-        main=("http://a/debian/", "http://b/debian"), security=("http://s/debian-security",)
-    )
+    archives = DebianArchives(main=("http://a/debian/", "http://b/debian"), security=("http://s/debian-security",))
     assert archives.resolve("debian:pool/main/z/zlib/z.tar.gz") == [
         "http://a/debian/pool/main/z/zlib/z.tar.gz",
         "http://b/debian/pool/main/z/zlib/z.tar.gz",

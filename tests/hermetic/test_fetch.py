@@ -21,9 +21,7 @@ def fetcher(tmp_path: Path, **kwargs: object) -> Fetcher:
 
 def assert_cache_clean(tmp_path: Path) -> None:
     """Nothing half-written is left anywhere in the cache."""
-    entries = (
-        list((tmp_path / "cache" / "sha256").rglob("*")) if (tmp_path / "cache" / "sha256").exists() else []
-    )
+    entries = list((tmp_path / "cache" / "sha256").rglob("*")) if (tmp_path / "cache" / "sha256").exists() else []
     assert [e for e in entries if e.is_file()] == []
     staging = tmp_path / "cache" / "tmp"
     assert not staging.exists() or list(staging.iterdir()) == []
@@ -86,13 +84,9 @@ def test_truncated_transfer_resumes_with_range(tmp_path: Path, http_server: Loop
     assert 0 < resumed_at <= len(PAYLOAD) // 2
 
 
-def test_dead_first_url_falls_back_to_the_next(
-    tmp_path: Path, http_server: LoopbackServer, dead_url: str
-) -> None:
+def test_dead_first_url_falls_back_to_the_next(tmp_path: Path, http_server: LoopbackServer, dead_url: str) -> None:
     http_server.served.files["a.tgz"] = PAYLOAD
-    pin = make_pin(
-        PAYLOAD, urls=(dead_url, http_server.url("missing", "a.tgz"), http_server.url("good", "a.tgz"))
-    )
+    pin = make_pin(PAYLOAD, urls=(dead_url, http_server.url("missing", "a.tgz"), http_server.url("good", "a.tgz")))
     assert fetcher(tmp_path).fetch(pin).read_bytes() == PAYLOAD
 
 
@@ -104,9 +98,7 @@ def test_user_mirror_is_tried_first(tmp_path: Path, http_server: LoopbackServer,
     assert http_server.served.hits == [f"/good/{pin.sha256}"]
 
 
-def test_debian_urls_are_resolved_by_the_archive_configuration(
-    tmp_path: Path, http_server: LoopbackServer
-) -> None:
+def test_debian_urls_are_resolved_by_the_archive_configuration(tmp_path: Path, http_server: LoopbackServer) -> None:
     http_server.served.files["x_1.0.orig.tar.gz"] = PAYLOAD
     pin = make_pin(PAYLOAD, urls=("debian:good/x_1.0.orig.tar.gz",))
     resolve = lambda url: [url.replace("debian:", http_server.base + "/")]  # noqa: E731

@@ -171,9 +171,7 @@ def test_failing_step_shows_log_tail_and_path(
 def test_bubblewrap_command_mounts_inputs_read_only(tmp_path: Path) -> None:
     (tmp_path / "scratch").mkdir()
     sandbox = Bubblewrap(tmp_path / "scratch")
-    command = sandbox.command(
-        ["true"], [Mount(tmp_path, "/build/deps"), Mount(tmp_path, "/build/out", True)], "/"
-    )
+    command = sandbox.command(["true"], [Mount(tmp_path, "/build/deps"), Mount(tmp_path, "/build/out", True)], "/")
     assert ["--ro-bind", str(tmp_path), "/build/deps"] == command[command.index("/build/deps") - 2 :][:3]
     assert ["--bind", str(tmp_path), "/build/out"] == command[command.index("/build/out") - 2 :][:3]
     assert "--unshare-all" in command and "--die-with-parent" in command

@@ -37,9 +37,7 @@ class Build:
         return ran, restored, result.stdout
 
     def digests(self) -> dict[str, str]:
-        return {
-            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (self.root / DEPS).glob("*.tar.zst")
-        }
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (self.root / DEPS).glob("*.tar.zst")}
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 from pathlib import Path
@@ -14,7 +15,7 @@ from elftools.elf.elffile import ELFFile
 
 from conftest import archive, unpack
 from hermetic.archive import open_tar
-from pydist import buildpaths, distribution
+from pydist import buildpaths, distribution, provenance
 
 pytestmark = pytest.mark.integration
 
@@ -33,9 +34,8 @@ def members(path: Path) -> list[tarfile.TarInfo]:
 
 def test_outputs_and_checksums(dist: Path) -> None:
     files = sorted(p.name for p in dist.iterdir())
-    assert files == sorted(
-        [archive(dist, k).name for k in ("full", "install_only", "stripped")] + ["SHA256SUMS"]
-    )
+    expected = [archive(dist, k).name for k in ("full", "install_only", "stripped")]
+    assert files == sorted([*expected, "SHA256SUMS", "provenance.json"])
     for line in (dist / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ")
         assert hashlib.sha256((dist / name).read_bytes()).hexdigest() == digest
@@ -149,3 +149,43 @@ def test_install_only_conversion_is_deterministic(dist: Path, tmp_path: Path) ->
     again = tmp_path / archive(dist, "install_only").name
     distribution.convert_install_only(archive(dist, "full"), again, 1767225600)
     assert again.read_bytes() == archive(dist, "install_only").read_bytes()
+
+
+def test_provenance_audits_clean(dist: Path) -> None:
+    problems, summary = provenance.audit(dist)
+    assert problems == [], problems
+    document = json.loads((dist / "provenance.json").read_text())
+    assert document["predicateType"] == "https://slsa.dev/provenance/v1"
+    names = {a["name"] for a in document["predicate"]["runDetails"]["byproducts"]}
+    assert {"action/openssl-3.5.7", "action/cpython-3.13.15-noopt", "action/assemble-full-archive"} <= names
+    kinds = {d["annotations"]["kind"] for d in document["predicate"]["buildDefinition"]["resolvedDependencies"]}
+    assert {"source", "compiler", "sysroot", "repository-file", "host-tool"} <= kinds
+    assert "archives" in summary
+
+
+def copy_dist(dist: Path, dest: Path) -> Path:
+    shutil.copytree(dist, dest, copy_function=lambda s, d: Path(d).hardlink_to(s))
+    return dest
+
+
+def test_audit_finds_a_changed_archive_and_a_tampered_record(dist: Path, tmp_path: Path) -> None:
+    copy = copy_dist(dist, tmp_path / "dist")
+    stripped = archive(copy, "stripped")
+    data = stripped.read_bytes()
+    stripped.unlink()
+    stripped.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+    document = json.loads((copy / "provenance.json").read_text())
+    for action in document["predicate"]["runDetails"]["byproducts"]:
+        if action["name"] == "action/zlib-1.3.1":
+            action["annotations"]["sandbox"]["network"] = True
+    dependencies = document["predicate"]["buildDefinition"]["resolvedDependencies"]
+    document["predicate"]["buildDefinition"]["resolvedDependencies"] = [
+        d for d in dependencies if not d["name"].startswith("libffi")
+    ]
+    (copy / "provenance.json").unlink()
+    (copy / "provenance.json").write_text(json.dumps(document))
+    problems, _ = provenance.audit(copy)
+    text = "\n".join(problems)
+    assert f"{stripped.name}: sha256 differs from the provenance" in text
+    assert "action/zlib-1.3.1: did not run in bubblewrap without network" in text
+    assert "action/libffi-3.4.4: its source libffi 3.4.4 is not a pinned input" in text

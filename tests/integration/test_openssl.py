@@ -36,9 +36,7 @@ def fips_config(root: Path, tmp_path: Path) -> Path:
     return config
 
 
-def run_openssl(
-    root: Path, config: Path, *args: str, data: bytes = b""
-) -> subprocess.CompletedProcess[bytes]:
+def run_openssl(root: Path, config: Path, *args: str, data: bytes = b"") -> subprocess.CompletedProcess[bytes]:
     env = {
         "PATH": os.environ["PATH"],
         "OPENSSL_CONF": str(config),
@@ -56,9 +54,7 @@ def test_artifact_contents(openssl: Path) -> None:
 
 
 def test_built_without_hidden_visibility_and_exports_the_provider_entry(openssl: Path) -> None:
-    flags = subprocess.run(
-        [str(openssl / "bin" / "openssl"), "version", "-f"], capture_output=True, text=True
-    )
+    flags = subprocess.run([str(openssl / "bin" / "openssl"), "version", "-f"], capture_output=True, text=True)
     assert "-fvisibility=hidden" not in flags.stdout
     assert "-fPIC" in flags.stdout
     symbols = subprocess.run(
@@ -88,9 +84,7 @@ def test_module_mac_is_the_hmac_of_fips_so(openssl: Path) -> None:
     config = (openssl / "ssl" / "fipsmodule.cnf").read_text()
     recorded = re.search(r"^module-mac = ([0-9A-F:]+)$", config, re.M)
     assert recorded is not None
-    expected = hmac.new(
-        FIPS_INTEGRITY_KEY, (openssl / "lib" / "ossl-modules" / "fips.so").read_bytes(), "sha256"
-    )
+    expected = hmac.new(FIPS_INTEGRITY_KEY, (openssl / "lib" / "ossl-modules" / "fips.so").read_bytes(), "sha256")
     assert recorded.group(1).replace(":", "").lower() == expected.hexdigest()
 
 
@@ -111,11 +105,7 @@ def test_a_changed_fips_so_is_refused(openssl: Path, tmp_path: Path) -> None:
     assert "OpenSSL FIPS Provider" not in providers
     cnf = str(tampered / "ssl" / "fipsmodule.cnf")
     module = "lib/ossl-modules/fips.so"
-    verify = run_openssl(
-        tampered, config, "fipsinstall", "-module", str(tampered / module), "-in", cnf, "-verify"
-    )
+    verify = run_openssl(tampered, config, "fipsinstall", "-module", str(tampered / module), "-in", cnf, "-verify")
     assert verify.returncode != 0 and b"VERIFY FAILED" in verify.stderr
-    original = run_openssl(
-        openssl, config, "fipsinstall", "-module", str(openssl / module), "-in", cnf, "-verify"
-    )
+    original = run_openssl(openssl, config, "fipsinstall", "-module", str(openssl / module), "-in", cnf, "-verify")
     assert original.returncode == 0 and b"VERIFY PASSED" in original.stderr

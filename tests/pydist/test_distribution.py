@@ -16,9 +16,7 @@ from pydist import distribution
 from pydist.distribution import DistNames
 from pydist.matrix import BuildRequest
 
-PIN = Pin(
-    name="cpython", version="3.13.15", filename="Python-3.13.15.tar.xz", size=1, sha256="0" * 64, urls=("x",)
-)
+PIN = Pin(name="cpython", version="3.13.15", filename="Python-3.13.15.tar.xz", size=1, sha256="0" * 64, urls=("x",))
 
 
 def request(options: str) -> BuildRequest:
@@ -78,9 +76,7 @@ def test_trampoline_runs_the_interpreter_next_to_the_script(tmp_path: Path) -> N
     bin_dir = tmp_path / "some where" / "bin"
     bin_dir.mkdir(parents=True)
     (bin_dir / "python3.13").symlink_to(Path(sys.executable).resolve())
-    (bin_dir / "hello").write_text(
-        "#!/install/bin/python3.13\nimport sys\nprint('hello from', sys.argv[1:])\n"
-    )
+    (bin_dir / "hello").write_text("#!/install/bin/python3.13\nimport sys\nprint('hello from', sys.argv[1:])\n")
     (bin_dir / "hello").chmod(0o755)
     distribution.relocatable_shebangs(tmp_path / "some where")
     link = tmp_path / "elsewhere-hello"

@@ -210,9 +210,7 @@ def main() -> None:
         "python_paths": paths,
         "python_paths_abstract": sysconfig.get_paths(expand=False),
         "python_config_vars": {k: str(v) for k, v in sysconfig.get_config_vars().items()},
-        "python_exe": installed(
-            f"{sysconfig.get_config_var('BINDIR')}/python{sysconfig.get_config_var('LDVERSION')}"
-        ),
+        "python_exe": installed(f"{sysconfig.get_config_var('BINDIR')}/python{sysconfig.get_config_var('LDVERSION')}"),
         "python_stdlib_platform_config": libpl,
         "python_suffixes": {
             "bytecode": [".pyc"],

@@ -139,9 +139,7 @@ def make_wheel(directory: Path) -> Path:
     wheel = directory / "hermetic_probe-1.0-py3-none-any.whl"
     files = {
         "hermetic_probe.py": "ANSWER = 42\n",
-        "hermetic_probe-1.0.dist-info/METADATA": (
-            "Metadata-Version: 2.1\nName: hermetic-probe\nVersion: 1.0\n"
-        ),
+        "hermetic_probe-1.0.dist-info/METADATA": ("Metadata-Version: 2.1\nName: hermetic-probe\nVersion: 1.0\n"),
         "hermetic_probe-1.0.dist-info/WHEEL": (
             "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
         ),

@@ -129,9 +129,7 @@ def _check_needed(tags: list[tuple[str, object]], member: str, rules: TargetRule
             continue
         name = str(value)
         if name not in rules.allowed_needed and not _LIBPYTHON_NEEDED.fullmatch(name):
-            report.add(
-                member, "elf.needed", f"needs {name}, which is not a system library allowed on {rules.triple}"
-            )
+            report.add(member, "elf.needed", f"needs {name}, which is not a system library allowed on {rules.triple}")
 
 
 def _check_versions(elf: ELFFile, member: str, rules: TargetRules, report: Report) -> None:
@@ -154,9 +152,7 @@ def _check_search_paths(tags: list[tuple[str, object]], member: str, report: Rep
         if tag in ("DT_RPATH", "DT_RUNPATH"):
             for entry in str(value).split(":"):
                 if not entry.startswith("$ORIGIN"):
-                    report.add(
-                        member, "elf.rpath", f"{tag.removeprefix('DT_')} entry {entry!r} is not under $ORIGIN"
-                    )
+                    report.add(member, "elf.rpath", f"{tag.removeprefix('DT_')} entry {entry!r} is not under $ORIGIN")
 
 
 def _check_hardening(elf: ELFFile, tags: list[tuple[str, object]], member: str, report: Report) -> None:
@@ -171,9 +167,7 @@ def _check_hardening(elf: ELFFile, tags: list[tuple[str, object]], member: str, 
     for segment in segments:
         flags = segment["p_flags"]
         if segment["p_type"] == "PT_LOAD" and flags & P_FLAGS.PF_W and flags & P_FLAGS.PF_X:
-            report.add(
-                member, "elf.wx", f"a PT_LOAD segment at {segment['p_vaddr']:#x} is writable and executable"
-            )
+            report.add(member, "elf.wx", f"a PT_LOAD segment at {segment['p_vaddr']:#x} is writable and executable")
     flags = next((int(str(v)) for t, v in tags if t == "DT_FLAGS"), 0)
     flags_1 = next((int(str(v)) for t, v in tags if t == "DT_FLAGS_1"), 0)
     if tags and not (any(t == "DT_BIND_NOW" for t, _ in tags) or flags & _DF_BIND_NOW or flags_1 & _DF_1_NOW):
@@ -206,6 +200,4 @@ def _check_dependency_symbols(elf: ELFFile, member: str, report: Report) -> None
         leaked = sorted(name for name in exported if name.startswith(prefixes))
         if leaked:
             examples = ", ".join(leaked[:3])
-            report.add(
-                member, "elf.dependency-symbols", f"exports {len(leaked)} {library} symbols ({examples}...)"
-            )
+            report.add(member, "elf.dependency-symbols", f"exports {len(leaked)} {library} symbols ({examples}...)")

@@ -75,9 +75,7 @@ def check_fips(install: Path, prefix: str, report: Report) -> str | None:
     Returns the module's sha256 (for the cross-archive identity rule), or None when it is missing.
     """
     modules = [
-        install / MODULE_DIR / name
-        for name in ("fips.so", "fips.dylib")
-        if (install / MODULE_DIR / name).is_file()
+        install / MODULE_DIR / name for name in ("fips.so", "fips.dylib") if (install / MODULE_DIR / name).is_file()
     ]
     if not modules:
         report.add(f"{prefix}{MODULE_DIR}/fips.so", "fips.module", "the FIPS provider module is not shipped")
@@ -123,9 +121,7 @@ def _check_shipped_config(install: Path, prefix: str, report: Report) -> None:
         return
     sections, includes = parse_openssl_config(path.read_text())
     module_sections, _ = (
-        parse_openssl_config((install / MODULE_CONFIG).read_text())
-        if (install / MODULE_CONFIG).is_file()
-        else ({}, [])
+        parse_openssl_config((install / MODULE_CONFIG).read_text()) if (install / MODULE_CONFIG).is_file() else ({}, [])
     )
     problems = []
     init = sections[""].get("openssl_conf")
@@ -138,9 +134,7 @@ def _check_shipped_config(install: Path, prefix: str, report: Report) -> None:
         problems.append("the fips provider is not configured")
     else:
         included = any(Path(i).name == "fipsmodule.cnf" for i in includes)
-        fips_section = (
-            module_sections.get(fips_section_name, {}) if included else sections.get(fips_section_name, {})
-        )
+        fips_section = module_sections.get(fips_section_name, {}) if included else sections.get(fips_section_name, {})
         if not fips_section:
             problems.append(f"section {fips_section_name} (the module's) is neither included nor present")
         elif fips_section != module_sections.get(fips_section_name):

@@ -163,9 +163,7 @@ def _check_header(
         )
     is_object = int(mach.filetype) == MH_OBJECT
     if not is_object and not int(mach.flags) & MH_TWOLEVEL:
-        report.add(
-            member, "macho.two-level", f"MH_TWOLEVEL is not set (flat namespace){where}, expected two-level"
-        )
+        report.add(member, "macho.two-level", f"MH_TWOLEVEL is not set (flat namespace){where}, expected two-level")
     _check_versions(header, member, where, rules, report, sdk_version)
     if not is_object:
         _check_dylibs(header, member, where, rules, report)

@@ -76,9 +76,7 @@ class Unpacked:
         return found | {posixpath.dirname(n) for n in found}
 
 
-_MACHO_MAGICS = {
-    bytes.fromhex(m) for m in ("feedface", "feedfacf", "cefaedfe", "cffaedfe", "cafebabe", "bebafeca")
-}
+_MACHO_MAGICS = {bytes.fromhex(m) for m in ("feedface", "feedfacf", "cefaedfe", "cffaedfe", "cafebabe", "bebafeca")}
 
 
 def _safe_name(name: str) -> bool:
@@ -174,9 +172,7 @@ def _check_symlinks(unpacked: Unpacked, report: Report) -> None:
 def _check_python_json(unpacked: Unpacked, report: Report) -> dict[str, Any] | None:
     label = f"{unpacked.label}:python/PYTHON.json"
     if unpacked.first_member != "python/PYTHON.json":
-        report.add(
-            label, "archive.python-json", f"is not the first member (the first is {unpacked.first_member})"
-        )
+        report.add(label, "archive.python-json", f"is not the first member (the first is {unpacked.first_member})")
     if unpacked.python_json_count != 1:
         report.add(label, "archive.python-json", f"appears {unpacked.python_json_count} times")
     path = unpacked.root / "python" / "PYTHON.json"
@@ -202,9 +198,7 @@ def _check_consistency(unpacked: Unpacked, data: dict[str, Any], report: Report)
     ]
     for key, expected in expectations:
         if expected is not None and data.get(key) != expected:
-            report.add(
-                label, "archive.consistency", f"{key} is {data.get(key)!r}, the file name says {expected!r}"
-            )
+            report.add(label, "archive.consistency", f"{key} is {data.get(key)!r}, the file name says {expected!r}")
     rules = TARGET_RULES.get(str(data.get("target_triple")))
     if rules and data.get("python_platform_tag") != rules.platform_tag:
         tag = data.get("python_platform_tag")
@@ -244,9 +238,7 @@ def _check_consistency(unpacked: Unpacked, data: dict[str, Any], report: Report)
             if n.startswith(dynload) and "/" not in n.removeprefix(dynload) and n.endswith(suffix)
         }
         for extra in sorted(shipped - shared_in_json):
-            report.add(
-                label, "archive.consistency", f"{extra} is in the archive but not in build_info.extensions"
-            )
+            report.add(label, "archive.consistency", f"{extra} is in the archive but not in build_info.extensions")
 
 
 def _check_python_symlinks(unpacked: Unpacked, report: Report) -> None:
@@ -304,18 +296,14 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
             triple = (data or {}).get("target_triple") or unpacked.name.get("triple")
             rules = TARGET_RULES.get(str(triple))
             if rules is None:
-                report.add(
-                    path.name, "archive.name", "the target triple cannot be told from the name or PYTHON.json"
-                )
+                report.add(path.name, "archive.name", "the target triple cannot be told from the name or PYTHON.json")
                 continue
             _check_python_symlinks(unpacked, report)
             install = unpacked.root / ("python/install" if unpacked.kind == "full" else "python")
             for finding in unpacked.text_findings:
                 if not finding.informational:
                     member = f"{path.name}:{_member_of(unpacked, finding.path)}"
-                    report.add(
-                        member, "archive.build-paths", f"{finding.where} mentions a sandbox build path"
-                    )
+                    report.add(member, "archive.build-paths", f"{finding.where} mentions a sandbox build path")
             _check_binaries(unpacked, rules, (data or {}).get("apple_sdk_version"), report)
             prefix = f"{path.name}:python/install/" if unpacked.kind == "full" else f"{path.name}:python/"
             digest = check_fips(install, prefix, report)

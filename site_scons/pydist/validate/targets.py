@@ -30,9 +30,7 @@ class TargetRules:
     allowed_dylibs: tuple[str, ...] = ()
 
 
-_GLIBC_LIBS = frozenset(
-    {"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1"}
-)
+_GLIBC_LIBS = frozenset({"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1"})
 
 # CPU_TYPE_ARM64 = CPU_TYPE_ARM | CPU_ARCH_ABI64
 _CPU_TYPE_ARM64 = 0x0100000C

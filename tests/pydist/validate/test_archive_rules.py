@@ -55,9 +55,7 @@ def rules_for(paths: list[Path]) -> dict[str, list[str]]:
     return found
 
 
-def pack_full(
-    tree: Path, out_dir: Path, name: str = FULL_NAME, first: tuple[str, ...] = ("PYTHON.json",)
-) -> Path:
+def pack_full(tree: Path, out_dir: Path, name: str = FULL_NAME, first: tuple[str, ...] = ("PYTHON.json",)) -> Path:
     out = out_dir / name
     pack_tree(tree, out, mtime=0, prefix="python", first=first, zstd_level=1)
     return out
@@ -152,14 +150,10 @@ def test_python_json_consistency(trees: dict[str, Path], tmp_path: Path) -> None
             dynload / "_stray.cpython-313-x86_64-linux-gnu.so",
         )
 
-    found = " ".join(
-        rules_for([pack_full(variant(trees["full"], tmp_path, change), tmp_path)])["archive.consistency"]
-    )
+    found = " ".join(rules_for([pack_full(variant(trees["full"], tmp_path, change), tmp_path)])["archive.consistency"])
     assert "python_platform_tag is 'linux-aarch64'" in found
     assert "build/Modules/config.o, which is not in the archive" in found
-    assert (
-        "_stray.cpython-313-x86_64-linux-gnu.so is in the archive but not in build_info.extensions" in found
-    )
+    assert "_stray.cpython-313-x86_64-linux-gnu.so is in the archive but not in build_info.extensions" in found
 
 
 def test_name_and_metadata_must_agree(trees: dict[str, Path], tmp_path: Path) -> None:
@@ -181,9 +175,7 @@ def test_build_paths_in_scripts(trees: dict[str, Path], tmp_path: Path) -> None:
         pc = root / "install" / "lib" / "pkgconfig" / "python-3.13.pc"
         replace_text(pc, pc.read_text().replace("prefix=${pcfiledir}/../..", "prefix=/build/out/install"))
 
-    found = " ".join(
-        rules_for([pack_full(variant(trees["full"], tmp_path, change), tmp_path)])["archive.build-paths"]
-    )
+    found = " ".join(rules_for([pack_full(variant(trees["full"], tmp_path, change), tmp_path)])["archive.build-paths"])
     assert "bin/tool" in found and "python-3.13.pc" in found
 
 
@@ -198,9 +190,7 @@ def test_fips_module_must_be_identical_across_archives(
         (ssl / "ossl-modules" / "fips.so").write_bytes(bytes(data))
         # Re-seal it, so this archive is consistent on its own and only the cross-archive rule can fail.
         for name in ("fipsmodule.cnf", "openssl-fips.cnf"):
-            text = re.sub(
-                r"module-mac = \S+", f"module-mac = {module_mac(bytes(data))}", (ssl / name).read_text()
-            )
+            text = re.sub(r"module-mac = \S+", f"module-mac = {module_mac(bytes(data))}", (ssl / name).read_text())
             replace_text(ssl / name, text)
 
     changed = variant(trees["install_only"], tmp_path, change)

@@ -113,9 +113,7 @@ def test_good_files_pass_clean(built: Path) -> None:
         ("good-ext.so", Role.LIBPYTHON, "elf.python-api", "Py_Initialize"),
     ],
 )
-def test_each_rule_reports_its_violation(
-    built: Path, name: str, role: Role, rule: str, fragment: str
-) -> None:
+def test_each_rule_reports_its_violation(built: Path, name: str, role: Role, rule: str, fragment: str) -> None:
     found = rules_of(built / name, role)
     assert rule in found, found
     assert any(fragment in message for message in found[rule]), found[rule]

@@ -77,9 +77,7 @@ def fake_modules(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory)
     """Provider-shaped modules: one exporting more than its entry point, one hiding everything, as
     -fvisibility=hidden does to OSSL_provider_init (which carries no visibility attribute)."""
     work = tmp_path_factory.mktemp("modules")
-    (work / "entry.c").write_text(
-        "int OSSL_provider_init(void) { return 1; }\nint BN_new(void) { return 2; }\n"
-    )
+    (work / "entry.c").write_text("int OSSL_provider_init(void) { return 1; }\nint BN_new(void) { return 2; }\n")
     cc = "clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fPIC -shared"
     cc += " -fuse-ld=lld -Wl,-z,relro,-z,now"
     toolchain.run(work, f"{cc} -o extra.so entry.c\n{cc} -fvisibility=hidden -o hidden.so entry.c\n")
@@ -128,9 +126,7 @@ def test_config_that_includes_the_module_config_is_complete(openssl: Path, tmp_p
     text = config.read_text()
     header = text[: text.index("# Copied verbatim from fipsmodule.cnf:")]
     config.write_text(
-        header.replace(
-            "openssl_conf = openssl_init\n", "openssl_conf = openssl_init\n.include fipsmodule.cnf\n"
-        )
+        header.replace("openssl_conf = openssl_init\n", "openssl_conf = openssl_init\n.include fipsmodule.cnf\n")
     )
     assert rules(install) == {}
 

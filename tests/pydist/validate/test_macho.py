@@ -307,9 +307,7 @@ def test_headerpad(built: Path, name: str) -> None:
     signed = "LC_CODE_SIGNATURE" in headers(path)
     assert signed == (name == "nopad-signed.dylib")
     message = only_message(check(path, LIBPYTHON), "macho.headerpad")
-    match = re.match(
-        r"(-?\d+) bytes free between the load commands \(end at (\d+)\) and __TEXT,__text", message
-    )
+    match = re.match(r"(-?\d+) bytes free between the load commands \(end at (\d+)\) and __TEXT,__text", message)
     assert match, message
     free, end = int(match[1]), int(match[2])
     assert free < 16 and "expected at least 16" in message

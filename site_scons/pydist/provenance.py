@@ -1,0 +1,210 @@
+"""Provenance of a distribution, and the audit that checks it.
+
+``provenance.json`` (next to the archives) is an in-toto Statement with a SLSA Provenance v1 predicate:
+its subjects are the archives; ``resolvedDependencies`` lists every pinned input (sources, toolchain and
+sysroot packages, patches, helper scripts, the host tools the sandbox exposes) by sha256; ``byproducts``
+lists every action that ran, by its action key, with its sandbox, its inputs and the digest of its output.
+
+``audit(directory)`` checks, with no network and nothing but the directory: the archives' digests match the
+statement and SHA256SUMS; every input is pinned by sha256; every action ran in bubblewrap without network;
+every input an action names is among the pinned inputs; and every artifact an action consumed was produced
+by another recorded action (the chain is closed).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tarfile
+from pathlib import Path
+from typing import Any
+
+from hermetic import provenance as slsa
+from hermetic.action import RECORD_DIR
+from hermetic.archive import open_tar
+from hermetic.fetch import sha256_file
+from hermetic.pins import Pin
+
+BUILD_TYPE = "urn:fips-python-standalone:buildtype:scons-bubblewrap:v1"
+BUILDER_ID = "urn:fips-python-standalone:builder:scons"
+PROVENANCE_NAME = "provenance.json"
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def action_records(artifact: Path) -> list[dict[str, Any]]:
+    """The action records an artifact carries (``.hermetic/*.action.json`` anywhere inside it)."""
+    records = []
+    with open_tar(artifact) as tar:
+        for member in tar:
+            if member.isfile() and f"{RECORD_DIR}/" in f"/{member.name}" and member.name.endswith(".action.json"):
+                source = tar.extractfile(member)
+                assert source is not None
+                records.append(json.load(source))
+    return records
+
+
+def _pin_descriptor(pin: Pin, kind: str) -> slsa.ResourceDescriptor:
+    annotations = {"kind": kind, "version": pin.version, "size": pin.size}
+    if pin.license:
+        annotations["license"] = pin.license
+    return slsa.ResourceDescriptor(name=pin.filename, sha256=pin.sha256, uri=pin.urls[0], annotations=annotations)
+
+
+def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDescriptor:
+    """An executed action, named by its key (the sha256 of its canonical description)."""
+    description = record["description"]
+    return slsa.ResourceDescriptor(
+        name=f"action/{description['name']}",
+        sha256=record["key"],
+        annotations={
+            "rule": description["rule"],
+            "target": description["target"],
+            "sandbox": description["sandbox"],
+            "source": description["source"],
+            "patches": description["patches"],
+            "files": description.get("files", []),
+            "toolchain_packages": sorted(
+                p["sha256"]
+                for group in ("packages",)
+                for p in description["toolchain"].get("compiler", {}).get(group, [])
+            )
+            + sorted(p["sha256"] for p in description["toolchain"].get("sysroot", [])),
+            "host_tools": description["host_tools"],
+            "inputs": record.get("dep_artifacts", {}),
+            "output": output,
+        },
+    )
+
+
+def build_statement(
+    *,
+    archives: list[Path],
+    artifacts: list[Path],
+    extra_actions: list[tuple[dict[str, Any], str]],
+    pins: list[tuple[Pin, str]],
+    external: dict[str, Any],
+    internal: dict[str, Any],
+    builder_version: dict[str, str],
+) -> dict[str, Any]:
+    """The provenance statement of one build.
+
+    Args:
+        archives: (list[Path]) the published archives (the subjects).
+        artifacts: (list[Path]) intermediate artifacts that carry action records (libraries, CPython).
+        extra_actions: (list[tuple[dict, str]]) records of actions that keep none in their output, with
+            the sha256 of what each produced.
+        pins: (list[tuple[Pin, str]]) every pinned file used, with its kind (source, compiler, sysroot).
+        external: (dict) what the user asked for (target, python, options, tag).
+        internal: (dict) settings of the build itself (source_date_epoch, lock digest).
+        builder_version: (dict) versions of the builder (this repository's commit, SCons, bubblewrap).
+    """
+    subjects = [slsa.ResourceDescriptor(name=a.name, sha256=sha256_file(a)) for a in archives]
+    actions = []
+    files: dict[str, str] = {}
+    host_tools: dict[str, str] = {}
+    for artifact in artifacts:
+        for record in action_records(artifact):
+            actions.append(_action_descriptor(record, sha256_file(artifact)))
+    for record, output in extra_actions:
+        actions.append(_action_descriptor(record, output))
+    for action in actions:
+        for item in (*action.annotations["patches"], *action.annotations["files"]):
+            files[item["path"]] = item["sha256"]
+        host_tools.update(action.annotations["host_tools"])
+    dependencies = [_pin_descriptor(pin, kind) for pin, kind in pins]
+    dependencies += [
+        slsa.ResourceDescriptor(name=path, sha256=digest, annotations={"kind": "repository-file"})
+        for path, digest in files.items()
+    ]
+    dependencies += [
+        slsa.ResourceDescriptor(name=f"host:/usr/bin/{tool}", sha256=digest, annotations={"kind": "host-tool"})
+        for tool, digest in host_tools.items()
+        if _SHA256.match(digest)
+    ]
+    return slsa.statement(
+        subjects=subjects,
+        build_type=BUILD_TYPE,
+        external_parameters=external,
+        internal_parameters=internal,
+        dependencies=dependencies,
+        builder_id=BUILDER_ID,
+        builder_version=builder_version,
+        byproducts=actions,
+    )
+
+
+def audit(directory: Path) -> tuple[list[str], str]:
+    """Check a dist directory's provenance; return (problems, one-line summary)."""
+    problems: list[str] = []
+    path = directory / PROVENANCE_NAME
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        return [f"{path}: cannot be read: {e}"], "no provenance"
+    if document.get("_type") != slsa.STATEMENT_TYPE or document.get("predicateType") != slsa.PREDICATE_TYPE:
+        problems.append(f"{path.name}: not an in-toto Statement with a SLSA Provenance v1 predicate")
+    predicate = document.get("predicate", {})
+    definition = predicate.get("buildDefinition", {})
+    dependencies = definition.get("resolvedDependencies", [])
+    actions = predicate.get("runDetails", {}).get("byproducts", [])
+
+    sums = {}
+    if (directory / "SHA256SUMS").is_file():
+        for line in (directory / "SHA256SUMS").read_text().splitlines():
+            digest, _, name = line.partition("  ")
+            sums[name] = digest
+    for subject in document.get("subject", []):
+        file = directory / subject["name"]
+        expected = subject["digest"]["sha256"]
+        if not file.is_file():
+            problems.append(f"{subject['name']}: named in the provenance but missing")
+        elif sha256_file(file) != expected:
+            problems.append(f"{subject['name']}: sha256 differs from the provenance")
+        if sums.get(subject["name"], expected) != expected:
+            problems.append(f"{subject['name']}: SHA256SUMS and the provenance disagree")
+
+    pinned = set()
+    for dependency in dependencies:
+        digest = dependency.get("digest", {}).get("sha256", "")
+        if not _SHA256.match(digest):
+            problems.append(f"input {dependency.get('name')}: not pinned by sha256")
+        pinned.add(digest)
+    outputs = {a["annotations"]["output"] for a in actions}
+    in_process = 0
+    for action in actions:
+        name, notes = action["name"], action["annotations"]
+        sandbox = notes.get("sandbox", {})
+        if notes.get("rule") == "in-process" and sandbox == {"kind": "in-process", "network": False}:
+            # Steps the build ran itself, without any external program (packing, converting archives):
+            # accepted when their code is a pinned repository file, like a build script.
+            in_process += 1
+        elif sandbox.get("kind") != "bubblewrap" or sandbox.get("network") is not False:
+            problems.append(f"{name}: did not run in bubblewrap without network ({sandbox})")
+        source = notes.get("source")
+        if source and source["sha256"] not in pinned:
+            problems.append(f"{name}: its source {source['name']} {source['version']} is not a pinned input")
+        for item in [*notes.get("patches", []), *notes.get("files", [])]:
+            if item["sha256"] not in pinned:
+                problems.append(f"{name}: {item['path']} is not a pinned input")
+        for digest in notes.get("toolchain_packages", []):
+            if digest not in pinned:
+                problems.append(f"{name}: toolchain package {digest[:16]} is not a pinned input")
+        for artifact, digest in notes.get("inputs", {}).items():
+            if digest not in outputs and digest not in pinned:
+                problems.append(f"{name}: consumed {artifact} ({digest[:16]}), which no recorded action produced")
+    summary = (
+        f"{len(document.get('subject', []))} archives, {len(dependencies)} pinned inputs, "
+        f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps: {len(problems)} problem(s)"
+    )
+    return problems, summary
+
+
+def read_member(archive: Path, name: str) -> bytes:
+    """One member of an archive (helper for tests and tools)."""
+    with open_tar(archive) as tar:
+        for member in tar:
+            if member.name == name and member.isfile():
+                source = tar.extractfile(member)
+                assert source is not None
+                return source.read()
+    raise tarfile.TarError(f"{archive.name} has no {name}")
