@@ -195,6 +195,7 @@ _SANDBOX_FLAGS = (
     re.compile(rf"\s*-ffile-prefix-map={_VALUE}"),
     re.compile(rf"\s*-[IL]/build/deps(?:{_VALUE})?"),
     re.compile(r"\s*-Wl,--exclude-libs,ALL"),
+    re.compile(r"(?<=[\s'\"=])/toolchain/bin/"),  # recorded tool paths (llvm-ar, llvm-profdata) become names
 )
 
 

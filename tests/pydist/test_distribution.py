@@ -92,6 +92,8 @@ def test_build_flags_are_scrubbed() -> None:
         "CFLAGS='-O2 -ffile-prefix-map=/build/src=/usr/src/cpython-3.13.15 -I/build/deps/include/ncursesw'"
     )
     assert distribution.scrub_build_flags(recorded) == "CC='clang' LDFLAGS=' -Wl,-z,relro' CFLAGS='-O2'"
+    merger = "LLVM_PROF_MERGER = '/toolchain/bin/llvm-profdata merge -output=code.profclangd *.profclangr'"
+    assert distribution.scrub_build_flags(merger) == merger.replace("/toolchain/bin/", "")
 
 
 def test_pkgconfig_prefix_is_relative(tmp_path: Path) -> None:
