@@ -22,9 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def scons(*args: str) -> float:
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "SCons", "-Q", *args], cwd=REPO, capture_output=True, text=True
-    )
+    result = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=REPO, capture_output=True, text=True)
     elapsed = time.monotonic() - started
     if result.returncode != 0:
         sys.exit(f"scons {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")

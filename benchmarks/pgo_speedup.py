@@ -37,15 +37,9 @@ def run(python: Path, repeat: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument(
-        "--candidate", type=Path, required=True, help="install_only archive of the pgo+lto build"
-    )
-    parser.add_argument(
-        "--baseline", type=Path, required=True, help="install_only archive of the noopt build"
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--candidate", type=Path, required=True, help="install_only archive of the pgo+lto build")
+    parser.add_argument("--baseline", type=Path, required=True, help="install_only archive of the noopt build")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()

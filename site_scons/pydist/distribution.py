@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import stat
 import tarfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -311,13 +310,6 @@ def run_tests_script(executable: str) -> str:
         f"python = os.path.join(here, '..', 'install', 'bin', '{executable}')\n"
         "os.execv(python, [python, '-m', 'test', '--slow-ci', *sys.argv[1:]])\n"
     )
-
-
-def executable_files(root: Path) -> Iterable[Path]:
-    """Regular files with an execute bit (helper for the archive checks)."""
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink() and path.stat().st_mode & stat.S_IXUSR:
-            yield path
 
 
 # ------------------------------------------------------------------------------------------- assembling

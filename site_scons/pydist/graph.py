@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from hermetic import log, scons_glue
@@ -13,7 +12,7 @@ from hermetic.errors import ConfigError
 from hermetic.fetch import ContentStore, Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
-from hermetic.toolchain import Toolchain, host_platform, load_toolchain, materialize_toolchain
+from hermetic.toolchain import Toolchain, check_xcode, host_platform, load_toolchain, materialize_toolchain
 from pydist import cpython, dist_graph, matrix
 from pydist.compile_env import CompileEnv
 from pydist.distribution import DistNames
@@ -136,6 +135,12 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     if checking_host:
         toolchain.check_host()
         native = matrix.DEFAULT_TARGET_FOR_HOST.get(host_platform())
+        if toolchain.os == "macos":
+            check_xcode(toolchain)
+            raise ConfigError(
+                f"{request.target}: the pinned Xcode is present, but the macOS build rules are not implemented yet",
+                hint="build a Linux target on a Linux host",
+            )
         if toolchain.os == "linux" and request.target != native:
             raise ConfigError(
                 f"cross-building {request.target} on {host_platform()} is not implemented yet "
@@ -206,16 +211,3 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     scons_glue.declare_task(env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
     default = [env.Alias("dist")]
     return BuildGraph(lock, request, toolchain, fetcher, libraries, default)
-
-
-def describe_pins(pins: list[Pin]) -> str:
-    """A short listing used by progress lines."""
-    return ", ".join(p.id for p in pins)
-
-
-def repo_relative(path: Path) -> str:
-    """`path` relative to the repository, for messages."""
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)

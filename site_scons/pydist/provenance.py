@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -197,14 +196,3 @@ def audit(directory: Path) -> tuple[list[str], str]:
         f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps: {len(problems)} problem(s)"
     )
     return problems, summary
-
-
-def read_member(archive: Path, name: str) -> bytes:
-    """One member of an archive (helper for tests and tools)."""
-    with open_tar(archive) as tar:
-        for member in tar:
-            if member.name == name and member.isfile():
-                source = tar.extractfile(member)
-                assert source is not None
-                return source.read()
-    raise tarfile.TarError(f"{archive.name} has no {name}")
