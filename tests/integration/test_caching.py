@@ -130,3 +130,21 @@ def test_changed_pin_rebuilds_only_its_library(build: Build, tmp_path: Path) -> 
     lock.write_text(text)
     ran, _, _ = build.run(f"distdir={tmp_path}")
     assert ran == {"bzip2-1.0.8"}
+
+
+def test_corrupt_cache_entry_is_rebuilt_not_restored(build: Build) -> None:
+    zlib = build.root / DEPS / "zlib-1.3.1.tar.zst"
+    digest = hashlib.sha256(zlib.read_bytes()).hexdigest()
+    [sidecar] = [p for p in build.cache.rglob("*.sha256") if p.read_text().strip() == digest]
+    entry = sidecar.with_name(sidecar.name.removesuffix(".sha256"))
+    data = bytearray(entry.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    entry.chmod(0o644)
+    entry.write_bytes(bytes(data))
+    shutil.rmtree(build.root / "build")
+    result = run_scons(build.root, *TARGETS, f"scons_cache={build.cache}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    ran = set(re.findall(r"^\[start\] build (\S+) ", result.stdout, re.M))
+    assert ran == {"zlib-1.3.1"}
+    assert "is corrupt; removed, building it again" in result.stderr
+    assert hashlib.sha256(zlib.read_bytes()).hexdigest() == digest  # the rebuild gives the same bytes
