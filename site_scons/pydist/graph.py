@@ -110,13 +110,21 @@ def cpython_action(
 ) -> Action:
     """The action that configures, builds and installs CPython against the dependency artifacts."""
     label = f"cpython-{request.python_version}-{request.options}"
+    patches = patches_for("cpython", request.python_version)
+    if not (PATCHES_DIR / "cpython" / request.python_minor).is_dir():
+        # The FIPS behaviour (finding fips.so, no silent builtin hashes) lives in these patches.
+        raise ConfigError(
+            f"CPython {request.python_minor} has no patch series in patches/cpython/{request.python_minor} yet, "
+            "so its build would lack the FIPS changes",
+            hint="use py=3.11 or py=3.13, or port patches/cpython/3.13 to that release",
+        )
     return Action(
         name=label,
         rule="cpython",
         rule_version=CPYTHON_RULE_VERSION,
         target=toolchain.triple,
         source=request.python,
-        patches=patches_for("cpython", request.python_version),
+        patches=patches,
         deps=deps,
         toolchain=toolchain,
         env=cpython.cpython_env(request, ce, label),

@@ -68,16 +68,22 @@ def test_cross_target_is_refused_with_a_reason(tmp_path: Path) -> None:
     assert_one_line_error(result.stderr, "cross-building aarch64-unknown-linux-gnu", "not implemented yet")
 
 
+def test_minor_without_fips_patches_is_refused(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "-n", "py=3.14", f"build_dir={tmp_path / 'build'}")
+    assert result.returncode == 2
+    assert_one_line_error(result.stderr, "CPython 3.14 has no patch series", "FIPS")
+
+
 def test_unfetchable_source_names_the_file_and_where_to_put_it(tmp_path: Path) -> None:
-    # CPython 3.12 is pinned from upstream only, which these machines cannot reach.
+    # CPython 3.11.16 is pinned from upstream only, which these machines cannot reach.
     distdir = tmp_path / "offline"
     distdir.mkdir()
-    result = run_scons(REPO_ROOT, "fetch", "py=3.12", f"distdir={distdir}", f"build_dir={tmp_path / 'build'}")
+    result = run_scons(REPO_ROOT, "fetch", "py=3.11.16", f"distdir={distdir}", f"build_dir={tmp_path / 'build'}")
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("scons: ***")]
     assert len(errors) == 1 and "Traceback" not in result.stderr
-    assert "Python-3.12.14.tar.xz" in errors[0] and str(distdir) in errors[0]
-    assert "5c8462af5790baf43a321a1559dbe0db06d1be4300fb85fb53c40060668e548a" in errors[0]
+    assert "Python-3.11.16.tar.xz" in errors[0] and str(distdir) in errors[0]
+    assert "91bcdebfdde239a003ae93738a7fce0f9230fee5c4bc2b86f6e6e8c6f98aabe8" in errors[0]
 
 
 def test_a_second_build_in_the_same_build_dir_is_refused(tmp_path: Path) -> None:
