@@ -3,6 +3,10 @@
 Each library is configured with ``--prefix=/build/deps`` (where its dependents see it, read-only) and
 installed with ``DESTDIR=/build/out``, so its artifact holds ``lib/``, ``include/`` and ``lib/pkgconfig/``
 with paths that are right inside the sandbox of every later action. OpenSSL has its own module.
+
+CPython's ``readline`` module is built on libedit rather than GNU readline: libedit is BSD-licensed, so the
+distribution carries no GPL code (python-build-standalone makes the same choice); the behaviour differs in
+small ways (key bindings, ``readline.__doc__`` says "libedit").
 """
 
 from __future__ import annotations
