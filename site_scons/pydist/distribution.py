@@ -285,6 +285,8 @@ def python_json(
     }
     for key, value in facts.items():
         data[key] = value
+    # The same scrubbing as the shipped sysconfigdata: later builds must not ask for the sandbox's paths.
+    data["python_config_vars"] = {k: scrub_build_flags(v) for k, v in facts["python_config_vars"].items()}
     data["build_info"] = {**facts["build_info"], "object_file_format": object_format}
     return data
 
