@@ -64,6 +64,9 @@ def test_full_archive_layout_and_python_json(dist: Path, tmp_path: Path) -> None
     assert distribution.validate_python_json(data) == []
     assert data["version"] == "8" and data["build_options"] == "noopt"
     assert data["python_exe"] == "install/bin/python3.13"
+    config = data["python_config_vars"]
+    assert config["CC"].startswith("clang") and "--sysroot" not in config["CC"]
+    assert "/build/deps" not in config["LDFLAGS"] and "-fuse-ld=lld" not in config["LDSHARED"]
     assert "glibc-max-symbol-version:2.3" in " ".join(data["crt_features"])
     for name, variants in data["build_info"]["extensions"].items():
         for path in variants[0]["objs"] + [variants[0].get("shared_lib", "")]:
