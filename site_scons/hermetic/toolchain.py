@@ -80,6 +80,7 @@ class PackageSet:
         tools: (tuple[tuple[str, str], ...]) ``bin/<name>`` launchers to create, as (name, program).
         tools_dir: (str) where the launched programs are, relative to the unpacked packages.
         lib_dirs: (tuple[str, ...]) where the programs' shared libraries are, relative to the packages.
+        target_triples: (tuple[str, ...]) triples that get ``bin/<triple>-clang[++]`` launchers.
     """
 
     kind: str
@@ -87,11 +88,12 @@ class PackageSet:
     tools: tuple[tuple[str, str], ...] = ()
     tools_dir: str = ""
     lib_dirs: tuple[str, ...] = ()
+    target_triples: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
         """Short content id: changes whenever a package, a tool link or the materializer changes."""
-        layout = [self.tools_dir, self.tools, self.lib_dirs]
+        layout = [self.tools_dir, self.tools, self.lib_dirs, self.target_triples]
         return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[:20]
 
     def identity(self) -> list[dict[str, Any]]:
@@ -207,6 +209,7 @@ def load_compiler(path: Path, schema: Path) -> Compiler:
             tools=tuple(sorted(data["tools"].items())),
             tools_dir=data["bin_dir"],
             lib_dirs=tuple(data["lib_dirs"]),
+            target_triples=tuple(data.get("target_triples", ())),
         ),
     )
 
@@ -317,6 +320,12 @@ def _link_tools(root: Path, packages: PackageSet) -> None:
         target = f"{COMPILER_MOUNT}/{packages.tools_dir}/{program}"
         launcher.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={lib_path} exec {target} "$@"\n')
         launcher.chmod(0o755)
+    for triple in packages.target_triples:
+        for driver in ("clang", "clang++"):
+            launcher = bin_dir / f"{triple}-{driver}"
+            flags = f"--target={triple} --sysroot={SYSROOT_MOUNT}"
+            launcher.write_text(f'#!/bin/sh\nexec {COMPILER_MOUNT}/bin/{driver} {flags} "$@"\n')
+            launcher.chmod(0o755)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hermetic.action import DEPS, SRC
-from hermetic.toolchain import SYSROOT_MOUNT, Toolchain
+from hermetic.toolchain import Toolchain
 
 # Debian's triple of each build host, for autoconf's --build.
 _BUILD_TRIPLES = {"x86_64-linux": "x86_64-linux-gnu", "aarch64-linux": "aarch64-linux-gnu"}
@@ -35,13 +35,14 @@ class CompileEnv:
 
     @property
     def cc(self) -> str:
-        """The C compiler command: the pinned clang aimed at the target and its sysroot."""
-        return f"clang --target={self.host_triple} --sysroot={SYSROOT_MOUNT}"
+        """The C compiler: the pinned clang's launcher aimed at the target and its sysroot (one word, so
+        configure scripts recognize it as clang by its name)."""
+        return f"{self.host_triple}-clang"
 
     @property
     def cxx(self) -> str:
         """The C++ compiler command (only configure scripts' sanity checks use it)."""
-        return f"clang++ --target={self.host_triple} --sysroot={SYSROOT_MOUNT}"
+        return f"{self.host_triple}-clang++"
 
     @property
     def build_cc(self) -> str:

@@ -127,6 +127,24 @@ def _setup_local() -> str:
     )
 
 
+def _check_optimizations(request: BuildRequest) -> str:
+    """Shell that fails unless configure really enabled the requested PGO and LTO (a compiler configure does
+    not recognize gets neither, silently)."""
+    options = request.optimizations.split("+")
+    checks = []
+    if "pgo" in options:
+        checks.append(("PGO_PROF_USE_FLAG", "fprofile-instr-use", "PGO"))
+    if "lto" in options:
+        checks.append(("LTOFLAGS", "flto=thin", "LTO"))
+    script = ""
+    for variable, needle, what in checks:
+        script += (
+            f"grep -q '^{variable}=.*{needle}' Makefile || "
+            f"{{ echo 'configure did not enable {what} ({variable} has no {needle})' >&2; exit 1; }}\n"
+        )
+    return script + f"echo 'optimizations as requested: {request.optimizations}'"
+
+
 def _check_modules() -> str:
     """Shell that fails when configure left out a module that is not in NOT_BUILT."""
     allowed = "|".join(sorted(NOT_BUILT))
@@ -157,6 +175,7 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Ste
         sh("write Setup.local", _setup_local()),
         Step(name="configure", argv=("./configure", *configure_args(request, ce))),
         sh("check modules", _check_modules()),
+        sh("check optimizations", _check_optimizations(request)),
         Step(name="build", argv=("make", *overrides)),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.

@@ -196,6 +196,8 @@ _SANDBOX_FLAGS = (
     re.compile(r"\s*-Wl,--exclude-libs,ALL"),
     re.compile(r"(?<=[\s'\"=])/toolchain/bin/"),  # recorded tool paths (llvm-ar, llvm-profdata) become names
 )
+# The sandbox's per-target compiler launchers (x86_64-linux-gnu-clang) are recorded as plain clang.
+_LAUNCHER = re.compile(r"(?<![\w./-])[a-z0-9_]+-linux-gnu-(clang\+\+|clang)(?![\w.-])")
 
 
 def scrub_build_flags(text: str) -> str:
@@ -203,7 +205,7 @@ def scrub_build_flags(text: str) -> str:
     later with this Python's sysconfig do not ask for /sysroot, /build/deps or lld."""
     for pattern in _SANDBOX_FLAGS:
         text = pattern.sub("", text)
-    return text
+    return _LAUNCHER.sub(r"\1", text)
 
 
 def relocatable_build_settings(install: Path, stdlib: Path) -> None:

@@ -92,6 +92,10 @@ def test_build_flags_are_scrubbed() -> None:
         "CFLAGS='-O2 -ffile-prefix-map=/build/src=/usr/src/cpython-3.13.15 -I/build/deps/include/ncursesw'"
     )
     assert distribution.scrub_build_flags(recorded) == "CC='clang' LDFLAGS=' -Wl,-z,relro' CFLAGS='-O2'"
+    launcher = (
+        "CC='x86_64-linux-gnu-clang -pthread' CXX='x86_64-linux-gnu-clang++' LDSHARED='x86_64-linux-gnu-clang -shared'"
+    )
+    assert distribution.scrub_build_flags(launcher) == "CC='clang -pthread' CXX='clang++' LDSHARED='clang -shared'"
     merger = "LLVM_PROF_MERGER = '/toolchain/bin/llvm-profdata merge -output=code.profclangd *.profclangr'"
     assert distribution.scrub_build_flags(merger) == merger.replace("/toolchain/bin/", "")
 
