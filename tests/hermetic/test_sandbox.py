@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import threading
@@ -175,3 +176,24 @@ def test_bubblewrap_command_mounts_inputs_read_only(tmp_path: Path) -> None:
     assert ["--ro-bind", str(tmp_path), "/build/deps"] == command[command.index("/build/deps") - 2 :][:3]
     assert ["--bind", str(tmp_path), "/build/out"] == command[command.index("/build/out") - 2 :][:3]
     assert "--unshare-all" in command and "--die-with-parent" in command
+
+
+def test_progress_lines_and_heartbeat(
+    runner: ActionRunner,
+    toolchain: Toolchain,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from hermetic import log
+
+    monkeypatch.setattr(log, "HEARTBEAT_SECONDS", 0.5)
+    run_and_unpack(runner, script_action(toolchain, "echo compiling-step-1; sleep 2", name="slow"), tmp_path)
+    out = capsys.readouterr().out
+    assert "[start] build slow (x86_64-unknown-linux-gnu)" in out
+    assert re.search(
+        r"\.\. build slow \(x86_64-unknown-linux-gnu\): still running after \d+\.\ds \(probe: compiling-step-1\)", out
+    )
+    assert re.search(r"\[ ok  \] build slow \(x86_64-unknown-linux-gnu\) in \d+\.\ds", out)
+    log_text = runner.log_path(script_action(toolchain, "", name="slow")).read_text()
+    assert "$ /bin/bash -c echo compiling-step-1; sleep 2\ncompiling-step-1\n# finished in" in log_text
