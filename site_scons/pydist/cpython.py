@@ -135,11 +135,11 @@ def _check_optimizations(request: BuildRequest) -> str:
     if "pgo" in options:
         checks.append(("PGO_PROF_USE_FLAG", "fprofile-instr-use", "PGO"))
     if "lto" in options:
-        checks.append(("LTOFLAGS", "flto=thin", "LTO"))
+        checks.append(("CONFIGURE_LDFLAGS_NODIST", "-flto=thin", "LTO"))
     script = ""
     for variable, needle, what in checks:
         script += (
-            f"grep -q '^{variable}=.*{needle}' Makefile || "
+            f"grep -q -E '^{variable}[[:space:]]*=.*{needle}' Makefile || "
             f"{{ echo 'configure did not enable {what} ({variable} has no {needle})' >&2; exit 1; }}\n"
         )
     return script + f"echo 'optimizations as requested: {request.optimizations}'"
