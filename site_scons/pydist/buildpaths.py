@@ -18,9 +18,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydist.cpython import PREFIX
+
 # A sandbox path: one of the fixed sandbox directories, as a whole path component (so "Tools/build/x.py"
 # is not one).
 SANDBOX_PATH = re.compile(r"/(?:build/(?:src|deps|out|tmp|patches|files)|toolchain|sysroot)(?=[/:'\"\s]|$)")
+
+# A shebang naming the prefix CPython was configured with: it exists only in the build. (The recorded
+# configuration keeps that prefix on purpose; sysconfig relocates it at run time, a shebang cannot.)
+INSTALL_PREFIX_SHEBANG = re.compile(rb"#![ \t]*" + re.escape(PREFIX.encode()) + rb"/")
 
 # Values of the recorded configuration that describe the build rather than configure later ones.
 INFORMATIONAL_VARIABLES = frozenset(
@@ -84,6 +90,8 @@ def check_text(rel: str, data: bytes) -> list[Finding]:
     """The mentions of sandbox paths in one file's contents (`rel` is its path in the install)."""
     if data[:4] == b"\x7fELF" or b"\0" in data[:8192]:
         return []
+    if INSTALL_PREFIX_SHEBANG.match(data):
+        return [Finding(rel, "its shebang (the build's install prefix)", False)]
     text = data.decode("utf-8", "replace")
     if not SANDBOX_PATH.search(text):
         return []

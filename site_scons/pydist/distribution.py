@@ -11,6 +11,7 @@ It runs no external program.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import tarfile
@@ -165,24 +166,26 @@ def install_fips_files(install: Path, openssl: Path) -> None:
 
 
 def relocatable_shebangs(install: Path) -> list[str]:
-    """Replace ``#!/install/bin/python3.X`` shebangs with a /bin/sh trampoline that runs the
-    interpreter next to the script, wherever the install lives. Returns the rewritten paths."""
+    """Replace ``#!/install/bin/python[3.X]`` shebangs (the scripts in bin/ and the python-config.py kept
+    with the build configuration) with a /bin/sh trampoline that runs the interpreter in bin/, found
+    relative to the script, wherever the install lives. Returns the rewritten paths, relative to `install`."""
     rewritten = []
     bin_dir = install / "bin"
-    for path in sorted(bin_dir.iterdir()):
+    candidates = sorted(bin_dir.iterdir()) + sorted(install.glob("lib/python3*/config-*/python-config.py"))
+    for path in candidates:
         if path.is_symlink() or not path.is_file() or elfinfo.is_elf(path):
             continue
         data = path.read_bytes()
         first, _, rest = data.partition(b"\n")
-        match = re.match(rb"#!\s*" + re.escape(PREFIX.encode()) + rb"/bin/(python3[.0-9]*t?d?)\s*$", first)
+        match = re.match(rb"#!\s*" + re.escape(PREFIX.encode()) + rb"/bin/(python(?:3[.0-9]*t?d?)?)\s*$", first)
         if not match:
             continue
-        interpreter = match.group(1).decode()
+        interpreter = os.path.relpath(bin_dir / match.group(1).decode(), path.parent)
         trampoline = (
             f'#!/bin/sh\n\'\'\'exec\' "$(dirname -- "$(realpath -- "$0")")/{interpreter}" "$0" "$@"\n\' \'\'\'\n'
         )
         path.write_bytes(trampoline.encode() + rest)
-        rewritten.append(path.name)
+        rewritten.append(str(path.relative_to(install)))
     return rewritten
 
 
@@ -194,6 +197,8 @@ _SANDBOX_FLAGS = (
     re.compile(rf"\s*-ffile-prefix-map={_VALUE}"),
     re.compile(rf"\s*-[IL]/build/deps(?:{_VALUE})?"),
     re.compile(r"\s*-Wl,--exclude-libs,ALL"),
+    # The PGO profile of the interpreter's own build, expanded into the module CFLAGS; not for extensions.
+    re.compile(rf"\s*-fprofile-instr-use=/build/{_VALUE}"),
     re.compile(r"(?<=[\s'\"=])/toolchain/bin/"),  # recorded tool paths (llvm-ar, llvm-profdata) become names
 )
 # The sandbox's per-target compiler launchers (x86_64-linux-gnu-clang) are recorded as plain clang.

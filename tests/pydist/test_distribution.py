@@ -63,12 +63,15 @@ def test_shebangs_become_relocatable_trampolines(tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "pip3").write_text("#!/install/bin/python3.13\nimport sys\nprint('pip', sys.argv)\n")
+    # 3.11's ensurepip writes the unversioned name.
+    (bin_dir / "pip").write_text("#!/install/bin/python\nimport sys\n")
     (bin_dir / "python3-config").write_text("#!/bin/sh\necho config\n")
     rewritten = distribution.relocatable_shebangs(tmp_path)
-    assert rewritten == ["pip3"]
+    assert rewritten == ["bin/pip", "bin/pip3"]
     text = (bin_dir / "pip3").read_text()
     assert text.startswith("#!/bin/sh\n'''exec' ")
     assert '/python3.13"' in text and "/install" not in text
+    assert '/python" "$0"' in (bin_dir / "pip").read_text()
     assert (bin_dir / "python3-config").read_text() == "#!/bin/sh\necho config\n"
 
 
@@ -85,6 +88,20 @@ def test_trampoline_runs_the_interpreter_next_to_the_script(tmp_path: Path) -> N
     assert out.strip() == "hello from ['a b']"
 
 
+def test_config_dir_python_config_finds_the_interpreter_in_bin(tmp_path: Path) -> None:
+    root = tmp_path / "moved"
+    (root / "bin").mkdir(parents=True)
+    (root / "bin" / "python3.13").symlink_to(Path(sys.executable).resolve())
+    config = root / "lib" / "python3.13" / "config-3.13-x86_64-linux-gnu" / "python-config.py"
+    config.parent.mkdir(parents=True)
+    config.write_text("#!/install/bin/python3.13\nimport sys\nprint('config', sys.argv[1:])\n")
+    config.chmod(0o755)
+    assert distribution.relocatable_shebangs(root) == ["lib/python3.13/config-3.13-x86_64-linux-gnu/python-config.py"]
+    assert '/../../../bin/python3.13" "$0"' in config.read_text()
+    out = subprocess.run([str(config), "--prefix"], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "config ['--prefix']"
+
+
 def test_build_flags_are_scrubbed() -> None:
     recorded = (
         "CC='clang --target=x86_64-linux-gnu --sysroot=/sysroot' "
@@ -98,6 +115,10 @@ def test_build_flags_are_scrubbed() -> None:
     assert distribution.scrub_build_flags(launcher) == "CC='clang -pthread' CXX='clang++' LDSHARED='clang -shared'"
     merger = "LLVM_PROF_MERGER = '/toolchain/bin/llvm-profdata merge -output=code.profclangd *.profclangr'"
     assert distribution.scrub_build_flags(merger) == merger.replace("/toolchain/bin/", "")
+    profile = "PY_CORE_CFLAGS='-O3 -fprofile-instr-use=/build/src/code.profclangd -I./Include/internal'"
+    assert distribution.scrub_build_flags(profile) == "PY_CORE_CFLAGS='-O3 -I./Include/internal'"
+    unexpanded = "PGO_PROF_USE_FLAG='-fprofile-instr-use=\"$(shell pwd)/code.profclangd\"'"
+    assert distribution.scrub_build_flags(unexpanded) == unexpanded
 
 
 def test_pkgconfig_prefix_is_relative(tmp_path: Path) -> None:

@@ -172,11 +172,12 @@ def test_python_symlinks(trees: dict[str, Path], tmp_path: Path) -> None:
 def test_build_paths_in_scripts(trees: dict[str, Path], tmp_path: Path) -> None:
     def change(root: Path) -> None:
         (root / "install" / "bin" / "tool").write_text("#!/build/src/python\nprint('hi')\n")
+        (root / "install" / "bin" / "pip-old").write_text("#!/install/bin/python\nprint('hi')\n")
         pc = root / "install" / "lib" / "pkgconfig" / "python-3.13.pc"
         replace_text(pc, pc.read_text().replace("prefix=${pcfiledir}/../..", "prefix=/build/out/install"))
 
     found = " ".join(rules_for([pack_full(variant(trees["full"], tmp_path, change), tmp_path)])["archive.build-paths"])
-    assert "bin/tool" in found and "python-3.13.pc" in found
+    assert "bin/tool" in found and "python-3.13.pc" in found and "bin/pip-old: its shebang" in found
 
 
 def test_fips_module_must_be_identical_across_archives(
