@@ -208,20 +208,22 @@ def declare_distribution(
         cpython_artifact, openssl_artifact = sources
         work = ctx.work_root / f"dist-{names.directory}"
         shutil.rmtree(work, ignore_errors=True)
-        extract_tar(cpython_artifact, work / "cpython")
+        with log.step(f"unpack {cpython_artifact.name}"):
+            extract_tar(cpython_artifact, work / "cpython")
         extract_tar(openssl_artifact, work / "openssl")
         licenses = [(pin, ctx.fetcher.fetch(pin)) for pin in ctx.license_pins]
         staged = _staged(archive)
-        distribution.assemble_full(
-            out=staged,
-            work=work / "tree",
-            cpython_tree=work / "cpython",
-            openssl_tree=work / "openssl",
-            licenses=licenses,
-            request=ctx.request,
-            object_format=ctx.object_format,
-            source_date_epoch=ctx.lock.source_date_epoch,
-        )
+        with log.step(f"assemble {archive.name}"):
+            distribution.assemble_full(
+                out=staged,
+                work=work / "tree",
+                cpython_tree=work / "cpython",
+                openssl_tree=work / "openssl",
+                licenses=licenses,
+                request=ctx.request,
+                object_format=ctx.object_format,
+                source_date_epoch=ctx.lock.source_date_epoch,
+            )
         validated([staged], archive.name)
         _publish(staged, archive)
         shutil.rmtree(work)
@@ -230,7 +232,8 @@ def declare_distribution(
         archive, _report = targets
         staged = _staged(archive)
         full_archive = sources[0]
-        distribution.convert_install_only(full_archive, staged, ctx.lock.source_date_epoch)
+        with log.step(f"convert {archive.name}"):
+            distribution.convert_install_only(full_archive, staged, ctx.lock.source_date_epoch)
         validated([full_archive, staged], archive.name)
         runtime_tests(ctx, staged, openssl_path.resolve())
         _publish(staged, archive)
