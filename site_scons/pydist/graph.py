@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hermetic import log, scons_glue
@@ -37,6 +38,17 @@ NAMED_TARGETS = {
     "toolchain": "fetch and unpack the pinned compiler and sysroot",
     "<library>": f"one library artifact: {', '.join([*RECIPES, 'openssl'])}",
 }
+
+
+def check_named_targets(requested: list[str]) -> None:
+    """Refuse a command-line target that is neither a named target nor a path, listing the valid names."""
+    names = [name for name in NAMED_TARGETS if not name.startswith("<")] + [*RECIPES, "openssl"]
+    for target in requested:
+        if target not in names and "/" not in target and not Path(target).exists():
+            raise ConfigError(
+                f"unknown named target {target!r}; valid: {', '.join(names)}",
+                hint="see scons -h",
+            )
 
 
 def patches_for(package: str, version: str) -> tuple[Patch, ...]:
