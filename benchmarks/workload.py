@@ -10,7 +10,7 @@ import sys
 import time
 
 
-def nbody(steps: int = 20000) -> float:
+def nbody(steps: int = 100000) -> float:
     bodies = [
         [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 39.47],
         [4.84, -1.16, -0.10, 0.60, 2.81, -0.02, 0.037],
@@ -37,7 +37,7 @@ def nbody(steps: int = 20000) -> float:
     return bodies[0][0]
 
 
-def fannkuch(n: int = 8) -> int:
+def fannkuch(n: int = 9) -> int:
     perm1 = list(range(n))
     count = [0] * n
     max_flips = 0
@@ -71,7 +71,7 @@ class Node:
         self.value, self.left, self.right = value, left, right
 
 
-def objects(depth: int = 14) -> int:
+def objects(depth: int = 17) -> int:
     def build(d: int) -> Node:
         return Node(d) if d == 0 else Node(d, build(d - 1), build(d - 1))
 
@@ -81,7 +81,7 @@ def objects(depth: int = 14) -> int:
     return total(build(depth))
 
 
-def strings(n: int = 60000) -> int:
+def strings(n: int = 400000) -> int:
     words = {}
     for i in range(n):
         key = f"word{i % 997}-{i % 13}"
