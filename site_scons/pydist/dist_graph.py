@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hermetic import log, scons_glue
-from hermetic.action import DEPS, FILES, OUT, Action, ActionRunner, InputFile
+from hermetic.action import DEPS, FILES, OUT, Action, ActionRunner, InputFile, Step
 from hermetic.archive import extract_tar
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.lock import SourcesLock
@@ -126,16 +126,11 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
     """The sandboxed action that unpacks an install_only archive and runs the runtime tests on it."""
     sqlite = ctx.lock.get("sqlite")
     openssl = ctx.lock.get("openssl")
-    return Action(
-        name=f"runtime-tests-{archive.name.removesuffix('.tar.gz')}",
-        rule="runtime-tests",
-        rule_version=1,
-        target=ctx.toolchain.triple,
-        source=None,
-        patches=(),
+    return _archive_action(
+        ctx,
+        "runtime-tests",
+        archive,
         deps=("openssl",),
-        toolchain=ctx.toolchain,
-        env={},
         steps=(
             sh("unpack", f"mkdir -p /build/tmp/dist && tar -xzf {FILES}/{archive.name} -C /build/tmp/dist"),
             sh(
@@ -146,10 +141,37 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
                 f"--report {OUT}/report.json",
             ),
         ),
+        helpers=(RUNTIME_TESTS,),
         output=OUT,
+    )
+
+
+def _archive_action(
+    ctx: DistContext,
+    rule: str,
+    archive: Path,
+    *,
+    deps: tuple[str, ...],
+    steps: tuple[Step, ...],
+    helpers: tuple[InputFile, ...] = (),
+    **output: Any,
+) -> Action:
+    """A sandboxed step on one archive of this distribution, named after its rule and the archive."""
+    return Action(
+        name=f"{rule}-{archive.name.removesuffix('.tar.gz')}",
+        rule=rule,
+        rule_version=1,
+        target=ctx.toolchain.triple,
+        source=None,
+        patches=(),
+        deps=deps,
+        toolchain=ctx.toolchain,
+        env={},
+        steps=steps,
         source_date_epoch=ctx.lock.source_date_epoch,
-        files=(InputFile(path=archive, label=archive.name), RUNTIME_TESTS),
+        files=(InputFile(path=archive, label=archive.name), *helpers),
         record=False,
+        **output,
     )
 
 
@@ -347,16 +369,11 @@ def strip_action(ctx: DistContext, install_only: Path) -> Action:
         "module=share/ssl/ossl-modules/fips.so\n"
         "cmp /build/tmp/in/python/$module /build/out/python/$module\n"
     )
-    return Action(
-        name=f"strip-{install_only.name.removesuffix('.tar.gz')}",
-        rule="strip",
-        rule_version=1,
-        target=ctx.toolchain.triple,
-        source=None,
-        patches=(),
+    return _archive_action(
+        ctx,
+        "strip",
+        install_only,
         deps=(),
-        toolchain=ctx.toolchain,
-        env={},
         steps=(
             sh("unpack", f"mkdir -p /build/tmp/in && tar -xzf {FILES}/{install_only.name} -C /build/tmp/in"),
             bash("strip", script),
@@ -364,7 +381,4 @@ def strip_action(ctx: DistContext, install_only: Path) -> Action:
         output=f"{OUT}/python",
         output_prefix="python",
         output_compression="gz",
-        source_date_epoch=ctx.lock.source_date_epoch,
-        files=(InputFile(path=install_only, label=install_only.name),),
-        record=False,
     )
