@@ -10,34 +10,20 @@ and each figure as a ratio of the cold build.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scons_run import artifact_digests, scons
 
 
-def scons(*args: str) -> tuple[float, int]:
+def timed_scons(*args: str) -> tuple[float, int]:
     """Run scons; return its wall time and how many sandboxed actions it ran."""
     started = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=REPO, capture_output=True, text=True)
-    elapsed = time.monotonic() - started
-    if result.returncode != 0:
-        sys.exit(f"scons {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-    return elapsed, sum(line.startswith("[start] build ") for line in result.stdout.splitlines())
-
-
-def artifacts(build: Path) -> dict[str, str]:
-    """sha256 of every artifact under the build directory (action scratch trees excluded)."""
-    return {
-        str(p.relative_to(build)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(build.rglob("*.tar.*"))
-        if not {"work", "tests"} & set(p.relative_to(build).parts)
-    }
+    output = scons(*args)
+    return time.monotonic() - started, sum(line.startswith("[start] build ") for line in output.splitlines())
 
 
 def main() -> None:
@@ -47,12 +33,12 @@ def main() -> None:
         build, cache = Path(tmp) / "build", Path(tmp) / "cache"
         common = [*variables, f"build_dir={build}", f"scons_cache={cache}", f"dist_dir={Path(tmp) / 'dist'}"]
         scons("fetch", "toolchain", *common)
-        cold, cold_actions = scons(*targets, *common)
-        built = artifacts(build)
-        noop, noop_actions = scons(*targets, *common)
+        cold, cold_actions = timed_scons(*targets, *common)
+        built = artifact_digests(build, build)
+        noop, noop_actions = timed_scons(*targets, *common)
         shutil.rmtree(build)
-        restored, restore_actions = scons(*targets, *common)
-        same = artifacts(build) == built
+        restored, restore_actions = timed_scons(*targets, *common)
+        same = artifact_digests(build, build) == built
     print(f"targets: {' '.join(targets)} {' '.join(variables)}")
     print(f"cold build          {cold:8.1f} s   1.000   {cold_actions} actions run")
     print(f"no-op rebuild       {noop:8.1f} s   {noop / cold:.3f}   {noop_actions} actions run")

@@ -9,35 +9,24 @@ Downloads and toolchains come from the user cache; nothing else is shared betwee
 
 from __future__ import annotations
 
-import hashlib
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from scons_run import artifact_digests, scons
 
 
 def build(root: Path, targets: list[str], variables: list[str]) -> tuple[dict[str, str], float]:
     started = time.monotonic()
-    args = [
+    scons(
         *targets,
         *variables,
         f"build_dir={root / 'build'}",
         f"scons_cache={root / 'cache'}",
         f"dist_dir={root / 'dist'}",
-    ]
-    result = subprocess.run([sys.executable, "-m", "SCons", "-Q", *args], cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"build failed:\n{result.stdout[-3000:]}\n{result.stderr[-2000:]}")
-    digests = {}
-    for path in sorted((root / "build").rglob("*.tar.*")) + sorted((root / "dist").rglob("*.tar.*")):
-        relative = path.relative_to(root)
-        # Scratch trees of actions and of runtime tests are not artifacts.
-        if not {"work", "tests"} & set(relative.parts):
-            digests[str(relative)] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return digests, time.monotonic() - started
+    )
+    return artifact_digests(root, root / "build", root / "dist"), time.monotonic() - started
 
 
 def main() -> None:
