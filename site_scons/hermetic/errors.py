@@ -58,3 +58,9 @@ class UnsafeArchiveError(HermeticError):
     """An archive member would be written outside its destination directory."""
 
     exit_code = 8
+
+
+class CancelledError(HermeticError):
+    """The build was asked to stop (SIGINT, SIGTERM or SIGHUP) and stopped."""
+
+    exit_code = 130
