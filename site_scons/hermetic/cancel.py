@@ -9,6 +9,7 @@ Handlers only set a flag, so they are safe whatever thread is running.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -110,10 +111,8 @@ def wait(process: subprocess.Popen[Any]) -> int:
 def terminate(process: subprocess.Popen[Any]) -> int:
     """End `process` and everything in its process group; return its exit status."""
     for signum, patience in ((signal.SIGTERM, GRACE_SECONDS), (signal.SIGKILL, 30.0)):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signum)
-        except ProcessLookupError:
-            pass
         try:
             return process.wait(timeout=patience)
         except subprocess.TimeoutExpired:
