@@ -21,6 +21,7 @@ Inside the sandbox every action sees the same paths:
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import shutil
@@ -30,13 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hermetic import archive, log
+from hermetic import archive, cancel, log
 from hermetic.archive import Compression, extract_tar, pack_tree
-from hermetic.errors import ActionError
+from hermetic.errors import ActionError, HermeticError
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.pins import Pin
 from hermetic.sandbox import Bubblewrap, Mount, host_tools_identity
-from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Toolchain, materialize_toolchain
+from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Materialized, Toolchain, materialize_toolchain
 
 # Bump when the runner changes in a way that can change outputs: part of every action key.
 RUNNER_VERSION = 1
@@ -231,18 +232,23 @@ class ActionRunner:
         return self.log_root / f"{action.name}.log"
 
     def run(self, action: Action, artifact: Path, dep_artifacts: Sequence[Path]) -> None:
-        """Build `artifact` from `action`; on failure show the log's tail and raise ActionError."""
+        """Build `artifact` from `action`; on failure show the log's tail and raise ActionError.
+
+        A stop request (SIGINT/SIGTERM/SIGHUP) ends the running step's process group within seconds and
+        raises CancelledError; the work tree and the log are kept, and no artifact appears.
+        """
         progress = _Progress()
         with log.step(f"build {action.label}", progress.status):
-            self._run(action, artifact, dep_artifacts, progress)
+            work = _WorkTree(self.work_root / action.name)
+            try:
+                self._run(action, artifact, dep_artifacts, work, progress)
+            except OSError as e:
+                raise _os_error(action, e, work.root) from None
 
-    def _run(self, action: Action, artifact: Path, dep_artifacts: Sequence[Path], progress: _Progress) -> None:
-        work = self.work_root / action.name
-        if work.exists():
-            shutil.rmtree(work)
-        dirs = {name: work / name for name in ("src", "out", "deps", "patches", "files", "tmp", "sandbox")}
-        for path in dirs.values():
-            path.mkdir(parents=True)
+    def _run(
+        self, action: Action, artifact: Path, dep_artifacts: Sequence[Path], work: _WorkTree, progress: _Progress
+    ) -> None:
+        work.create()
         self.log_root.mkdir(parents=True, exist_ok=True)
         log_file = self.log_path(action)
         progress.log_path = log_file
@@ -251,64 +257,67 @@ class ActionRunner:
 
         progress.step = "fetching inputs"
         toolchain = materialize_toolchain(action.toolchain, self.fetcher, self.toolchain_root)
-        if action.source is not None:
-            extract_tar(self.fetcher.fetch(action.source), dirs["src"], strip="auto")
-        for index, patch in enumerate(action.patches):
-            shutil.copyfile(patch.path, dirs["patches"] / f"{index:04d}-{patch.path.name}")
-        for file in action.files:
-            shutil.copy2(file.path, dirs["files"] / file.path.name)
-        dep_digests = {}
-        for dep in dep_artifacts:
-            extract_tar(dep, dirs["deps"])
-            dep_digests[dep.name] = sha256_file(dep)
-
-        sandbox = Bubblewrap(dirs["sandbox"])
-        mounts = [
-            Mount(dirs["src"], SRC, writable=True),
-            Mount(dirs["out"], OUT, writable=True),
-            Mount(dirs["tmp"], TMP, writable=True),
-            Mount(dirs["deps"], DEPS),
-            Mount(dirs["patches"], PATCHES),
-            Mount(dirs["files"], FILES),
-            Mount(toolchain.compiler, COMPILER_MOUNT),
-            Mount(toolchain.sysroot, SYSROOT_MOUNT),
-        ]
+        dep_digests = self._prepare_inputs(action, work, dep_artifacts)
+        cancel.check(f"preparing {action.label}")
+        sandbox = Bubblewrap(work.sandbox)
+        mounts = work.mounts(toolchain)
         base_env = action.full_env()
         # Parallelism does not shape the output, so it stays out of the action key.
         base_env["MAKEFLAGS"] = f"-j{self.jobs}"
 
         for index, patch in enumerate(action.patches):
             progress.step = f"patch {patch.path.name}"
-            name = f"{index:04d}-{patch.path.name}"
-            argv = (
-                "patch",
-                "-p1",
-                "--batch",
-                "--forward",
-                "--no-backup-if-mismatch",
-                "-i",
-                f"{PATCHES}/{name}",
-            )
+            argv = ("patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-i", _patch_path(index, patch))
             rc = self._run_step(sandbox, argv, mounts, base_env, SRC, log_file)
+            self._check_step(action, progress.step, rc, log_file, work)
             if rc != 0:
                 self._fail(
                     action,
                     log_file,
-                    work,
+                    work.root,
                     f"{patch.label} does not apply to {action.source and action.source.id}",
                     hint="refresh the patch against this version or drop it",
                 )
         for step in action.steps:
             progress.step = step.name
-            env = {**base_env, **step.env}
-            rc = self._run_step(sandbox, step.argv, mounts, env, step.cwd, log_file)
+            rc = self._run_step(sandbox, step.argv, mounts, {**base_env, **step.env}, step.cwd, log_file)
+            self._check_step(action, step.name, rc, log_file, work)
             if rc != 0:
-                self._fail(action, log_file, work, f"{action.label}: step '{step.name}' failed (exit code {rc})")
+                self._fail(action, log_file, work.root, f"{action.label}: step '{step.name}' failed (exit code {rc})")
 
         progress.step = "packing"
-        out_dir = dirs["out"] / Path(action.output).relative_to(OUT)
+        self._pack(action, artifact, work, dep_digests, sandbox, log_file)
+        with open(log_file, "a") as f:
+            f.write(f"# finished in {time.time() - started:.1f}s -> {artifact.name}\n")
+        shutil.rmtree(work.root)
+
+    def _prepare_inputs(self, action: Action, work: _WorkTree, dep_artifacts: Sequence[Path]) -> dict[str, str]:
+        """Unpack the source and the dependencies, copy patches and helper files; return the deps' digests."""
+        if action.source is not None:
+            extract_tar(self.fetcher.fetch(action.source), work.src, strip="auto", label=action.source.filename)
+        for index, patch in enumerate(action.patches):
+            shutil.copyfile(patch.path, work.patches / Path(_patch_path(index, patch)).name)
+        for file in action.files:
+            shutil.copy2(file.path, work.files / file.path.name)
+        dep_digests = {}
+        for dep in dep_artifacts:
+            cancel.check(f"unpacking {dep.name} for {action.label}")
+            extract_tar(dep, work.deps, label=str(dep))
+            dep_digests[dep.name] = sha256_file(dep)
+        return dep_digests
+
+    def _pack(
+        self,
+        action: Action,
+        artifact: Path,
+        work: _WorkTree,
+        dep_digests: dict[str, str],
+        sandbox: Bubblewrap,
+        log_file: Path,
+    ) -> None:
+        out_dir = work.out / Path(action.output).relative_to(OUT)
         if not out_dir.is_dir():
-            self._fail(action, log_file, work, f"{action.label}: produced no {action.output}")
+            self._fail(action, log_file, work.root, f"{action.label}: produced no {action.output}")
         if action.record:
             record = out_dir / RECORD_DIR / f"{action.name}.action.json"
             record.parent.mkdir(parents=True, exist_ok=True)
@@ -326,9 +335,6 @@ class ActionRunner:
             prefix=action.output_prefix,
             compression=action.output_compression,
         )
-        with open(log_file, "a") as f:
-            f.write(f"# finished in {time.time() - started:.1f}s -> {artifact.name}\n")
-        shutil.rmtree(work)
 
     @staticmethod
     def _run_step(
@@ -343,6 +349,18 @@ class ActionRunner:
             f.write(f"\n$ {' '.join(argv)}\n")
         return sandbox.run(argv, mounts=mounts, env=env, cwd=cwd, log_file=log_file)
 
+    @staticmethod
+    def _check_step(action: Action, step: str, rc: int, log_file: Path, work: _WorkTree) -> None:
+        """Raise CancelledError when the step ended because the build was asked to stop."""
+        if not cancel.cancelled():
+            return
+        with open(log_file, "a") as f:
+            f.write(f"\n# interrupted by {cancel.signal_name()} during '{step}' (exit status {rc})\n")
+        raise cancel.stopped(
+            f"{action.label}: interrupted by {cancel.signal_name()} during step '{step}'",
+            hint=f"log: {log_file}; work tree kept in {work.root}",
+        )
+
     def _fail(self, action: Action, log_file: Path, work: Path, message: str, hint: str | None = None) -> None:
         lines = log.tail(log_file, 25)
         log.say(f"---- last {len(lines)} lines of {log_file} ----")
@@ -353,3 +371,84 @@ class ActionRunner:
             shutil.rmtree(work, ignore_errors=True)
         kept = f"; its work tree is kept in {work}" if self.keep_failed else ""
         raise ActionError(message, hint=hint or f"full log: {log_file}{kept}")
+
+
+def _patch_path(index: int, patch: Patch) -> str:
+    """Where the `index`-th patch is shown in the sandbox (numbered, so they apply in order)."""
+    return f"{PATCHES}/{index:04d}-{patch.path.name}"
+
+
+@dataclass(frozen=True)
+class _WorkTree:
+    """The host directories of one action's sandbox, under one root."""
+
+    root: Path
+
+    @property
+    def src(self) -> Path:
+        """Shown as /build/src."""
+        return self.root / "src"
+
+    @property
+    def out(self) -> Path:
+        """Shown as /build/out."""
+        return self.root / "out"
+
+    @property
+    def deps(self) -> Path:
+        """Shown as /build/deps."""
+        return self.root / "deps"
+
+    @property
+    def patches(self) -> Path:
+        """Shown as /build/patches."""
+        return self.root / "patches"
+
+    @property
+    def files(self) -> Path:
+        """Shown as /build/files."""
+        return self.root / "files"
+
+    @property
+    def sandbox(self) -> Path:
+        """The sandbox's own scratch files (generated /etc)."""
+        return self.root / "sandbox"
+
+    def create(self) -> None:
+        """Start from empty directories (a failed or interrupted earlier run left its tree for inspection)."""
+        if self.root.exists():
+            shutil.rmtree(self.root)
+        for name in _WORK_DIRS:
+            (self.root / name).mkdir(parents=True)
+
+    def mounts(self, toolchain: Materialized) -> list[Mount]:
+        """What the sandbox shows, and where."""
+        return [
+            Mount(self.src, SRC, writable=True),
+            Mount(self.out, OUT, writable=True),
+            Mount(self.root / "tmp", TMP, writable=True),
+            Mount(self.deps, DEPS),
+            Mount(self.patches, PATCHES),
+            Mount(self.files, FILES),
+            Mount(toolchain.compiler, COMPILER_MOUNT),
+            Mount(toolchain.sysroot, SYSROOT_MOUNT),
+        ]
+
+
+_WORK_DIRS = ("src", "out", "deps", "patches", "files", "tmp", "sandbox")
+
+
+def _os_error(action: Action, error: OSError, work: Path) -> HermeticError:
+    """One line for a host failure while preparing or packing an action (full disk, permissions)."""
+    where = error.filename or work
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return ActionError(
+            f"{action.label}: no space left on the device holding {where}",
+            hint="free space there, or pass build_dir= on a larger file system",
+        )
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return ActionError(
+            f"{action.label}: cannot write {where} ({error.strerror})",
+            hint="make it writable, or pass build_dir= somewhere writable",
+        )
+    return ActionError(f"{action.label}: {error.strerror or error} ({where})", hint=f"work tree: {work}")

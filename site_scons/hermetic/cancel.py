@@ -48,6 +48,11 @@ def cancelled() -> bool:
     return _requested is not None
 
 
+def requested_signal() -> int | None:
+    """The number of the signal that asked to stop, or None."""
+    return _requested
+
+
 def signal_name() -> str:
     """The name of the signal that asked to stop, e.g. ``SIGTERM``."""
     return signal.Signals(_requested).name if _requested is not None else "no signal"
@@ -56,13 +61,37 @@ def signal_name() -> str:
 def check(doing: str) -> None:
     """Raise CancelledError, naming what was interrupted, when a stop was requested."""
     if _requested is not None:
-        raise CancelledError(f"interrupted by {signal_name()} while {doing}")
+        raise stopped(f"interrupted by {signal_name()} while {doing}")
+
+
+def stopped(message: str, hint: str | None = None) -> CancelledError:
+    """The error that ends work after a stop request; it exits with 128 + the signal's number, as a shell
+    reports a process that signal ended (130 for Ctrl-C, 143 for SIGTERM)."""
+    error = CancelledError(message, hint=hint)
+    if _requested is not None:
+        error.exit_code = 128 + _requested
+    return error
+
+
+def take_over_signals() -> None:
+    """Make the stop signals only record the request (replacing whatever handles them now).
+
+    For a driver whose every task polls :func:`cancelled` and fails with :func:`stopped`: that failure then
+    stops the driver, with the task's own message, instead of the driver's generic interruption.
+    """
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, _recording)
+
+
+def _recording(received: int, frame: FrameType | None) -> None:
+    request(received)
 
 
 def chain_handlers() -> None:
     """Put a recording handler in front of whatever handles the stop signals now (SCons's, or the default).
 
-    Called once the current handlers are in place; safe to call again (a handler is never wrapped twice).
+    Called once the current handlers are in place; safe to call again (a handler is never wrapped twice). A
+    process that calls it must poll the flag: the signals no longer end it by themselves.
     """
     for signum in STOP_SIGNALS:
         previous = signal.getsignal(signum)
@@ -72,16 +101,12 @@ def chain_handlers() -> None:
 
 
 def _chained(signum: int, previous: Any) -> Callable[[int, FrameType | None], None]:
+    # The default actions (end the process, KeyboardInterrupt) are not chained: the work in progress polls the
+    # flag and ends its children, which a sudden exit or an exception at an arbitrary point would not.
     def handler(received: int, frame: FrameType | None) -> None:
         request(received)
-        if callable(previous):
+        if callable(previous) and previous is not signal.default_int_handler:
             previous(received, frame)
-        elif previous == signal.SIG_DFL and received == signal.SIGINT:
-            raise KeyboardInterrupt
-        elif previous == signal.SIG_DFL:
-            # Keep the default meaning (end the process) for code that runs outside SCons's jobs.
-            signal.signal(received, signal.SIG_DFL)
-            os.kill(os.getpid(), received)
 
     handler._hermetic_chained = True  # type: ignore[attr-defined]
     return handler

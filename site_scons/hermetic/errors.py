@@ -61,6 +61,7 @@ class UnsafeArchiveError(HermeticError):
 
 
 class CancelledError(HermeticError):
-    """The build was asked to stop (SIGINT, SIGTERM or SIGHUP) and stopped."""
+    """The build was asked to stop (SIGINT, SIGTERM or SIGHUP) and stopped: exit code 128 + the signal's number
+    (130, 143 or 129), set by ``hermetic.cancel.stopped``."""
 
     exit_code = 130

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hermetic import cancel
 from hermetic.errors import ConfigError
 
 # The user and host name builds see; fixed so nothing host-specific leaks into outputs.
@@ -106,6 +107,25 @@ def _poisoned_programs() -> list[str]:
     return sorted(found)
 
 
+def require_bubblewrap() -> str:
+    """The path of ``bwrap``; a one-line ConfigError when it is not installed."""
+    found = shutil.which("bwrap")
+    if found is None:
+        raise ConfigError(
+            "bubblewrap (bwrap) is not installed; every build action runs in it",
+            hint="install it with: apt-get install bubblewrap (or run ./scripts/bootstrap)",
+        )
+    return found
+
+
+def bubblewrap_version() -> str:
+    """bubblewrap's version string, or "missing" (recorded in provenance)."""
+    found = shutil.which("bwrap")
+    if found is None:
+        return "missing"
+    return subprocess.run([found, "--version"], capture_output=True, text=True).stdout.strip()
+
+
 class Bubblewrap:
     """Runs commands under bubblewrap; the only sandbox that Linux builds use."""
 
@@ -113,20 +133,14 @@ class Bubblewrap:
 
     def __init__(self, scratch: Path) -> None:
         """`scratch` holds the generated /etc files and the poison script; it must exist."""
-        self.bwrap = shutil.which("bwrap")
-        if self.bwrap is None:
-            raise ConfigError(
-                "bubblewrap (bwrap) is not installed; every build action runs in it",
-                hint="install it with: apt-get install bubblewrap",
-            )
+        self.bwrap = require_bubblewrap()
         self.scratch = scratch
         self._etc = scratch / "etc"
         self._poison = scratch / "host-compiler-blocked"
 
     def version(self) -> str:
         """bubblewrap's version string (recorded in provenance)."""
-        assert self.bwrap is not None
-        return subprocess.run([self.bwrap, "--version"], capture_output=True, text=True).stdout.strip()
+        return bubblewrap_version()
 
     def _prepare(self) -> None:
         self._etc.mkdir(parents=True, exist_ok=True)
@@ -195,7 +209,13 @@ class Bubblewrap:
         """Run `argv` in the sandbox with exactly `env`, appending its output to `log_file`."""
         command = self.command(argv, mounts, cwd)
         with open(log_file, "ab") as log:
-            completed = subprocess.run(
-                command, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            # Its own process group, so a stop request ends bubblewrap and everything under it at once.
+            process = subprocess.Popen(
+                command,
+                env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
-        return completed.returncode
+            return cancel.wait(process)

@@ -15,6 +15,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from hermetic import log
 from hermetic.archive import extract_deb
 from hermetic.errors import ConfigError, ToolchainError
-from hermetic.fetch import Fetcher
+from hermetic.fetch import Fetcher, sha256_file
 from hermetic.pins import Pin, load_toml
 
 # Bump when the layout a materialized directory gets changes: it is part of every toolchain identity.
@@ -240,6 +241,15 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path) -> Toolchain
 # ------------------------------------------------------------------------------------------ materializing
 
 _MARKER = ".materialized.json"
+# The sha256 of every file, beside the marker (which keeps its older size-only format, so checkouts of older
+# versions sharing this cache still accept the directory).
+_DIGESTS = ".materialized.sha256.json"
+_STAGING_SUFFIX = ".staging"
+# A staging directory this old belongs to no running unpack (one takes seconds to minutes).
+_STALE_STAGING_SECONDS = 24 * 3600
+
+# Directories whose every file was hashed against the manifest by this process (later uses check sizes only).
+_VERIFIED: set[Path] = set()
 
 
 def _manifest(root: Path) -> dict[str, int]:
@@ -249,57 +259,112 @@ def _manifest(root: Path) -> dict[str, int]:
         for name in filenames:
             path = Path(dirpath) / name
             rel = str(path.relative_to(root))
-            if rel == _MARKER:
+            if rel in (_MARKER, _DIGESTS):
                 continue
             result[rel] = -1 if path.is_symlink() else path.lstat().st_size
     return result
 
 
-def _intact(root: Path) -> bool:
-    marker = root / _MARKER
-    if not marker.is_file():
-        return False
+def _digests(root: Path, files: dict[str, int]) -> dict[str, str]:
+    """sha256 of every regular file named in `files`."""
+    return {rel: sha256_file(root / rel) for rel, size in sorted(files.items()) if size != -1}
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write `data` to `path` atomically (two processes may record the same digests at once)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        f.write(json.dumps(data, sort_keys=True))
+    Path(tmp).chmod(0o644)
+    os.replace(tmp, path)
+
+
+def _damage(root: Path, deep: bool) -> str | None:
+    """What is wrong with a materialized directory (None: intact). `deep` re-hashes every file."""
     try:
-        recorded = json.loads(marker.read_text())["files"]
-    except (ValueError, KeyError):
-        return False
+        recorded: dict[str, int] = json.loads((root / _MARKER).read_text())["files"]
+    except FileNotFoundError:
+        return "it has no manifest" if root.exists() else "missing"
+    except (ValueError, KeyError, OSError):
+        return "its manifest is unreadable"
     for rel, size in recorded.items():
         path = root / rel
         if size == -1:
             if not path.is_symlink():
-                return False
+                return f"{rel} is no longer a symlink"
         elif not path.is_file() or path.is_symlink() or path.stat().st_size != size:
-            return False
-    return True
+            return f"{rel} is missing or has another size"
+    if not deep:
+        return None
+    try:
+        digests: dict[str, str] = json.loads((root / _DIGESTS).read_text())
+    except (FileNotFoundError, ValueError):
+        # Unpacked by an older version that recorded sizes only: record the digests from now on.
+        _write_json(root / _DIGESTS, _digests(root, recorded))
+        return None
+    for rel, expected in digests.items():
+        if sha256_file(root / rel) != expected:
+            return f"{rel} differs from what was unpacked (sha256)"
+    return None
+
+
+def _intact(root: Path) -> str | None:
+    """Check `root` against its manifest: every file's digest once per process, sizes on later calls."""
+    problem = _damage(root, deep=root not in _VERIFIED)
+    if problem is None:
+        _VERIFIED.add(root)
+    return problem
 
 
 def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
     """Unpack `packages` into ``root/<kind>-<id>`` once; later calls verify and reuse it.
 
-    A damaged directory (missing or resized files) is detected through its manifest and rebuilt.
+    A damaged directory (a file missing, resized or changed in place) is detected through its manifest of
+    sha256 digests and unpacked again. An unpack that was killed leaves a staging directory, removed by the
+    next run.
     """
     final = root / f"{packages.kind}-{packages.id}"
-    if _intact(final):
+    if _intact(final) is None:
         return final
     root.mkdir(parents=True, exist_ok=True)
     with fetcher.store.locked(f"materialize-{packages.kind}-{packages.id}"):
-        if _intact(final):
+        problem = _intact(final)
+        if problem is None:
             return final
         if final.exists():
-            log.warn(f"{final} is damaged; unpacking it again")
+            log.warn(f"{final} is damaged ({problem}); unpacking it again")
             shutil.rmtree(final)
-        staging = Path(tempfile.mkdtemp(dir=root, prefix=f".{packages.kind}-"))
-        staging.chmod(0o755)
+        _remove_stale_staging(root)
+        # Named after the id: under this lock, a leftover of the same name is an interrupted earlier unpack.
+        staging = root / f".{packages.kind}-{packages.id}{_STAGING_SUFFIX}"
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(mode=0o755)
         try:
             for pin in packages.packages:
                 extract_deb(fetcher.fetch(pin), staging)
             _link_tools(staging, packages)
-            (staging / _MARKER).write_text(json.dumps({"id": packages.id, "files": _manifest(staging)}, sort_keys=True))
+            files = _manifest(staging)
+            _write_json(staging / _DIGESTS, _digests(staging, files))
+            _write_json(staging / _MARKER, {"id": packages.id, "files": files})
             os.replace(staging, final)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
+    _VERIFIED.add(final)
     return final
+
+
+def _remove_stale_staging(root: Path) -> None:
+    """Remove staging directories left by unpacks killed long ago (their names end in ``.staging``, or are the
+    random names older versions used)."""
+    now = time.time()
+    for entry in root.iterdir():
+        if not entry.name.startswith(".") or not entry.is_dir():
+            continue
+        if now - entry.stat().st_mtime > _STALE_STAGING_SECONDS:
+            log.warn(f"removing {entry}, left by an interrupted toolchain unpack")
+            shutil.rmtree(entry, ignore_errors=True)
 
 
 def _link_tools(root: Path, packages: PackageSet) -> None:

@@ -22,6 +22,7 @@ from hermetic.archive import extract_tar
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
+from hermetic.sandbox import bubblewrap_version
 from hermetic.toolchain import Toolchain
 from pydist import distribution, provenance
 from pydist.distribution import DistNames, DistributionError
@@ -203,13 +204,23 @@ def builder_version() -> dict[str, str]:
     """What built it: this repository's commit, SCons, bubblewrap."""
     import SCons
 
-    result = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True)
-    dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain"], capture_output=True, text=True)
-    commit = result.stdout.strip() if result.returncode == 0 else "unknown (not a git checkout)"
-    if result.returncode == 0 and dirty.stdout.strip():
-        commit += " (with uncommitted changes)"
-    bwrap = subprocess.run(["bwrap", "--version"], capture_output=True, text=True).stdout.strip()
-    return {"fips-python-standalone": commit, "scons": SCons.__version__, "bubblewrap": bwrap}
+    return {
+        "fips-python-standalone": _repository_commit(),
+        "scons": SCons.__version__,
+        "bubblewrap": bubblewrap_version(),
+    }
+
+
+def _repository_commit() -> str:
+    """HEAD of this checkout, marked when it has uncommitted changes; a phrase when git cannot tell."""
+    try:
+        head = subprocess.run(["git", "-C", str(HERE), "rev-parse", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", str(HERE), "status", "--porcelain"], capture_output=True, text=True)
+    except OSError:
+        return "unknown (git is not installed)"
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
 def declare_distribution(

@@ -13,6 +13,7 @@ from hermetic.errors import ConfigError
 from hermetic.fetch import ContentStore, Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
+from hermetic.sandbox import require_bubblewrap
 from hermetic.toolchain import Toolchain, check_xcode, host_platform, load_toolchain, materialize_toolchain
 from pydist import cpython, dist_graph, matrix
 from pydist.compile_env import CompileEnv
@@ -154,6 +155,7 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     toolchain = load_toolchain(TOOLCHAINS_DIR, request.target, PINS_SCHEMA)
     if checking_host:
         toolchain.check_host()
+        require_bubblewrap()
         native = matrix.DEFAULT_TARGET_FOR_HOST.get(host_platform())
         if toolchain.os == "macos":
             check_xcode(toolchain)

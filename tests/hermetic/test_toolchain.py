@@ -1,0 +1,88 @@
+"""Materialized package sets: built from real .deb files, checked by content, cleaned after interruptions."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import make_pin
+from hermetic import toolchain
+from hermetic.fetch import ContentStore, Fetcher
+from hermetic.toolchain import PackageSet, materialize
+
+
+def _deb(tmp_path: Path, files: dict[str, bytes]) -> bytes:
+    """A real Debian package holding `files` (built by dpkg-deb)."""
+    root = tmp_path / "pkgroot"
+    (root / "DEBIAN").mkdir(parents=True)
+    (root / "DEBIAN" / "control").write_text(
+        "Package: demo\nVersion: 1.0\nArchitecture: all\nMaintainer: test <t@example.invalid>\nDescription: demo\n"
+    )
+    for rel, data in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(data)
+    out = tmp_path / "demo.deb"
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zxz", "--build", str(root), str(out)], check=True)
+    return out.read_bytes()
+
+
+@pytest.fixture
+def packages(tmp_path: Path) -> tuple[PackageSet, Fetcher]:
+    data = _deb(tmp_path, {"usr/lib/demo/libdemo.so": b"\x7fELF" + b"x" * 4000, "usr/share/doc/demo/README": b"hi\n"})
+    store = ContentStore(tmp_path / "cache")
+    pin = make_pin(data, name="demo-deb")
+    source = tmp_path / "distdir"
+    source.mkdir()
+    (source / pin.filename).write_bytes(data)
+    fetcher = Fetcher(store, distdirs=[source])
+    toolchain._VERIFIED.clear()  # a fresh process, as far as the digest check is concerned
+    return PackageSet(kind="sysroot", packages=(pin,)), fetcher
+
+
+def test_same_size_change_in_place_is_repaired(tmp_path: Path, packages: tuple[PackageSet, Fetcher]) -> None:
+    package_set, fetcher = packages
+    root = tmp_path / "toolchains"
+    final = materialize(package_set, fetcher, root)
+    library = final / "usr/lib/demo/libdemo.so"
+    original = library.read_bytes()
+    stat = library.stat()
+    library.write_bytes(original[:-1] + b"Y")  # same size, then the old mtime back: only content tells
+    os.utime(library, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    toolchain._VERIFIED.clear()  # the next build process
+    assert materialize(package_set, fetcher, root) == final
+    assert library.read_bytes() == original
+
+
+def test_older_size_only_manifests_get_digests_recorded(tmp_path: Path, packages: tuple[PackageSet, Fetcher]) -> None:
+    package_set, fetcher = packages
+    root = tmp_path / "toolchains"
+    final = materialize(package_set, fetcher, root)
+    (final / ".materialized.sha256.json").unlink()  # as an older checkout sharing the cache left it
+    toolchain._VERIFIED.clear()
+    assert materialize(package_set, fetcher, root) == final
+    assert (final / ".materialized.sha256.json").is_file()
+
+
+def test_interrupted_unpacks_leave_nothing_behind(tmp_path: Path, packages: tuple[PackageSet, Fetcher]) -> None:
+    package_set, fetcher = packages
+    root = tmp_path / "toolchains"
+    root.mkdir()
+    # What a killed unpack of this set leaves, and what one killed two days ago (older random name) left.
+    same = root / f".sysroot-{package_set.id}.staging"
+    (same / "usr").mkdir(parents=True)
+    old = root / ".compiler-k2j3h4"
+    (old / "usr" / "bin").mkdir(parents=True)
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    recent = root / ".compiler-inuse.staging"  # another unpack, running right now
+    recent.mkdir()
+
+    materialize(package_set, fetcher, root)
+    assert not same.exists() and not old.exists()
+    assert recent.exists()
+    assert sorted(p.name for p in root.iterdir()) == sorted([recent.name, f"sysroot-{package_set.id}"])
