@@ -1,4 +1,11 @@
-"""Errors a person can act on: one line with the cause and the fix, and a stable exit code."""
+"""Errors a person can act on: one line with the cause and the fix, and a stable exit code.
+
+Exit codes of ``scons`` and ``python -m pydist``: 0 success; 1 any other failure (a check found violations, a
+host error such as a full disk); 2 a wrong command-line value, an unsupported host, a bad configuration;
+3 a malformed lock or pin file; 4 a file that does not match its pin; 5 a pinned file that could not be
+fetched; 6 a toolchain problem; 7 a failed build step; 8 an unsafe archive; 128 + N when the build was asked
+to stop by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+"""
 
 from __future__ import annotations
 

@@ -62,7 +62,8 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.wait(HEARTBEAT_SECONDS):
             elapsed = format_duration(time.monotonic() - self._began)
-            say(f"  .. {self._label}: still running after {elapsed} ({self._status()})")
+            status = self._status()
+            say(f"  .. {self._label}: still running after {elapsed}" + (f" ({status})" if status else ""))
 
     def stop(self) -> None:
         self._stop_event.set()
