@@ -269,6 +269,19 @@ def test_server_errors_are_retried_then_fall_through(tmp_path: Path, http_server
     assert http_server.served.hits == ["/error500/a.tgz"] * 3 + ["/good/a.tgz"]
 
 
+def test_unusable_urls_fall_through_to_the_next(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    unusable = ("ftp://files.example/a.tgz", "files.example/a.tgz", "http://127.0.0.1:99999/a.tgz")
+    pin = make_pin(PAYLOAD, urls=(*unusable, http_server.url("good", "a.tgz")))
+    assert bounded(tmp_path).fetch(pin).read_bytes() == PAYLOAD
+    with pytest.raises(FetchError) as error:
+        bounded(tmp_path / "other").fetch(make_pin(PAYLOAD, urls=unusable))
+    message = error.value.one_line()
+    assert "ftp://files.example/a.tgz: InvalidSchema: " in message
+    assert "files.example/a.tgz: MissingSchema: " in message
+    assert "http://127.0.0.1:99999/a.tgz: InvalidURL: " in message
+
+
 def test_final_error_names_the_file_and_every_url_with_its_reason(tmp_path: Path, http_server: LoopbackServer) -> None:
     http_server.served.files["a.tgz"] = PAYLOAD
     modes = ("loop", "error500", "silent", "missing", "trickle")
