@@ -238,27 +238,30 @@ class ContentStore:
         if self._swept:
             return
         self._swept = True
-        tmp_dir = self.root / "tmp"
-        cutoff = time.time() - STALE_SECONDS
         with contextlib.suppress(OSError):
-            for path in list(tmp_dir.iterdir()):
+            for path in list((self.root / "tmp").iterdir()):
                 with contextlib.suppress(OSError):
-                    if path.stat().st_mtime < cutoff and not self._in_use(path):
-                        path.unlink()
+                    self._remove_if_stale(path)
 
-    def _in_use(self, staged: Path) -> bool:
-        if not staged.name.endswith(".part"):
-            return False  # left by an older fetcher (``part-*``): no lock tells, only its age
-        lock_file = self.root / "locks" / f"{staged.name.removesuffix('.part')}.lock"
-        with contextlib.ExitStack() as stack:
-            try:
-                handle = stack.enter_context(open(lock_file))
-            except FileNotFoundError:
-                return False
+    def _remove_if_stale(self, path: Path) -> None:
+        if not _stale(path):
+            return
+        if not path.name.endswith(".part"):
+            path.unlink()  # left by an older fetcher (``part-*``): no lock tells, only its age
+            return
+        # Removed while holding its lock, so no build can be resuming it at that moment.
+        with open(self.root / "locks" / f"{path.name.removesuffix('.part')}.lock", "a") as handle:
             if not _try_lock(handle):
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
-            return False
+                return
+            try:
+                if _stale(path):
+                    path.unlink()
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _stale(path: Path) -> bool:
+    return path.stat().st_mtime < time.time() - STALE_SECONDS
 
 
 def _try_lock(handle: IO[Any]) -> bool:
@@ -361,8 +364,9 @@ class Fetcher:
             if final is not None:
                 return final
         finally:
-            if staged.exists() and staged.stat().st_size == 0:
-                staged.unlink()  # nothing to resume
+            with contextlib.suppress(OSError):
+                if staged.stat().st_size == 0:
+                    staged.unlink()  # nothing to resume
         raise self._failure(pin, staged, failures)
 
     def _prepare_staging(self, pin: Pin) -> Path:
@@ -445,7 +449,7 @@ class Fetcher:
         raise _Transient(f"{last} (gave up after {self.policy.attempts} attempts)")
 
     def _download_once(self, url: str, staged: Path, pin: Pin, deadline: float) -> None:
-        transfer = _Transfer(self.session, url, staged, pin, self.policy, self.store)
+        transfer = _Transfer(self.session, url, staged, pin, self.policy)
         self._show(pin, url, transfer)
         transfer.start()
         try:
@@ -524,9 +528,7 @@ class _Transfer(threading.Thread):
     Once :meth:`abandon` returns, the thread writes nothing more, so the staging file can be reused at once.
     """
 
-    def __init__(
-        self, session: requests.Session, url: str, staged: Path, pin: Pin, policy: FetchPolicy, store: ContentStore
-    ) -> None:
+    def __init__(self, session: requests.Session, url: str, staged: Path, pin: Pin, policy: FetchPolicy) -> None:
         super().__init__(name=f"fetch {pin.filename}", daemon=True)
         self.url = url
         self.staged = staged
@@ -538,7 +540,6 @@ class _Transfer(threading.Thread):
         self.error: Exception | None = None
         self._session = session
         self._policy = policy
-        self._store = store
         self._abandoned = False
         self._response: requests.Response | None = None
         self._lock = threading.Lock()
