@@ -301,6 +301,8 @@ class Fetcher:
         self.session = session or requests.Session()
         self._active: dict[int, tuple[Pin, str, _Transfer | None]] = {}
         self._active_lock = threading.Lock()
+        # Hosts that stalled, crawled or ran out of time in this process: tried last for the files that follow.
+        self._slow_hosts: set[str] = set()
 
     def candidate_urls(self, pin: Pin) -> list[str]:
         """Every URL to try for `pin`, in order: user mirrors, then the pin's URLs expanded."""
@@ -380,7 +382,7 @@ class Fetcher:
         return staged
 
     def _download_any(self, pin: Pin, staged: Path, failures: list[str]) -> Path | None:
-        urls = self.candidate_urls(pin)
+        urls = sorted(self.candidate_urls(pin), key=lambda url: _host(url) in self._slow_hosts)
         for index, url in enumerate(urls):
             cancel.check(f"fetching {pin.filename}")
             started = time.monotonic()
@@ -462,6 +464,13 @@ class Fetcher:
 
     def _watch(self, transfer: _Transfer, url: str, pin: Pin, deadline: float) -> None:
         """Wait for `transfer`, ending it early on a stop request, its URL's deadline, a stall or a low rate."""
+        try:
+            self._watch_until_done(transfer, url, pin, deadline)
+        except (_Permanent, _Transient):
+            self._slow_hosts.add(_host(url))
+            raise
+
+    def _watch_until_done(self, transfer: _Transfer, url: str, pin: Pin, deadline: float) -> None:
         policy = self.policy
         rate = _RateWindow(policy.rate_window_seconds, transfer.began)
         while True:
@@ -703,6 +712,8 @@ def _amount(received: int, size: int) -> str:
 
 
 def _rate(bytes_per_second: float) -> str:
+    if bytes_per_second < 1024:
+        return f"{bytes_per_second:.0f} B/s"
     return f"{bytes_per_second / 1024:.1f} KiB/s"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -210,7 +211,11 @@ def test_trickling_mirror_falls_through_to_the_next_url(
     assert time.monotonic() - started < DID_NOT_HANG
     assert http_server.served.hits == ["/trickle/a.tgz", "/good/a.tgz"]  # too slow is not retried
     warning = capsys.readouterr().err
-    assert "too slow" in warning and "below the minimum 19.5 KiB/s" in warning and "trying 127.0.0.1" in warning
+    assert (
+        "too slow" in warning
+        and re.search(r"too slow: \d+ B/s over the last 0\.\ds, below the minimum 19\.5 KiB/s", warning)
+        and "trying 127.0.0.1" in warning
+    )
 
 
 def test_stalled_mirror_is_resumed_then_the_next_url_continues_from_there(
@@ -237,6 +242,18 @@ def test_silent_server_is_given_up_after_the_stall_limit(tmp_path: Path, http_se
     assert time.monotonic() - started < DID_NOT_HANG
     assert "stalled: nothing received for" in error.value.one_line()
     assert http_server.served.hits == ["/silent/a.tgz"]  # accepted but never answered: not worth a retry
+
+
+def test_a_host_that_stalled_is_tried_last_for_the_next_files(tmp_path: Path, http_server: LoopbackServer) -> None:
+    port = http_server.base.rsplit(":", 1)[1]
+    slow_host = f"http://localhost:{port}"  # the same server under another name: the fetcher sees two hosts
+    first, second = os.urandom(1000), os.urandom(1000)
+    http_server.served.files.update({"1.tgz": first, "2.tgz": second})
+    fetcher = bounded(tmp_path)
+    fetcher.fetch(make_pin(first, name="one", urls=(f"{slow_host}/silent/1.tgz", http_server.url("good", "1.tgz"))))
+    assert http_server.served.hits == ["/silent/1.tgz", "/good/1.tgz"]
+    fetcher.fetch(make_pin(second, name="two", urls=(f"{slow_host}/silent/2.tgz", http_server.url("good", "2.tgz"))))
+    assert http_server.served.hits[2:] == ["/good/2.tgz"]  # the silent host was not waited for again
 
 
 def test_deadline_bounds_a_url_that_keeps_the_minimum_rate(tmp_path: Path, http_server: LoopbackServer) -> None:
