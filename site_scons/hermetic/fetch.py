@@ -675,7 +675,9 @@ def _write_all(out: BinaryIO, data: bytes) -> None:
     view = memoryview(data)
     while view:
         written = out.write(view)
-        view = view[written or 0 :]
+        if not written:
+            raise OSError(errno.EIO, "a write stored nothing")
+        view = view[written:]
 
 
 def _copy_into(source: Path, staged: Path, pin: Pin) -> None:

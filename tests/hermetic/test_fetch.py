@@ -301,6 +301,7 @@ def test_unusable_urls_fall_through_to_the_next(tmp_path: Path, http_server: Loo
 
 def test_final_error_names_the_file_and_every_url_with_its_reason(tmp_path: Path, http_server: LoopbackServer) -> None:
     http_server.served.files["a.tgz"] = PAYLOAD
+    http_server.served.trickle_seconds = 0.05  # steady enough never to look stalled, far too slow to finish
     modes = ("loop", "error500", "silent", "missing", "trickle")
     pin = make_pin(PAYLOAD, urls=tuple(http_server.url(mode, "a.tgz") for mode in modes))
     with pytest.raises(FetchError) as error:
