@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import shutil
@@ -22,15 +23,29 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 @dataclass
 class Served:
-    """What the loopback server serves and what it saw."""
+    """What the loopback server serves, how badly it behaves, and what it saw."""
 
     files: dict[str, bytes] = field(default_factory=dict)
     hits: list[str] = field(default_factory=list)
     ranges: list[str] = field(default_factory=list)
     flaky_left: dict[str, int] = field(default_factory=dict)
+    # "trickle": one byte every this many seconds.
+    trickle_seconds: float = 0.5
+    # "stall": this many bytes of the response, then silence with the connection kept open.
+    stall_after: int = 1000
+    # Set when the server shuts down, so handlers that hold a connection open let go of it.
+    released: threading.Event = field(default_factory=threading.Event)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
+    """Serves ``/<mode>/<name>``; the mode says how (well) ``served.files[name]`` is served:
+
+    good, missing (404), wrong (other bytes), short (half, honestly announced), truncate (half, then the
+    connection drops), flaky (truncate for ``flaky_left[name]`` requests, then good), trickle (one byte every
+    ``trickle_seconds``), stall (``stall_after`` bytes, then silence), silent (no answer at all), loop (a
+    redirect to itself, forever), error500 (HTTP 500).
+    """
+
     served: Served
 
     def log_message(self, *args: object) -> None:  # keep test output clean
@@ -39,9 +54,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.served.hits.append(self.path)
         mode, _, name = self.path.lstrip("/").partition("/")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client gave up on a slow mode
+            self._answer(mode, name)
+
+    def _answer(self, mode: str, name: str) -> None:
         data = self.served.files.get(name)
         if data is None or mode == "missing":
             self.send_error(404)
+            return
+        if mode == "silent":
+            self.served.released.wait(120)
+            return
+        if mode == "loop":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if mode == "error500":
+            self.send_error(500)
             return
         start = 0
         if "Range" in self.headers:
@@ -57,12 +88,26 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self.served.flaky_left[name] -= 1
         self.send_response(206 if start else 200)
         self.send_header("Content-Length", str(len(body)))
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
         self.send_header("Accept-Ranges", "bytes")
         self.end_headers()
         if cut:  # announce everything, send half, drop the connection
             self.wfile.write(body[: len(body) // 2])
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
+            return
+        if mode == "trickle":
+            for index in range(len(body)):
+                self.wfile.write(body[index : index + 1])
+                self.wfile.flush()
+                if self.served.released.wait(self.served.trickle_seconds):
+                    return
+            return
+        if mode == "stall":
+            self.wfile.write(body[: self.served.stall_after])
+            self.wfile.flush()
+            self.served.released.wait(120)
             return
         self.wfile.write(body)
 
@@ -83,11 +128,13 @@ def http_server() -> Iterator[LoopbackServer]:
     served = Served()
     handler = type("Handler", (_Handler,), {"served": served})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
         yield LoopbackServer(base=f"http://127.0.0.1:{server.server_address[1]}", served=served)
     finally:
+        served.released.set()
         server.shutdown()
         server.server_close()
 

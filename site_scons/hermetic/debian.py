@@ -7,6 +7,7 @@ Pins name Debian files as ``debian:pool/main/...`` (main archive) or ``debian-se
 
 from __future__ import annotations
 
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,6 +47,24 @@ class DebianArchives:
             return [url]
         bases = self.main if scheme == "debian" else self.security
         return [f"{base.rstrip('/')}/{rest.lstrip('/')}" for base in bases]
+
+
+def base_url_problem(url: str) -> str | None:
+    """None if `url` can be an archive's base URL (``http(s)://host/path``), else what is wrong with it."""
+    if not url.isprintable() or " " in url:
+        return "contains spaces or control characters"
+    try:
+        parts = urllib.parse.urlparse(url)
+        parts.port  # noqa: B018 (parsing the port is the check: a bad one raises)
+    except ValueError as e:
+        return f"is not a URL ({e})"
+    if parts.scheme not in ("http", "https"):
+        return f"is not an http:// or https:// URL (scheme {parts.scheme or '(none)'}:)"
+    if not parts.hostname:
+        return "has no host"
+    if parts.query or parts.fragment:
+        return "has a query or fragment; give the archive's base URL"
+    return None
 
 
 def _deb822_paragraphs(text: str) -> list[dict[str, str]]:

@@ -49,6 +49,10 @@ class FetchError(HermeticError):
     exit_code = 5
 
 
+class CacheError(FetchError):
+    """The shared download cache is full or not writable, so a pinned file cannot be stored there."""
+
+
 class ToolchainError(HermeticError):
     """A toolchain could not be materialized or does not fit the host."""
 

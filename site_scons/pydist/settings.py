@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hermetic import debian, fetch
 from hermetic.errors import ConfigError
 from pydist import matrix
 
@@ -53,6 +54,10 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
 )
 _NAMES = {name for name, _default, _help in VARIABLES}
 
+# Variables naming a directory: given empty, they would mean the current directory (the checkout).
+_DIRECTORIES = ("cache_root", "scons_cache", "build_dir", "dist_dir")
+_OFF = ("off", "none")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -87,11 +92,13 @@ def resolve(arguments: dict[str, str]) -> Settings:
         )
     defaults = {name: default for name, default, _help in VARIABLES}
     value: dict[str, Any] = {**defaults, **arguments}
+    for name in _DIRECTORIES:
+        _refuse_empty(name, value[name])
     cache_root = Path(value["cache_root"]).expanduser()
     scons_cache: Path | None
     if value["scons_cache"] == defaults["scons_cache"]:
         scons_cache = cache_root / "scons-cache"
-    elif value["scons_cache"] in ("off", "none", ""):
+    elif value["scons_cache"] in _OFF:
         scons_cache = None
     else:
         scons_cache = Path(value["scons_cache"]).expanduser()
@@ -101,8 +108,16 @@ def resolve(arguments: dict[str, str]) -> Settings:
             raise ConfigError(f"distdir={directory} is not a directory", hint="create it or fix the path")
     if value["tag"] != defaults["tag"] and not re.fullmatch(r"[A-Za-z0-9._]+", value["tag"]):
         raise ConfigError(f"tag={value['tag']} may only hold letters, digits, '.' and '_'", hint="e.g. tag=20261121")
-    if not str(value["jobs"]).isdigit() or int(value["jobs"]) < 1:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
+    if not re.fullmatch(r"[0-9]+", str(value["jobs"])) or int(value["jobs"]) < 1:
         raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
+    mirrors = _split(value["mirrors"])
+    _check_mirrors(mirrors)
+    debian_mirrors = {
+        name: None if value[name] == defaults[name] else value[name]
+        for name in ("debian_mirror", "debian_security_mirror")
+    }
+    _check_debian_mirrors(debian_mirrors)
     return Settings(
         target=value["target"],
         py=value["py"],
@@ -110,18 +125,49 @@ def resolve(arguments: dict[str, str]) -> Settings:
         cache_root=cache_root,
         scons_cache=scons_cache,
         distdirs=distdirs,
-        mirrors=_split(value["mirrors"]),
-        debian_mirror=None if value["debian_mirror"] == defaults["debian_mirror"] else value["debian_mirror"],
-        debian_security_mirror=(
-            None
-            if value["debian_security_mirror"] == defaults["debian_security_mirror"]
-            else value["debian_security_mirror"]
-        ),
+        mirrors=mirrors,
+        debian_mirror=debian_mirrors["debian_mirror"],
+        debian_security_mirror=debian_mirrors["debian_security_mirror"],
         build_dir=Path(value["build_dir"]),
         dist_dir=Path(value["dist_dir"]),
         tag=None if value["tag"] == defaults["tag"] else value["tag"],
         jobs=int(value["jobs"]),
     )
+
+
+def _refuse_empty(name: str, value: str) -> None:
+    if value.strip():
+        return
+    example = {
+        "cache_root": f"cache_root={default_cache_root()}",
+        "scons_cache": "scons_cache=DIR, or scons_cache=off to build without it",
+        "build_dir": "build_dir=build",
+        "dist_dir": "dist_dir=dist",
+    }[name]
+    raise ConfigError(f"{name}= is empty", hint=f"give a directory ({example}) or leave {name}= out for the default")
+
+
+def _check_mirrors(templates: tuple[str, ...]) -> None:
+    for template in templates:
+        problem = fetch.mirror_template_problem(template)
+        if problem is not None:
+            fields = ", ".join(f"{{{field}}}" for field in fetch.MIRROR_FIELDS)
+            raise ConfigError(
+                f"mirrors={template} {problem}",
+                hint=f"a mirror is an http(s):// or file:// URL template with the fields {fields}, "
+                "e.g. mirrors=https://mirror.example/{sha256}",
+            )
+
+
+def _check_debian_mirrors(urls: dict[str, str | None]) -> None:
+    for name, url in urls.items():
+        problem = None if url is None else debian.base_url_problem(url)
+        if problem is not None:
+            raise ConfigError(
+                f"{name}={url} {problem}",
+                hint=f"give the archive's base URL, e.g. {name}=https://mirror.example/debian"
+                + ("-security" if name == "debian_security_mirror" else ""),
+            )
 
 
 def release_tag(explicit: str | None, fallback_epoch: int) -> str:

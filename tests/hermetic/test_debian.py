@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hermetic.debian import DebianArchives, archives_from_apt
+from hermetic.debian import DebianArchives, archives_from_apt, base_url_problem
 
 
 def test_deb822_and_one_line_sources(tmp_path: Path) -> None:
@@ -37,3 +37,14 @@ def test_resolve_expands_only_debian_urls() -> None:
     assert archives.resolve("debian-security:pool/updates/x") == ["http://s/debian-security/pool/updates/x"]
     assert archives.resolve("https://upstream.example/x.tgz") == ["https://upstream.example/x.tgz"]
     assert DebianArchives().resolve("debian:pool/x") == []
+
+
+def test_base_url_problem_accepts_only_http_archives() -> None:
+    assert base_url_problem("http://deb.example/debian") is None
+    assert base_url_problem("https://deb.example:8443/debian-security/") is None
+    assert base_url_problem("ftp://deb.example/debian") == "is not an http:// or https:// URL (scheme ftp:)"
+    assert base_url_problem("deb.example/debian") == "is not an http:// or https:// URL (scheme (none):)"
+    assert base_url_problem("http://") == "has no host"
+    assert base_url_problem("http://[::1/debian") == "is not a URL (Invalid IPv6 URL)"
+    assert base_url_problem("http://deb.example/debian#x") == "has a query or fragment; give the archive's base URL"
+    assert base_url_problem("http://deb.example/\tdebian") == "contains spaces or control characters"

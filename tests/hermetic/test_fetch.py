@@ -2,29 +2,47 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from conftest import LoopbackServer, make_pin
-from hermetic.errors import FetchError
-from hermetic.fetch import ContentStore, Fetcher, FetchPolicy
+from conftest import REPO_ROOT, LoopbackServer, make_pin
+from hermetic import cancel
+from hermetic.errors import CacheError, CancelledError, ConfigError, FetchError
+from hermetic.fetch import STALE_SECONDS, ContentStore, Fetcher, FetchPolicy, mirror_template_problem
+from hermetic.pins import Pin
 
 PAYLOAD = os.urandom(300_000)
-FAST = FetchPolicy(attempts=3, backoff_seconds=0.01, connect_timeout=2, read_timeout=5)
+FAST = FetchPolicy(attempts=3, backoff_seconds=0.01, connect_timeout=2, stall_seconds=5)
 
 
 def fetcher(tmp_path: Path, **kwargs: object) -> Fetcher:
     return Fetcher(ContentStore(tmp_path / "cache"), policy=FAST, **kwargs)  # type: ignore[arg-type]
 
 
-def assert_cache_clean(tmp_path: Path) -> None:
-    """Nothing half-written is left anywhere in the cache."""
+def assert_cache_clean(tmp_path: Path, *, kept: bytes = b"") -> None:
+    """Nothing unverified is in the store; the staging directory holds only `kept` (a resumable prefix)."""
     entries = list((tmp_path / "cache" / "sha256").rglob("*")) if (tmp_path / "cache" / "sha256").exists() else []
     assert [e for e in entries if e.is_file()] == []
     staging = tmp_path / "cache" / "tmp"
-    assert not staging.exists() or list(staging.iterdir()) == []
+    left = list(staging.iterdir()) if staging.exists() else []
+    if not kept:
+        assert left == []
+    else:
+        [partial] = left
+        assert partial.name.endswith(".part") and partial.read_bytes() == kept
 
 
 def test_good_download_is_verified_and_cached(tmp_path: Path, http_server: LoopbackServer) -> None:
@@ -70,7 +88,16 @@ def test_truncated_transfer_is_retried_then_fails(tmp_path: Path, http_server: L
     message = error.value.one_line()
     assert "gave up after 3 attempts" in message
     assert len(http_server.served.hits) == 3
-    assert_cache_clean(tmp_path)
+    # Each attempt resumed where the previous one stopped; what arrived is kept for the next run.
+    assert len(http_server.served.ranges) == 2
+    kept = PAYLOAD[: len(PAYLOAD) // 2 + len(PAYLOAD) // 4 + len(PAYLOAD) // 8]
+    assert f"{len(kept)} of {len(PAYLOAD)} bytes kept" in message
+    assert_cache_clean(tmp_path, kept=kept)
+    # The next run resumes it from another URL.
+    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
+    assert fetcher(tmp_path).fetch(pin).read_bytes() == PAYLOAD
+    assert http_server.served.ranges[-1] == f"bytes={len(kept)}-"
+    assert not (tmp_path / "cache" / "tmp").exists() or list((tmp_path / "cache" / "tmp").iterdir()) == []
 
 
 def test_truncated_transfer_resumes_with_range(tmp_path: Path, http_server: LoopbackServer) -> None:
@@ -151,3 +178,380 @@ def test_unreachable_everywhere_says_where_to_put_the_file(tmp_path: Path, dead_
     message = error.value.one_line()
     assert pin.filename in message and str(distdir) in message and pin.sha256 in message
     assert "\n" not in message
+
+
+# --- Bounded downloads: a deadline, a minimum rate and a stall limit per URL, then the next URL. ---------------
+
+# Small limits so a misbehaving server is given up on in about a second; a test that took minutes would mean a hang.
+BOUNDED = FetchPolicy(
+    attempts=3,
+    backoff_seconds=0.01,
+    connect_timeout=2,
+    stall_seconds=0.6,
+    min_rate=20_000,
+    rate_window_seconds=0.5,
+    rate_grace_seconds=0.5,
+    deadline_floor_seconds=5,
+)
+DID_NOT_HANG = 30.0  # seconds; every case below would take minutes to days without its bound
+
+
+def bounded(tmp_path: Path, **kwargs: object) -> Fetcher:
+    return Fetcher(ContentStore(tmp_path / "cache"), policy=BOUNDED, **kwargs)  # type: ignore[arg-type]
+
+
+def test_trickling_mirror_falls_through_to_the_next_url(
+    tmp_path: Path, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    http_server.served.trickle_seconds = 0.05  # 20 bytes/s: 300 kB would take over 4 hours
+    pin = make_pin(PAYLOAD, urls=(http_server.url("trickle", "a.tgz"), http_server.url("good", "a.tgz")))
+    started = time.monotonic()
+    assert bounded(tmp_path).fetch(pin).read_bytes() == PAYLOAD
+    assert time.monotonic() - started < DID_NOT_HANG
+    assert http_server.served.hits == ["/trickle/a.tgz", "/good/a.tgz"]  # too slow is not retried
+    warning = capsys.readouterr().err
+    assert (
+        "too slow" in warning
+        and re.search(r"too slow: \d+ B/s over the last 0\.\ds, below the minimum 19\.5 KiB/s", warning)
+        and "trying 127.0.0.1" in warning
+    )
+
+
+def test_stalled_mirror_is_resumed_then_the_next_url_continues_from_there(
+    tmp_path: Path, http_server: LoopbackServer
+) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    http_server.served.stall_after = 1000  # each answer sends 1000 bytes, then nothing while keeping the connection
+    pin = make_pin(PAYLOAD, urls=(http_server.url("stall", "a.tgz"), http_server.url("good", "a.tgz")))
+    stall_first = dataclasses.replace(BOUNDED, rate_grace_seconds=60)  # judge the stalls, not the rate
+    started = time.monotonic()
+    assert Fetcher(ContentStore(tmp_path / "cache"), policy=stall_first).fetch(pin).read_bytes() == PAYLOAD
+    assert time.monotonic() - started < DID_NOT_HANG
+    # A stall after progress is retried with a Range request; the good URL then continues from 3000 bytes.
+    assert http_server.served.hits == ["/stall/a.tgz"] * 3 + ["/good/a.tgz"]
+    assert http_server.served.ranges == ["bytes=1000-", "bytes=2000-", "bytes=3000-"]
+
+
+def test_silent_server_is_given_up_after_the_stall_limit(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("silent", "a.tgz"),))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as error:
+        bounded(tmp_path).fetch(pin)
+    assert time.monotonic() - started < DID_NOT_HANG
+    assert "stalled: nothing received for" in error.value.one_line()
+    assert http_server.served.hits == ["/silent/a.tgz"]  # accepted but never answered: not worth a retry
+
+
+def test_a_host_that_stalled_is_tried_last_for_the_next_files(tmp_path: Path, http_server: LoopbackServer) -> None:
+    port = http_server.base.rsplit(":", 1)[1]
+    slow_host = f"http://localhost:{port}"  # the same server under another name: the fetcher sees two hosts
+    first, second = os.urandom(1000), os.urandom(1000)
+    http_server.served.files.update({"1.tgz": first, "2.tgz": second})
+    fetcher = bounded(tmp_path)
+    fetcher.fetch(make_pin(first, name="one", urls=(f"{slow_host}/silent/1.tgz", http_server.url("good", "1.tgz"))))
+    assert http_server.served.hits == ["/silent/1.tgz", "/good/1.tgz"]
+    fetcher.fetch(make_pin(second, name="two", urls=(f"{slow_host}/silent/2.tgz", http_server.url("good", "2.tgz"))))
+    assert http_server.served.hits[2:] == ["/good/2.tgz"]  # the silent host was not waited for again
+
+
+def test_deadline_bounds_a_url_that_keeps_the_minimum_rate(tmp_path: Path, http_server: LoopbackServer) -> None:
+    small = os.urandom(2000)
+    http_server.served.files["s.tgz"] = small
+    http_server.served.trickle_seconds = 0.02  # about 50 bytes/s, steadily: never stalls
+    patient = FetchPolicy(
+        stall_seconds=5, min_rate=1000, rate_grace_seconds=3600, deadline_floor_seconds=0.5
+    )  # the rate check never runs here; the deadline is 0.5 s + 2000 B / 1000 B/s = 2.5 s
+    pin = make_pin(small, urls=(http_server.url("trickle", "s.tgz"),))
+    started = time.monotonic()
+    with pytest.raises(FetchError) as error:
+        Fetcher(ContentStore(tmp_path / "cache"), policy=patient).fetch(pin)
+    assert time.monotonic() - started < DID_NOT_HANG
+    assert "not complete within its deadline of 2.5s" in error.value.one_line()
+
+
+def test_redirect_loop_falls_through_to_the_next_url(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("loop", "a.tgz"), http_server.url("good", "a.tgz")))
+    assert bounded(tmp_path).fetch(pin).read_bytes() == PAYLOAD
+    assert http_server.served.hits[-1] == "/good/a.tgz"
+    assert http_server.served.hits.count("/loop/a.tgz") > 10  # it really looped before requests gave up
+
+
+def test_server_errors_are_retried_then_fall_through(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("error500", "a.tgz"), http_server.url("good", "a.tgz")))
+    assert bounded(tmp_path).fetch(pin).read_bytes() == PAYLOAD
+    assert http_server.served.hits == ["/error500/a.tgz"] * 3 + ["/good/a.tgz"]
+
+
+def test_unusable_urls_fall_through_to_the_next(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    unusable = ("ftp://files.example/a.tgz", "files.example/a.tgz", "http://127.0.0.1:99999/a.tgz")
+    pin = make_pin(PAYLOAD, urls=(*unusable, http_server.url("good", "a.tgz")))
+    assert bounded(tmp_path).fetch(pin).read_bytes() == PAYLOAD
+    with pytest.raises(FetchError) as error:
+        bounded(tmp_path / "other").fetch(make_pin(PAYLOAD, urls=unusable))
+    message = error.value.one_line()
+    assert "ftp://files.example/a.tgz: InvalidSchema: " in message
+    assert "files.example/a.tgz: MissingSchema: " in message
+    assert "http://127.0.0.1:99999/a.tgz: InvalidURL: " in message
+
+
+def test_final_error_names_the_file_and_every_url_with_its_reason(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    http_server.served.trickle_seconds = 0.05  # steady enough never to look stalled, far too slow to finish
+    modes = ("loop", "error500", "silent", "missing", "trickle")
+    pin = make_pin(PAYLOAD, urls=tuple(http_server.url(mode, "a.tgz") for mode in modes))
+    with pytest.raises(FetchError) as error:
+        bounded(tmp_path).fetch(pin)
+    message = error.value.one_line()
+    assert "\n" not in message and message.startswith(f"cannot fetch {pin.filename} ")
+    reasons = message.split(": ", 1)[1].split("; ")
+    assert reasons[0] == f"{http_server.url('loop', 'a.tgz')}: redirect loop (too many redirects)"
+    assert reasons[1] == f"{http_server.url('error500', 'a.tgz')}: HTTP 500 (gave up after 3 attempts)"
+    assert reasons[2].startswith(f"{http_server.url('silent', 'a.tgz')}: stalled: nothing received for")
+    assert reasons[3] == f"{http_server.url('missing', 'a.tgz')}: HTTP 404"
+    assert reasons[4].startswith(f"{http_server.url('trickle', 'a.tgz')}: too slow: ")
+    # The trickle's few bytes are kept for the next run.
+    assert "bytes kept in" in message and "resumed next time" in message
+
+
+def test_bad_mirror_template_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        Fetcher(ContentStore(tmp_path), mirrors=["https://m.example/{version}/{filename}"])
+    assert error.value.one_line() == (
+        "mirror https://m.example/{version}/{filename} has an unknown field {version}; "
+        "valid fields: {sha256}, {filename}, {name}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("https://m.example/{sha256}", None),
+        ("file:///srv/mirror/{filename}", None),
+        ("http://m.example/{name}/{filename}", None),
+        ("https://m.example/{version}", "has an unknown field {version}"),
+        ("https://m.example/{sha256", "is not a valid template (expected '}' before end of string)"),
+        ("https://m.example/sha256}", "is not a valid template (Single '}' encountered in format string)"),
+        ("https://m.example/{sha256[0]}", "has an unknown field {sha256[0]}"),
+        ("https://m.example/{}", "has an unknown field {}"),
+        ("https://m.example/{name}", "names no file: it needs {sha256} or {filename}"),
+        ("ftp://m.example/{sha256}", "has scheme ftp:, not one of http, https, file"),
+        ("m.example/{sha256}", "has scheme (none):, not one of http, https, file"),
+        ("https:///{sha256}", "has no host"),
+    ],
+)
+def test_mirror_template_problems(template: str, problem: str | None) -> None:
+    assert mirror_template_problem(template) == problem
+
+
+# --- Stop requests, progress, leftovers. -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_stop_request() -> Iterator[None]:
+    cancel.reset()
+    yield
+    cancel.reset()
+
+
+def wait_for(condition: Callable[[], bool], what: str) -> None:
+    limit = time.monotonic() + DID_NOT_HANG
+    while not condition():
+        assert time.monotonic() < limit, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_progress_and_a_stop_request_during_a_stalled_download(
+    tmp_path: Path, http_server: LoopbackServer, no_stop_request: None
+) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    http_server.served.stall_after = 1000
+    url = http_server.url("stall", "a.tgz")
+    pin = make_pin(PAYLOAD, urls=(url,))
+    patient = FetchPolicy(stall_seconds=600, rate_grace_seconds=600)  # only the stop request can end it
+    fetcher = Fetcher(ContentStore(tmp_path / "cache"), policy=patient)
+    assert fetcher.status() == ""
+    outcome: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _fetch_into(fetcher, pin, outcome))
+    thread.start()
+    wait_for(lambda: any(p.received == 1000 for p in fetcher.progress()), "the first 1000 bytes")
+    [progress] = fetcher.progress()
+    assert (progress.filename, progress.url, progress.received, progress.size) == (pin.filename, url, 1000, 300_000)
+    assert fetcher.status() == f"{pin.filename} from {url.split('/')[2]}: 1.0 of 300.0 kB"
+    cancel.request(signal.SIGTERM)
+    stopped = time.monotonic()
+    thread.join(DID_NOT_HANG)
+    assert not thread.is_alive()
+    assert time.monotonic() - stopped < 5  # noticed within a poll, not at the 600 s stall limit
+    [error] = outcome
+    assert isinstance(error, CancelledError)
+    assert error.one_line() == f"interrupted by SIGTERM while fetching {pin.filename} from {url}"
+    assert fetcher.status() == ""
+    assert_cache_clean(tmp_path, kept=PAYLOAD[:1000])
+    # The transfer thread, blocked reading from the silent server, was woken and ended too.
+    wait_for(lambda: not [t for t in threading.enumerate() if t.name == f"fetch {pin.filename}"], "its thread")
+
+
+def _fetch_into(fetcher: Fetcher, pin: Pin, outcome: list[BaseException]) -> None:
+    try:
+        fetcher.fetch(pin)
+    except BaseException as e:  # handed to the test thread
+        outcome.append(e)
+
+
+CHILD = """
+import json, signal, sys
+from pathlib import Path
+from hermetic import cancel
+from hermetic.errors import HermeticError
+from hermetic.fetch import ContentStore, Fetcher, FetchPolicy
+from hermetic.pins import Pin
+
+args = json.loads(sys.argv[1])
+# Stand-in for SCons's own handler, which only stops new tasks from starting (Taskmaster.stop).
+for signum in cancel.STOP_SIGNALS:
+    signal.signal(signum, lambda received, frame: None)
+cancel.chain_handlers()
+fetcher = Fetcher(ContentStore(Path(args["store"])), policy=FetchPolicy(**args["policy"]))
+try:
+    print(fetcher.fetch(Pin(**args["pin"])), flush=True)
+except HermeticError as e:
+    print(e.one_line(), file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
+"""
+
+
+def child_fetch(store: Path, pin: Pin, policy: dict[str, float], *, wrap: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """Start a real Python process that fetches `pin` into `store` (optionally under a wrapper command)."""
+    args = {"store": str(store), "pin": {**dataclasses.asdict(pin), "urls": list(pin.urls)}, "policy": policy}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "site_scons")}
+    command = [*wrap, sys.executable, "-c", CHILD, json.dumps(args)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_sigterm_stops_a_real_fetch_and_the_next_run_resumes(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    http_server.served.stall_after = 4000
+    stalled_url = http_server.url("stall", "a.tgz")
+    pin = make_pin(PAYLOAD, urls=(stalled_url,))
+    store = tmp_path / "cache"
+    child = child_fetch(store, pin, {"stall_seconds": 600, "rate_grace_seconds": 600})
+    partial = store / "tmp" / f"{pin.sha256}.part"
+    wait_for(lambda: (partial.exists() and partial.stat().st_size == 4000) or child.poll() is not None, "4000 bytes")
+    child.send_signal(signal.SIGTERM)
+    try:
+        _out, err = child.communicate(timeout=DID_NOT_HANG)
+    finally:
+        child.kill()
+    assert child.returncode == 130, err
+    assert err.strip() == f"interrupted by SIGTERM while fetching {pin.filename} from {stalled_url}"
+    assert partial.read_bytes() == PAYLOAD[:4000]
+    # A second run (a good URL now) resumes from the kept bytes with a Range request.
+    good = dataclasses.replace(pin, urls=(http_server.url("good", "a.tgz"),))
+    again = child_fetch(store, good, {})
+    out, err = again.communicate(timeout=DID_NOT_HANG)
+    assert again.returncode == 0, err
+    assert Path(out.splitlines()[-1]).read_bytes() == PAYLOAD
+    assert http_server.served.ranges == ["bytes=4000-"]
+    assert not partial.exists()
+
+
+def test_stale_staging_files_are_removed_and_fresh_ones_kept(tmp_path: Path, http_server: LoopbackServer) -> None:
+    store = ContentStore(tmp_path / "cache")
+    staging = tmp_path / "cache" / "tmp"
+    staging.mkdir(parents=True)
+    day_ago = time.time() - STALE_SECONDS - 60
+    old_abandoned = staging / f"{'a' * 64}.part"  # a killed download of a pin nobody fetched since
+    old_legacy = staging / "part-x1y2z3"  # left by the fetcher before resumable staging files
+    old_in_use = staging / f"{'b' * 64}.part"  # another build is fetching it right now (holds its lock)
+    fresh = staging / f"{'c' * 64}.part"  # a recent interrupted download, resumed by the next run
+    for path in (old_abandoned, old_legacy, old_in_use, fresh):
+        path.write_bytes(b"x" * 100)
+    for path in (old_abandoned, old_legacy, old_in_use):
+        os.utime(path, (day_ago, day_ago))
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
+    holder_ready, release = threading.Event(), threading.Event()
+
+    def hold_lock() -> None:
+        with store.locked("b" * 64):
+            holder_ready.set()
+            release.wait(DID_NOT_HANG)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    holder_ready.wait(DID_NOT_HANG)
+    try:
+        Fetcher(store, policy=BOUNDED).fetch(pin)
+    finally:
+        release.set()
+        holder.join()
+    assert sorted(p.name for p in staging.iterdir()) == sorted([old_in_use.name, fresh.name])
+
+
+# --- A full or unwritable cache is named, with the fix. --------------------------------------------------------
+
+
+def private_mount(directory: Path, options: str) -> list[str]:
+    """A wrapper command running its argument with a fresh tmpfs (`options`) on `directory`, seen only by it."""
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.fail("needs unshare(1) and root to mount a private tmpfs (the test container provides both)")
+    script = f'mount -t tmpfs -o {options} tmpfs "{directory}" && exec "$@"'
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
+
+
+def test_full_disk_names_the_cache_directory(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"), http_server.url("good", "a.tgz?again")))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    child = child_fetch(cache, pin, {}, wrap=private_mount(cache, "size=64k"))
+    _out, err = child.communicate(timeout=DID_NOT_HANG)
+    assert child.returncode == CacheError.exit_code, err
+    assert err.strip() == (
+        f"the download cache {cache}/tmp is full (No space left on device) while fetching {pin.filename}; "
+        "free space there, or point cache_root= at a disk with room"
+    )
+    assert len(http_server.served.hits) == 1  # another URL would not make room
+
+
+def test_read_only_cache_names_the_cache_directory(tmp_path: Path, http_server: LoopbackServer) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    child = child_fetch(cache, pin, {}, wrap=private_mount(cache, "ro"))
+    _out, err = child.communicate(timeout=DID_NOT_HANG)
+    assert child.returncode == CacheError.exit_code, err
+    assert err.strip() == (
+        f"the download cache {cache}/locks is not writable (Read-only file system) while creating the lock file "
+        f"{pin.sha256}.lock; make it writable, or point cache_root= at a writable directory"
+    )
+    assert http_server.served.hits == []
+
+
+def test_cache_owned_by_another_user_names_the_cache_directory(http_server: LoopbackServer) -> None:
+    if os.geteuid() != 0 or shutil.which("setpriv") is None:
+        pytest.fail("needs root and setpriv(1) to run the fetch as an unprivileged user")
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
+    # Outside pytest's 0700 temporary directory, so that the unprivileged user can reach it.
+    top = Path(tempfile.mkdtemp(prefix="fetch-unwritable-"))
+    try:
+        top.chmod(0o755)
+        cache = top / "cache"
+        cache.mkdir(mode=0o755)  # owned by root: nobody may create locks/ in it
+        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
+        child = child_fetch(cache, pin, {}, wrap=nobody)
+        _out, err = child.communicate(timeout=DID_NOT_HANG)
+    finally:
+        shutil.rmtree(top)
+    assert child.returncode == CacheError.exit_code, err
+    assert err.strip() == (
+        f"the download cache {cache}/locks is not writable (Permission denied) while creating the lock file "
+        f"{pin.sha256}.lock; make it writable, or point cache_root= at a writable directory"
+    )

@@ -1,0 +1,117 @@
+"""Command-line variables: every bad value is one line naming the variable, before any work is done."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conftest import copy_repository, run_scons
+from hermetic.errors import ConfigError
+from pydist import settings
+
+
+def refusal(**arguments: str) -> str:
+    """The one line `settings.resolve` gives for `arguments`."""
+    with pytest.raises(ConfigError) as error:
+        settings.resolve(arguments)
+    line = error.value.one_line()
+    assert "\n" not in line
+    return line
+
+
+def test_defaults_resolve() -> None:
+    resolved = settings.resolve({})
+    assert resolved.cache_root == settings.default_cache_root()
+    assert resolved.scons_cache == resolved.cache_root / "scons-cache"
+    assert resolved.build_dir == Path("build") and resolved.dist_dir == Path("dist")
+    assert resolved.mirrors == () and resolved.debian_mirror is None and resolved.debian_security_mirror is None
+
+
+def test_good_mirror_settings_are_kept() -> None:
+    resolved = settings.resolve(
+        {
+            "mirrors": "https://m.example/{sha256}, file:///srv/mirror/{filename}",
+            "debian_mirror": "http://deb.example/debian/",
+            "debian_security_mirror": "https://deb.example:8443/debian-security",
+        }
+    )
+    assert resolved.mirrors == ("https://m.example/{sha256}", "file:///srv/mirror/{filename}")
+    assert resolved.debian_mirror == "http://deb.example/debian/"
+    assert resolved.debian_security_mirror == "https://deb.example:8443/debian-security"
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("https://m.example/{version}/{filename}", "has an unknown field {version}"),
+        ("https://m.example/{sha256", "is not a valid template (expected '}' before end of string)"),
+        ("https://m.example/}{sha256}", "is not a valid template (Single '}' encountered in format string)"),
+        ("ftp://m.example/{sha256}", "has scheme ftp:, not one of http, https, file"),
+        ("https://m.example/all.tar.gz", "names no file: it needs {sha256} or {filename}"),
+    ],
+)
+def test_bad_mirror_template_is_one_line_naming_the_variable(template: str, problem: str) -> None:
+    line = refusal(mirrors=f"https://good.example/{{sha256}},{template}")
+    assert line.startswith(f"mirrors={template} {problem}; ")
+    assert "{sha256}, {filename}, {name}" in line  # the valid fields
+
+
+@pytest.mark.parametrize("name", ["debian_mirror", "debian_security_mirror"])
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("deb.example/debian", "is not an http:// or https:// URL (scheme (none):)"),
+        ("ftp://deb.example/debian", "is not an http:// or https:// URL (scheme ftp:)"),
+        ("file:///srv/debian", "is not an http:// or https:// URL (scheme file:)"),
+        ("https:///debian", "has no host"),
+        ("http://deb.example:port/debian", "is not a URL (Port could not be cast to integer value as 'port')"),
+        ("http://deb.example/debian?x=1", "has a query or fragment; give the archive's base URL"),
+        ("http://deb.example/de bian", "contains spaces or control characters"),
+    ],
+)
+def test_bad_debian_mirror_is_one_line_naming_the_variable(name: str, url: str, problem: str) -> None:
+    line = refusal(**{name: url})
+    assert line.startswith(f"{name}={url} {problem}; give the archive's base URL, e.g. {name}=https://")
+
+
+@pytest.mark.parametrize("name", ["cache_root", "build_dir", "dist_dir", "scons_cache"])
+@pytest.mark.parametrize("value", ["", "  "])
+def test_empty_directory_is_refused(name: str, value: str) -> None:
+    line = refusal(**{name: value})
+    assert line.startswith(f"{name}= is empty; give a directory (")
+    assert line.endswith(f"or leave {name}= out for the default")
+
+
+def test_scons_cache_off_is_still_accepted() -> None:
+    assert settings.resolve({"scons_cache": "off"}).scons_cache is None
+
+
+@pytest.mark.parametrize("jobs", ["²", "٣", "0", "-1", "2.5", "", "two"])
+def test_jobs_must_be_a_positive_ascii_number(jobs: str) -> None:
+    assert refusal(jobs=jobs) == f"jobs={jobs} is not a positive number; e.g. jobs=2"
+
+
+def test_jobs_accepts_digits() -> None:
+    assert settings.resolve({"jobs": "12"}).jobs == 12
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        ("mirrors=https://m.example/{version}", "scons: *** mirrors=https://m.example/{version} has an unknown field"),
+        ("debian_mirror=ftp://deb.example/debian", "scons: *** debian_mirror=ftp://deb.example/debian is not an"),
+        ("cache_root=", "scons: *** cache_root= is empty; give a directory"),
+        ("build_dir=", "scons: *** build_dir= is empty; give a directory"),
+        ("jobs=²", "scons: *** jobs=² is not a positive number; e.g. jobs=2"),
+    ],
+)
+def test_scons_refuses_before_any_work(tmp_path: Path, argument: str, message: str) -> None:
+    project = copy_repository(tmp_path / "repo")
+    before = sorted(p.name for p in project.iterdir())
+    result = run_scons(project, argument, "fetch")
+    assert result.returncode == ConfigError.exit_code
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith(message), result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert sorted(p.name for p in project.iterdir()) == before  # no build/, downloads/, locks/ in the checkout
