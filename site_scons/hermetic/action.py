@@ -198,10 +198,13 @@ class Action:
 
 @dataclass
 class _Progress:
+    fetcher: Fetcher
     step: str = "preparing"
     log_path: Path | None = None
 
     def status(self) -> str:
+        if self.step == "fetching inputs":
+            return f"{self.step}: {self.fetcher.status() or 'unpacking'}"
         last = log.tail(self.log_path, 1) if self.log_path else []
         line = last[0].strip() if last else ""
         return f"{self.step}: {line[:100]}" if line else self.step
@@ -237,7 +240,7 @@ class ActionRunner:
         A stop request (SIGINT/SIGTERM/SIGHUP) ends the running step's process group within seconds and
         raises CancelledError; the work tree and the log are kept, and no artifact appears.
         """
-        progress = _Progress()
+        progress = _Progress(self.fetcher)
         with log.step(f"build {action.label}", progress.status):
             work = _WorkTree(self.work_root / action.name)
             try:

@@ -218,7 +218,7 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
     needed += toolchain.all_packages()
 
     def fetch_all() -> None:
-        with log.step(f"fetch {len(needed)} pinned files"):
+        with log.step(f"fetch {len(needed)} pinned files", fetcher.status):
             for pin in needed:
                 fetcher.fetch(pin)
         megabytes = sum(p.size for p in needed) / 1e6
