@@ -16,6 +16,7 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hermetic import cancel
 from hermetic.errors import ConfigError
@@ -107,6 +108,66 @@ def _poisoned_programs() -> list[str]:
     return sorted(found)
 
 
+class Sandbox(Protocol):
+    """Runs one build step with exactly the given mounts and environment."""
+
+    kind: str
+
+    def run(
+        self, argv: Sequence[str], *, mounts: Sequence[Mount], env: Mapping[str, str], cwd: str, log_file: Path
+    ) -> int:
+        """Run `argv`, appending its output to `log_file`; return its exit status."""
+        ...
+
+    def version(self) -> str:
+        """What ran the step, for the provenance."""
+        ...
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """A user-mode emulator that runs another architecture's programs transparently inside the sandbox.
+
+    Attributes:
+        arch: (str) the guest architecture, a key of ``ELF_MACHINES`` (e.g. ``aarch64``).
+        program: (Path) the host path of the statically linked emulator (e.g. qemu-aarch64-static).
+        sysroot: (str) where the guest's dynamic loader and libraries are, inside the sandbox.
+    """
+
+    arch: str
+    program: Path
+    sysroot: str
+
+    def registration(self) -> str:
+        """The binfmt_misc rule: ELF files of this machine run through the emulator. The F flag opens the
+        emulator now, so it needs no path inside the sandbox."""
+        magic, mask = ELF_MACHINES[self.arch]
+        return f":hermetic-{self.arch}:M::{magic}:{mask}:{self.program}:F"
+
+
+# binfmt_misc magic and mask of 64-bit little-endian ELF executables and shared objects (e_type 2 or 3) of a
+# machine, in the escaped form the kernel's register file reads.
+ELF_MACHINES = {
+    "aarch64": (
+        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
+        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+    "x86_64": (
+        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00",
+        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
+    ),
+}
+
+# Runs the rest of its arguments in a private user and mount namespace whose own binfmt_misc instance (Linux
+# 6.7 and newer) sends foreign ELF files to the emulators: the host's binfmt_misc is neither read nor changed.
+_WITH_EMULATORS = (
+    "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 125\n"
+    'for rule in "$@"; do case $rule in :*) printf "%s" "$rule" > /proc/sys/fs/binfmt_misc/register || exit 125;'
+    " shift;; *) break;; esac; done\n"
+    'exec "$@"\n'
+)
+
+
 def require_bubblewrap() -> str:
     """The path of ``bwrap``; a one-line ConfigError when it is not installed."""
     found = shutil.which("bwrap")
@@ -127,13 +188,15 @@ def bubblewrap_version() -> str:
 
 
 class Bubblewrap:
-    """Runs commands under bubblewrap; the only sandbox that Linux builds use."""
+    """Runs commands under bubblewrap; the sandbox of every Linux build."""
 
-    name = "bubblewrap"
+    kind = "bubblewrap"
 
-    def __init__(self, scratch: Path) -> None:
-        """`scratch` holds the generated /etc files and the poison script; it must exist."""
+    def __init__(self, scratch: Path, emulators: Sequence[Emulator] = ()) -> None:
+        """`scratch` holds the generated /etc files and the poison script; it must exist. `emulators` run
+        foreign programs (a cross build's target programs) transparently inside the sandbox."""
         self.bwrap = require_bubblewrap()
+        self.emulators = tuple(emulators)
         self.scratch = scratch
         self._etc = scratch / "etc"
         self._poison = scratch / "host-compiler-blocked"
@@ -208,11 +271,66 @@ class Bubblewrap:
     ) -> int:
         """Run `argv` in the sandbox with exactly `env`, appending its output to `log_file`."""
         command = self.command(argv, mounts, cwd)
+        if self.emulators:
+            # The guest's dynamic loader and libraries come from the target's sysroot.
+            env = {**env, "QEMU_LD_PREFIX": self.emulators[0].sysroot}
+            registrations = [e.registration() for e in self.emulators]
+            namespace = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _WITH_EMULATORS, "sh"]
+            command = [*namespace, *registrations, *command]
         with open(log_file, "ab") as log:
             # Its own process group, so a stop request ends bubblewrap and everything under it at once.
             process = subprocess.Popen(
                 command,
                 env=dict(env),
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+            return cancel.wait(process)
+
+
+class Unsandboxed:
+    """Runs commands directly on the host, for hosts without bubblewrap (macOS): the environment is still built
+    from scratch, but nothing isolates the step, and the provenance records that.
+
+    The fixed in-sandbox paths an action uses (``/build/src``, ``/toolchain``, ...) cannot be created on such a
+    host, so each mount's target is replaced by its host path in the step's argv, environment and directory.
+    """
+
+    kind = "unsandboxed"
+
+    def __init__(self, scratch: Path) -> None:
+        self.scratch = scratch
+
+    def version(self) -> str:
+        """No sandbox program ran the step."""
+        return "none (unsandboxed)"
+
+    @staticmethod
+    def rewrite(text: str, mounts: Sequence[Mount]) -> str:
+        """`text` with every mount target replaced by its host path (longest target first)."""
+        for mount in sorted(mounts, key=lambda m: len(m.target), reverse=True):
+            text = text.replace(mount.target, str(mount.source))
+        return text
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        mounts: Sequence[Mount],
+        env: Mapping[str, str],
+        cwd: str,
+        log_file: Path,
+    ) -> int:
+        """Run `argv` on the host with `env`, its sandbox paths mapped to the mounts' host paths."""
+        command = [self.rewrite(arg, mounts) for arg in argv]
+        host_env = {name: self.rewrite(value, mounts) for name, value in env.items()}
+        with open(log_file, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                env=host_env,
+                cwd=self.rewrite(cwd, mounts),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

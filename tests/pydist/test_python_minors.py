@@ -1,0 +1,31 @@
+"""The per-minor table: buildable minors have their FIPS patch series, and the rows are consistent."""
+
+from __future__ import annotations
+
+import pytest
+
+from hermetic.errors import ConfigError
+from pydist.paths import PATCHES_DIR
+from pydist.python_minors import MINORS, SUPPORTED, minor_of
+
+
+def test_a_minor_is_buildable_exactly_when_its_patch_series_exists() -> None:
+    for minor in MINORS.values():
+        assert minor.fips_patches == (PATCHES_DIR / "cpython" / minor.minor).is_dir(), minor.minor
+
+
+def test_rows_are_ordered_and_consistent() -> None:
+    assert SUPPORTED == ("3.10", "3.11", "3.12", "3.13", "3.14", "3.15")
+    for minor in MINORS.values():
+        assert minor.freethreading == (minor.version >= (3, 13))
+        assert minor.setup_stdlib == (minor.version >= (3, 11))
+        assert minor.bolt == (minor.version >= (3, 12))
+        # _crypt left the standard library in 3.13 (PEP 594), and with it the shared system-library module.
+        assert ("_crypt" in minor.shared_modules) == (minor.version < (3, 13))
+        assert not set(minor.shared_modules) & set(minor.not_built)
+
+
+def test_minor_of_full_and_short_versions() -> None:
+    assert minor_of("3.13.15").minor == "3.13" and minor_of("3.11").minor == "3.11"
+    with pytest.raises(ConfigError, match=r"Python 3\.9 is not supported; valid: 3\.10, 3\.11"):
+        minor_of("3.9.1")
