@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,27 @@ class Compiler:
 
 
 @dataclass(frozen=True, kw_only=True)
+class EmulatorPin:
+    """A pinned user-mode emulator for one build host (see ``toolchains/emulators/*.toml``).
+
+    Attributes:
+        name: (str) e.g. ``qemu-user``.
+        version: (str) its version.
+        programs: (dict[str, str]) guest architecture -> program, relative to the unpacked packages.
+        packages: (PackageSet) the ``.deb`` files.
+    """
+
+    name: str
+    version: str
+    programs: dict[str, str]
+    packages: PackageSet
+
+    def identity(self) -> dict[str, Any]:
+        """For action keys and provenance."""
+        return {"name": self.name, "version": self.version, "packages": self.packages.identity()}
+
+
+@dataclass(frozen=True, kw_only=True)
 class Toolchain:
     """Everything needed to compile for one target triple.
 
@@ -122,10 +143,16 @@ class Toolchain:
         os: (str) ``linux`` or ``macos``.
         arch: (str) ``x86_64`` or ``aarch64``.
         build_hosts: (tuple[str, ...]) hosts (``<arch>-<os>``) that can build this target.
+        build_host: (str) the host this toolchain was chosen for (its compiler and emulator are that host's).
         target: (dict) compiler triple, floors and the hardening flags every action uses.
-        compiler: (Compiler | None) pinned compiler packages (Linux targets).
+        compiler: (Compiler | None) pinned compiler packages for the build host (Linux targets).
         sysroot: (PackageSet | None) pinned sysroot packages (Linux targets).
+        emulator: (EmulatorPin | None) runs the target's programs on a build host of another architecture.
         xcode: (dict | None) pinned Xcode, clang and SDK versions (macOS targets).
+        sandbox: (str) ``bubblewrap``, or ``unsandboxed`` where the build host has no bubblewrap (macOS).
+        platform: (dict) facts about the target that shape the build graph, not an action's output
+            (e.g. ``libraries_not_used``); not part of the identity.
+        validate: (dict) what the validator checks the target's binaries against; not part of the identity.
         source: (Path) the pin file it came from.
     """
 
@@ -133,11 +160,16 @@ class Toolchain:
     os: str
     arch: str
     build_hosts: tuple[str, ...]
+    build_host: str
     target: dict[str, Any]
     compiler: Compiler | None
     sysroot: PackageSet | None
     xcode: dict[str, str] | None
     source: Path
+    emulator: EmulatorPin | None = None
+    sandbox: str = "bubblewrap"
+    platform: dict[str, Any] = field(default_factory=dict)
+    validate: dict[str, Any] = field(default_factory=dict)
 
     def identity(self) -> dict[str, Any]:
         """The canonical description of the toolchain: part of every action key."""
@@ -151,6 +183,8 @@ class Toolchain:
             }
             ident["sysroot"] = self.sysroot.identity()
             ident["materializer"] = MATERIALIZER_VERSION
+        if self.emulator is not None:
+            ident["emulator"] = self.emulator.identity()
         if self.xcode is not None:
             ident["xcode"] = self.xcode
         return ident
@@ -163,11 +197,12 @@ class Toolchain:
         """Every pinned file this toolchain needs fetched."""
         if self.compiler is None or self.sysroot is None:
             return []
-        return [*self.compiler.packages.packages, *self.sysroot.packages]
+        emulator = self.emulator.packages.packages if self.emulator else ()
+        return [*self.compiler.packages.packages, *self.sysroot.packages, *emulator]
 
     def check_host(self, host: str | None = None) -> None:
         """Stop at once, with the host it needs, when this machine cannot build the target."""
-        host = host or host_platform()
+        host = host or self.build_host
         if host not in self.build_hosts:
             needs = " or ".join(HOST_DESCRIPTIONS.get(h, h) for h in self.build_hosts)
             raise ConfigError(
@@ -215,25 +250,46 @@ def load_compiler(path: Path, schema: Path) -> Compiler:
     )
 
 
-def load_toolchain(toolchains_dir: Path, triple: str, schema: Path) -> Toolchain:
-    """Read ``toolchains/<triple>.toml`` (and the compiler pin it names)."""
+def load_emulator(path: Path, schema: Path) -> EmulatorPin:
+    """Read an emulator pin file."""
+    data = load_toml(path, schema, "emulator")
+    return EmulatorPin(
+        name=data["name"],
+        version=data["version"],
+        programs={arch: f"{data['bin_dir']}/{program}" for arch, program in data["programs"].items()},
+        packages=PackageSet(kind="emulator", packages=tuple(Pin.from_mapping(p) for p in data["package"])),
+    )
+
+
+def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_host: str | None = None) -> Toolchain:
+    """Read ``toolchains/<triple>.toml`` with the compiler (and emulator) pins it names for `build_host`
+    (default: this machine). A host the target cannot be built on gets no compiler; ``check_host`` says why."""
     path = toolchains_dir / f"{triple}.toml"
     data = load_toml(path, schema, "toolchain")
     if data["triple"] != triple:
         raise ToolchainError(f"{path}: declares triple {data['triple']!r}, expected {triple!r}")
-    compiler = sysroot = None
+    host = build_host or host_platform()
+    compiler = sysroot = emulator = None
     if data["os"] == "linux":
-        compiler = load_compiler(toolchains_dir / data["compiler"], schema)
         sysroot = PackageSet(kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"]))
+        if host in data["compilers"]:
+            compiler = load_compiler(toolchains_dir / data["compilers"][host], schema)
+        if host in data.get("emulators", {}):
+            emulator = load_emulator(toolchains_dir / data["emulators"][host], schema)
     return Toolchain(
         triple=triple,
         os=data["os"],
         arch=data["arch"],
         build_hosts=tuple(data["build_hosts"]),
+        build_host=host,
         target=dict(data["target"]),
         compiler=compiler,
         sysroot=sysroot,
+        emulator=emulator,
         xcode=dict(data["xcode"]) if "xcode" in data else None,
+        sandbox=data.get("sandbox", "bubblewrap"),
+        platform=dict(data.get("platform", {})),
+        validate=dict(data.get("validate", {})),
         source=path,
     )
 
@@ -395,19 +451,30 @@ def _link_tools(root: Path, packages: PackageSet) -> None:
 
 @dataclass(frozen=True)
 class Materialized:
-    """Host directories of a materialized Linux toolchain."""
+    """Host directories of a materialized Linux toolchain.
+
+    Attributes:
+        compiler: (Path) the unpacked compiler packages with their ``bin/`` launchers.
+        sysroot: (Path) the unpacked sysroot.
+        emulators: (dict[str, Path]) guest architecture -> the emulator program that runs it on this host.
+    """
 
     compiler: Path
     sysroot: Path
+    emulators: dict[str, Path] = field(default_factory=dict)
 
 
 def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) -> Materialized:
-    """Fetch and unpack the compiler and sysroot of a Linux toolchain (idempotent)."""
+    """Fetch and unpack the compiler, sysroot and emulator of a Linux toolchain (idempotent)."""
     if toolchain.compiler is None or toolchain.sysroot is None:
-        raise ToolchainError(f"{toolchain.triple} uses the host's Xcode; nothing to materialize")
+        raise ToolchainError(f"{toolchain.triple} has no compiler to materialize on {toolchain.build_host}")
     compiler = materialize(toolchain.compiler.packages, fetcher, root)
     sysroot = materialize(toolchain.sysroot, fetcher, root)
-    return Materialized(compiler=compiler, sysroot=sysroot)
+    emulators: dict[str, Path] = {}
+    if toolchain.emulator is not None:
+        unpacked = materialize(toolchain.emulator.packages, fetcher, root)
+        emulators = {arch: unpacked / program for arch, program in toolchain.emulator.programs.items()}
+    return Materialized(compiler=compiler, sysroot=sysroot, emulators=emulators)
 
 
 def check_xcode(toolchain: Toolchain) -> None:

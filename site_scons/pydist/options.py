@@ -68,8 +68,6 @@ class BuildOptions:
 
 
 # Release builds first, then the development ones.
-ALL = tuple(
-    str(BuildOptions(optimization=o, freethreaded=f)) for o in _OPTIMIZATIONS for f in (False, True)
-)
+ALL = tuple(str(BuildOptions(optimization=o, freethreaded=f)) for o in _OPTIMIZATIONS for f in (False, True))
 RELEASE = tuple(o for o in ALL if BuildOptions.parse(o).release)
 DEFAULT = str(BuildOptions(optimization=_RELEASE))

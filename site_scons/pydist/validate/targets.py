@@ -1,8 +1,18 @@
-"""What each target allows: machine, dynamic libraries, glibc floor, macOS deployment target."""
+"""What each target allows: machine, dynamic libraries, glibc floor, macOS deployment target (read from the
+toolchain pin files)."""
 
 from __future__ import annotations
 
+import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydist.paths import TOOLCHAINS_DIR
+
+if TYPE_CHECKING:
+    from hermetic.toolchain import Toolchain
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -30,55 +40,39 @@ class TargetRules:
     allowed_dylibs: tuple[str, ...] = ()
 
 
-_GLIBC_LIBS = frozenset({"libc.so.6", "libm.so.6", "libdl.so.2", "libpthread.so.0", "librt.so.1", "libutil.so.1"})
+def rules_from_tables(triple: str, target: Mapping[str, Any], validate: Mapping[str, Any]) -> TargetRules:
+    """The rules of `triple` from the ``[target]`` and ``[validate]`` tables of its toolchain pin file."""
+    floor = target.get("glibc_floor")
+    return TargetRules(
+        triple=triple,
+        platform_tag=validate["platform_tag"],
+        elf_machine=target.get("elf_machine"),
+        glibc_floor=tuple(int(p) for p in floor.split(".")) if floor else None,  # type: ignore[arg-type]
+        allowed_needed=frozenset(validate.get("allowed_needed", ())),
+        macho_cputype=validate.get("macho_cputype"),
+        deployment_target=target.get("deployment_target"),
+        allowed_dylibs=tuple(validate.get("allowed_dylibs", ())),
+    )
 
-# CPU_TYPE_ARM64 = CPU_TYPE_ARM | CPU_ARCH_ABI64
-_CPU_TYPE_ARM64 = 0x0100000C
 
-TARGETS = {
-    "x86_64-unknown-linux-gnu": TargetRules(
-        triple="x86_64-unknown-linux-gnu",
-        platform_tag="linux-x86_64",
-        elf_machine="EM_X86_64",
-        glibc_floor=(2, 31),
-        allowed_needed=_GLIBC_LIBS | {"ld-linux-x86-64.so.2", "libgcc_s.so.1", "libcrypt.so.1"},
-    ),
-    "aarch64-unknown-linux-gnu": TargetRules(
-        triple="aarch64-unknown-linux-gnu",
-        platform_tag="linux-aarch64",
-        elf_machine="EM_AARCH64",
-        glibc_floor=(2, 31),
-        allowed_needed=_GLIBC_LIBS | {"ld-linux-aarch64.so.1", "libgcc_s.so.1", "libcrypt.so.1"},
-    ),
-    "aarch64-apple-darwin": TargetRules(
-        triple="aarch64-apple-darwin",
-        platform_tag="macosx-11.0-arm64",
-        macho_cputype=_CPU_TYPE_ARM64,
-        deployment_target="11.0",
-        allowed_dylibs=(
-            "/usr/lib/libSystem.B.dylib",
-            "/usr/lib/libz.1.dylib",
-            "/usr/lib/libedit.3.dylib",
-            "/usr/lib/libncurses.5.4.dylib",
-            "/usr/lib/libpanel.5.4.dylib",
-            "/usr/lib/libobjc.A.dylib",
-            "/System/Library/Frameworks/CoreFoundation.framework/",
-            "/System/Library/Frameworks/SystemConfiguration.framework/",
-            "/System/Library/Frameworks/Security.framework/",
-            "/System/Library/Frameworks/Foundation.framework/",
-            "/System/Library/Frameworks/AppKit.framework/",
-            "/System/Library/Frameworks/ApplicationServices.framework/",
-            "/System/Library/Frameworks/Carbon.framework/",
-            "/System/Library/Frameworks/Cocoa.framework/",
-            "/System/Library/Frameworks/CoreGraphics.framework/",
-            "/System/Library/Frameworks/CoreServices.framework/",
-            "/System/Library/Frameworks/CoreText.framework/",
-            "/System/Library/Frameworks/IOKit.framework/",
-            "/System/Library/Frameworks/QuartzCore.framework/",
-            "/System/Library/Frameworks/UniformTypeIdentifiers.framework/",
-        ),
-    ),
-}
+def rules_from_toolchain(toolchain: Toolchain) -> TargetRules:
+    """The rules of a loaded toolchain's target."""
+    return rules_from_tables(toolchain.triple, toolchain.target, toolchain.validate)
+
+
+def _load_all(toolchains_dir: Path) -> dict[str, TargetRules]:
+    # Read with tomllib alone (the build loads and schema-checks the same files): the validator stays light.
+    rules = {}
+    for path in sorted(toolchains_dir.glob("*.toml")):
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        rules[data["triple"]] = rules_from_tables(data["triple"], data["target"], data["validate"])
+    return rules
+
+
+# Every target's rules, from toolchains/<triple>.toml: the one place target facts are written down.
+TARGETS = _load_all(TOOLCHAINS_DIR)
+
 
 # Symbols whose export betrays a static dependency that was not hidden (one or more per library).
 DEPENDENCY_SYMBOL_PREFIXES = {
