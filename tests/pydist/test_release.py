@@ -149,9 +149,11 @@ def artifact_zips(noopt_dist: Path) -> dict[str, bytes]:
 
 
 def arrange_success(fake: FakeGitHub, zips: dict[str, bytes]) -> None:
-    linux = add_runs(fake, linux=("completed", "success"), macos=("completed", "success"))
-    for name, data in zips.items():
-        linux.artifacts.append(Artifact(id=fake.state.new_id(), name=name, data=data))
+    """Both runs succeeded, each with one of the artifacts (the tool checks builds, not which run made them)."""
+    add_runs(fake, linux=("completed", "success"), macos=("completed", "success"))
+    runs = [r for r in fake.state.runs if r.head_sha == SHA]
+    for run, (name, data) in zip(runs, zips.items(), strict=True):
+        run.artifacts.append(Artifact(id=fake.state.new_id(), name=name, data=data))
 
 
 def draft_assets(fake: FakeGitHub) -> dict[str, bytes]:
@@ -291,23 +293,27 @@ def test_builds_that_do_not_verify_are_refused(
     data = bytearray(target.read_bytes())
     data[len(data) // 2] ^= 0xFF
     target.write_bytes(bytes(data))
-    linux = add_runs(github, linux=("completed", "success"), macos=("completed", "success"))
-    linux.artifacts.append(Artifact(id=github.state.new_id(), name="tampered", data=zipped(tampered, "")))
+    good = next(iter(artifact_zips.values()))
+    add_runs(github, linux=("completed", "success"), macos=("completed", "success"))
+    linux, macos = [r for r in github.state.runs if r.head_sha == SHA]
+
+    def artifacts(first: tuple[str, bytes], second: tuple[str, bytes]) -> None:
+        linux.artifacts[:] = [Artifact(id=github.state.new_id(), name=first[0], data=first[1])]
+        macos.artifacts[:] = [Artifact(id=github.state.new_id(), name=second[0], data=second[1])]
+
+    artifacts(("tampered", zipped(tampered, "")), ("good", good))
     assert main(release_args(github, tmp_path / "work")) == 10
     assert f"{target.name}: sha256 differs from the provenance" in one_line_error(capsys)
     assert github.state.writes() == []
 
     # The same build from two hosts with different bytes is not released either.
     (tampered / "SHA256SUMS").write_text((noopt_dist / "SHA256SUMS").read_text().replace("  ", "  ./", 1))
-    linux.artifacts[:] = [
-        Artifact(id=github.state.new_id(), name="a-first", data=next(iter(artifact_zips.values()))),
-        Artifact(id=github.state.new_id(), name="b-second", data=zipped(tampered, "")),
-    ]
+    artifacts(("a-first", good), ("b-second", zipped(tampered, "")))
     assert main(release_args(github, tmp_path / "work2", "--tag", TAG)) == 10
     assert f"{noopt_dist.name} differs between artifacts a-first and b-second" in one_line_error(capsys)
 
     # A tag other than the one the builds carry would break their names and provenance.
-    linux.artifacts[:] = linux.artifacts[:1]
+    artifacts(("a-first", good), ("b-same", good))
     assert main(release_args(github, tmp_path / "work3", "--tag", "v1.0")) == 10
     assert "the builds are tagged test, not v1.0" in one_line_error(capsys)
     assert github.state.writes() == []
