@@ -37,6 +37,8 @@ TOKEN = "test-token-0123456789"
 
 @dataclass
 class Asset:
+    """A release asset: its bytes, and ``starter`` while an upload is unfinished."""
+
     id: int
     name: str
     data: bytes
@@ -45,6 +47,8 @@ class Asset:
 
 @dataclass
 class Release:
+    """A release, draft until published."""
+
     id: int
     tag_name: str
     target_commitish: str
@@ -56,6 +60,8 @@ class Release:
 
 @dataclass
 class Artifact:
+    """A workflow run's artifact: the bytes of its zip."""
+
     id: int
     name: str
     data: bytes
@@ -64,6 +70,8 @@ class Artifact:
 
 @dataclass
 class Run:
+    """A workflow run of one commit, with its artifacts."""
+
     id: int
     workflow: str
     head_sha: str
@@ -83,16 +91,20 @@ class Faults:
         rate_limit: (dict[str, int]) "METHOD path-regex" -> how many answers are a rate limit first.
         rate_limit_style: (str) ``reset`` (403, X-RateLimit-Remaining: 0) or ``retry-after`` (429).
         report_digests: (bool) whether asset objects carry GitHub's ``digest`` field.
+        corrupt_downloads: (set[str]) asset names whose bytes come back altered from storage.
     """
 
     fail_uploads: dict[str, int] = field(default_factory=dict)
     rate_limit: dict[str, int] = field(default_factory=dict)
     rate_limit_style: str = "reset"
     report_digests: bool = True
+    corrupt_downloads: set[str] = field(default_factory=set)
 
 
 @dataclass
 class State:
+    """Everything the fake holds, and the log of every request as (method, path, status)."""
+
     repo: str
     runs: list[Run] = field(default_factory=list)
     releases: dict[int, Release] = field(default_factory=dict)
@@ -103,6 +115,7 @@ class State:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def new_id(self) -> int:
+        """A fresh id for a run, artifact, release or asset."""
         self.next_id += 1
         return self.next_id
 
@@ -111,6 +124,7 @@ class State:
         return [entry for entry in self.log if entry[0] != "GET"]
 
     def uploads_of(self, name: str) -> int:
+        """How many uploads of the asset `name` were attempted."""
         return sum(1 for m, p, _ in self.log if m == "POST" and p.startswith("/uploads/") and f"name={name}" in p)
 
 
@@ -366,6 +380,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif kind == "asset":
             found = self._find_asset(ident)
             data = found[1].data if found else None
+            if found and found[1].name in self.state.faults.corrupt_downloads:
+                data = found[1].data.replace(b"  ", b" *", 1)
         if data is None:
             self._send(404, b"no such blob")
         else:

@@ -279,6 +279,19 @@ def test_an_interrupted_upload_is_resumed_by_running_again(
 
 
 @pytest.mark.integration
+def test_a_sha256sums_that_comes_back_different_stops_the_release_before_publishing(
+    github: FakeGitHub, tmp_path: Path, artifact_zips: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+) -> None:
+    arrange_success(github, artifact_zips)
+    github.state.faults.corrupt_downloads = {"SHA256SUMS"}
+    assert main(release_args(github, tmp_path / "work")) == 10
+    assert "SHA256SUMS downloaded back from the draft differs from the one uploaded" in one_line_error(capsys)
+    [release] = github.state.releases.values()
+    assert release.draft
+    assert not any(method == "PATCH" for method, _, _ in github.state.log)
+
+
+@pytest.mark.integration
 def test_builds_that_do_not_verify_are_refused(
     github: FakeGitHub,
     tmp_path: Path,
