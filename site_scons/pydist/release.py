@@ -40,6 +40,8 @@ WORKFLOWS = ("linux.yml", "macos.yml")
 SUMS_NAME = "SHA256SUMS"
 SBOM_NAME = "sbom.cdx.json"
 UV_DOWNLOADS_NAME = "python-downloads.json"
+# The workflows upload a failed build's logs under this prefix; a re-run that succeeded may still list them.
+LOGS_ARTIFACT_PREFIX = "logs-"
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _BUILD_DIR = re.compile(
     r"^cpython-(?P<version>[0-9][0-9a-z.]*)-(?P<target>"
@@ -144,7 +146,8 @@ def fetch_artifacts(github: GitHub, runs: list[dict[str, Any]], into: Path) -> l
     """Download and unpack every artifact of `runs` into `into`; return (artifact name, unpacked dir)."""
     unpacked = []
     for run in runs:
-        artifacts = list(github.pages(f"/actions/runs/{run['id']}/artifacts", "artifacts"))
+        listed = github.pages(f"/actions/runs/{run['id']}/artifacts", "artifacts")
+        artifacts = [a for a in listed if not a["name"].startswith(LOGS_ARTIFACT_PREFIX)]
         if not artifacts:
             raise ReleaseError(f"run {run['id']} has no artifacts", hint="its build jobs must upload dist/")
         for artifact in artifacts:
