@@ -232,9 +232,13 @@ def test_a_release_end_to_end_resuming_a_draft_through_faults(
 
 @pytest.mark.integration
 def test_a_dry_run_reads_and_verifies_but_writes_nothing(
-    github: FakeGitHub, tmp_path: Path, artifact_zips: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+    github: FakeGitHub, tmp_path: Path, noopt_dist: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    arrange_success(github, artifact_zips)
+    # This build also has an SBOM: it travels with the release, renamed after its build.
+    with_sbom = tmp_path / noopt_dist.name
+    shutil.copytree(noopt_dist, with_sbom)
+    (with_sbom / "sbom.cdx.json").write_text('{"bomFormat": "CycloneDX", "specVersion": "1.6"}\n')
+    arrange_success(github, {"linux-artifact": zipped(with_sbom, ""), "macos-artifact": zipped(with_sbom, "dist/")})
     # The logs a failed first attempt left in the run are not a build.
     logs = Artifact(id=github.state.new_id(), name="logs-cpython-3.13-x86_64-unknown-linux-gnu-noopt", data=b"PK")
     github.state.runs[0].artifacts.append(logs)
@@ -242,10 +246,13 @@ def test_a_dry_run_reads_and_verifies_but_writes_nothing(
     out = capsys.readouterr().out
     assert github.state.writes() == []
     assert f"dry run: would create the draft release {TAG} at {SHA}" in out
-    assert out.count("dry run: would upload ") == 6
-    assert "byte-identical to cpython-3.13-x86_64-unknown-linux-gnu-noopt-on-x86_64-linux" in out
+    assert out.count("dry run: would upload ") == 7
+    assert "byte-identical to linux-artifact" in out
     assert "0 problem(s)" in out  # the audit ran
-    assert (tmp_path / "work" / "release" / "SHA256SUMS").is_file()
+    sums = (tmp_path / "work" / "release" / "SHA256SUMS").read_text()
+    sbom = f"{noopt_dist.name}.sbom.cdx.json"
+    expected = hashlib.sha256((with_sbom / "sbom.cdx.json").read_bytes()).hexdigest()
+    assert f"{expected}  {sbom}\n" in sums
 
 
 @pytest.mark.integration
