@@ -64,6 +64,9 @@ def _reported(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpars
         except HermeticError as e:
             print(f"error: {e.one_line()}", file=sys.stderr)
             return e.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted; run the same command again: it resumes where it stopped", file=sys.stderr)
+            return 130
 
     return run
 
