@@ -1,11 +1,14 @@
-"""Command line of the pydist package: ``python -m pydist validate ARCHIVE...``."""
+"""Command line of the pydist package: ``python -m pydist validate ARCHIVE...``, ``audit``, ``matrix``,
+``release`` and ``uv-downloads``."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -51,6 +54,108 @@ def _audit(args: argparse.Namespace) -> int:
     return 1 if problems else 0
 
 
+def _reported(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Run `handler`; a HermeticError becomes one line on stderr and its exit code, with no traceback."""
+    from hermetic.errors import HermeticError
+
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except HermeticError as e:
+            print(f"error: {e.one_line()}", file=sys.stderr)
+            return e.exit_code
+        except KeyboardInterrupt:
+            print("error: interrupted; run the same command again: it resumes where it stopped", file=sys.stderr)
+            return 130
+
+    return run
+
+
+def _matrix(args: argparse.Namespace) -> int:
+    from pydist.matrix import TARGETS, ci_builds
+
+    if args.target and args.target not in TARGETS:
+        print(f"error: --target {args.target} is not a target; valid: {', '.join(TARGETS)}", file=sys.stderr)
+        return 2
+    builds = [
+        b
+        for b in ci_builds()
+        if (not args.target or b.target == args.target) and (not args.runner or b.runner_os == args.runner)
+    ]
+    if args.tests:
+        # The native test jobs: the same entries, run on their test runner.
+        entries = [{**b.as_json(), "runner": b.test_runner} for b in builds if b.test_runner]
+    else:
+        entries = [b.as_json() for b in builds]
+    if args.json:
+        print(json.dumps({"include": entries}, separators=(",", ":")))
+    else:
+        for e in entries:
+            print(f"{e['target']:28} {e['python']:5} {e['options']:22} on {e['runner']}")
+    return 0
+
+
+def _release(args: argparse.Namespace) -> int:
+    from pydist.github import RetryPolicy
+    from pydist.release import ReleaseOptions, run_release
+
+    options = ReleaseOptions(
+        repo=args.repo or os.environ.get("GITHUB_REPOSITORY", ""),
+        sha=args.sha,
+        tag=args.tag or None,
+        work=args.work,
+        token=os.environ.get("GITHUB_TOKEN"),
+        api_url=args.api_url,
+        download_url=args.download_url,
+        dry_run=args.dry_run,
+        policy=RetryPolicy(attempts=args.attempts, backoff_seconds=args.backoff),
+    )
+    run_release(options)
+    return 0
+
+
+def _uv_downloads(args: argparse.Namespace) -> int:
+    from pydist import uv_downloads
+
+    document = uv_downloads.downloads(uv_downloads.archives_in(args.paths), args.base_url)
+    if args.output:
+        uv_downloads.write_json(args.output, document)
+        print(f"wrote {len(document)} entries to {args.output}")
+    else:
+        print(json.dumps(document, indent=2, sort_keys=True))
+    return 0
+
+
+def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The CI and release subcommands: matrix, release, uv-downloads."""
+    from pydist.github import DEFAULT_API_URL
+
+    m = commands.add_parser("matrix", help="the CI build matrix (targets x Python x release options x hosts)")
+    m.add_argument("--json", action="store_true", help='print GitHub Actions\' matrix object ({"include": [...]})')
+    m.add_argument("--target", help="only this target triple")
+    m.add_argument("--runner", choices=("linux", "macos"), help="only the jobs of this workflow")
+    m.add_argument("--tests", action="store_true", help="the native test jobs instead of the builds")
+    m.set_defaults(handler=_reported(_matrix))
+
+    r = commands.add_parser("release", help="publish one commit's CI builds as a GitHub release")
+    r.add_argument("--sha", required=True, help="the commit whose linux and macos runs all succeeded")
+    r.add_argument("--tag", help="the release tag (default: the tag the builds carry, which it must equal)")
+    r.add_argument("--repo", help="owner/name (default: $GITHUB_REPOSITORY); the token is $GITHUB_TOKEN")
+    r.add_argument("--work", type=Path, default=Path("build/release"), help="downloads and staged assets")
+    r.add_argument("--api-url", default=DEFAULT_API_URL, help=f"GitHub REST API base (default {DEFAULT_API_URL})")
+    r.add_argument("--download-url", help="where the release's assets are served (for uv's list)")
+    r.add_argument("--dry-run", action="store_true", help="check everything, write nothing to GitHub")
+    r.add_argument("--attempts", type=int, default=5, help="tries of a request that fails transiently")
+    r.add_argument("--backoff", type=float, default=2.0, help="first pause between tries, in seconds (doubles)")
+    r.set_defaults(handler=_reported(_release))
+
+    u = commands.add_parser("uv-downloads", help="write uv's Python downloads list for install_only archives")
+    u.add_argument("paths", nargs="+", type=Path, help="archives, or directories holding them")
+    u.add_argument("--base-url", required=True, help="the URL the archives are served under")
+    u.add_argument("-o", "--output", type=Path, help="the JSON file to write (default: stdout)")
+    u.set_defaults(handler=_reported(_uv_downloads))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m pydist`` and the ``pydist`` script."""
     parser = argparse.ArgumentParser(prog="pydist", description="Tools for the standalone FIPS-capable CPython builds")
@@ -60,10 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     validate.add_argument("--json", action="store_true", help="print the report as JSON")
     audit = commands.add_parser("audit", help="check a build's provenance: pinned inputs, sandboxed actions, digests")
     audit.add_argument("directory", type=Path, help="a dist/<build> directory (archives, SHA256SUMS, provenance.json)")
+    _add_ci_commands(commands)
     args = parser.parse_args(argv)
     if args.command == "validate":
         return _validate(args)
-    return _audit(args)
+    if args.command == "audit":
+        return _audit(args)
+    return int(args.handler(args))
 
 
 if __name__ == "__main__":

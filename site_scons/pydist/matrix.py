@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
+from pathlib import Path
 
 from hermetic.errors import ConfigError
 from hermetic.lock import SourcesLock
@@ -105,3 +107,105 @@ def validate_request(lock: SourcesLock, *, target: str, py: str, options: str) -
             hint="use py=3.13 or newer, or drop freethreaded",
         )
     return request
+
+
+# ------------------------------------------------------------------------------------------------ CI matrix
+
+# The combinations a release ships: option sets, and the GitHub-hosted runner of each build host (<arch>-<os>).
+RELEASE_OPTIONS = ("pgo+lto", "freethreaded+pgo+lto")
+CI_RUNNERS = {
+    "x86_64-linux": "ubuntu-24.04",
+    "aarch64-linux": "ubuntu-24.04-arm",
+    "aarch64-macos": "macos-15",  # the runner image that carries the pinned Xcode 16.4
+}
+# Where an archive is also run natively after its build, when the build host could not run it natively
+# (aarch64 Linux is cross-built on x86_64 and only tested under qemu-user there) or to reach an older
+# OS than the build host (macOS 14, nearer the 11.0 floor).
+CI_TEST_RUNNERS = {
+    "aarch64-unknown-linux-gnu": ("aarch64-linux", "ubuntu-24.04-arm"),
+    "aarch64-apple-darwin": ("aarch64-macos", "macos-14"),
+}
+_REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True, kw_only=True)
+class CiBuild:
+    """One job of the CI build matrix: a (target, Python minor, options) built on one kind of host.
+
+    Attributes:
+        target: (str) target triple.
+        python: (str) Python minor, ``X.Y``.
+        options: (str) a release option set.
+        host: (str) the build host, ``<arch>-<os>``.
+        runner: (str) the GitHub runner label of that host.
+        test_runner: (str) the runner that also runs the archives natively, or ``""``.
+    """
+
+    target: str
+    python: str
+    options: str
+    host: str
+    runner: str
+    test_runner: str
+
+    @property
+    def artifact(self) -> str:
+        """The name of the CI artifact holding this job's ``dist/`` (unique within a workflow run)."""
+        return f"cpython-{self.python}-{self.target}-{self.options}-on-{self.host}"
+
+    @property
+    def runner_os(self) -> str:
+        """``linux`` or ``macos``: the workflow that runs this job."""
+        return self.host.split("-", 1)[1]
+
+    def as_json(self) -> dict[str, object]:
+        """The matrix entry GitHub Actions sees (every field, plus the artifact name)."""
+        return {
+            "target": self.target,
+            "python": self.python,
+            "options": self.options,
+            "host": self.host,
+            "runner": self.runner,
+            "test_runner": self.test_runner,
+            "artifact": self.artifact,
+        }
+
+
+def build_hosts(target: str, toolchains_dir: Path) -> tuple[str, ...]:
+    """The hosts (``<arch>-<os>``) the toolchain pin of `target` says can build it."""
+    with open(toolchains_dir / f"{target}.toml", "rb") as f:
+        return tuple(tomllib.load(f)["build_hosts"])
+
+
+def patched_minors(patches_dir: Path) -> tuple[str, ...]:
+    """The supported Python minors that have a FIPS patch series (``patches/cpython/<minor>``)."""
+    return tuple(m for m in SUPPORTED_MINORS if (patches_dir / "cpython" / m).is_dir())
+
+
+def ci_builds(repo_root: Path = _REPO_ROOT) -> list[CiBuild]:
+    """Every release build CI runs: every target, patched Python minor, release option set and capable CI host.
+
+    A target is built on every host its toolchain pin allows that has a GitHub runner, so a native aarch64
+    Linux build appears as soon as ``toolchains/aarch64-unknown-linux-gnu.toml`` lists ``aarch64-linux``.
+    """
+    builds = []
+    for target in TARGETS:
+        hosts = [h for h in build_hosts(target, repo_root / "toolchains") if h in CI_RUNNERS]
+        for python in patched_minors(repo_root / "patches"):
+            for options in RELEASE_OPTIONS:
+                if "freethreaded" in options.split("+") and _version_key(python) < FREETHREADED_SINCE:
+                    continue
+                for host in hosts:
+                    test_host, test_runner = CI_TEST_RUNNERS.get(target, ("", ""))
+                    native_here = test_host == host and test_runner == CI_RUNNERS[host]
+                    builds.append(
+                        CiBuild(
+                            target=target,
+                            python=python,
+                            options=options,
+                            host=host,
+                            runner=CI_RUNNERS[host],
+                            test_runner="" if native_here else test_runner,
+                        )
+                    )
+    return builds

@@ -1,0 +1,82 @@
+"""The CI build matrix: one declaration (matrix.ci_builds) that the workflows read through `pydist matrix`."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO_ROOT
+from pydist import matrix
+from pydist.__main__ import main
+
+
+def copy_layout(dest: Path) -> Path:
+    """The parts of the repository ci_builds reads: toolchain pins and the CPython patch series."""
+    shutil.copytree(REPO_ROOT / "toolchains", dest / "toolchains")
+    shutil.copytree(REPO_ROOT / "patches" / "cpython", dest / "patches" / "cpython")
+    return dest
+
+
+def test_release_builds_are_every_target_patched_minor_and_release_option() -> None:
+    builds = matrix.ci_builds()
+    combos = {(b.target, b.python, b.options) for b in builds}
+    minors = sorted(p.name for p in (REPO_ROOT / "patches" / "cpython").iterdir() if p.is_dir())
+    expected = {
+        (target, minor, options)
+        for target in matrix.TARGETS
+        for minor in minors
+        for options in matrix.RELEASE_OPTIONS
+        if not (options.startswith("freethreaded") and minor < "3.13")
+    }
+    assert combos == expected
+    assert ("x86_64-unknown-linux-gnu", "3.11", "freethreaded+pgo+lto") not in combos
+    assert len({b.artifact for b in builds}) == len(builds)  # artifact names are unique in a run
+
+
+def test_each_build_runs_on_a_host_its_toolchain_allows() -> None:
+    for build in matrix.ci_builds():
+        assert build.host in matrix.build_hosts(build.target, REPO_ROOT / "toolchains")
+        assert build.runner == matrix.CI_RUNNERS[build.host]
+    # aarch64 Linux is cross-built on x86_64 today, then run natively on an Arm runner.
+    aarch64 = [b for b in matrix.ci_builds() if b.target == "aarch64-unknown-linux-gnu"]
+    assert {(b.runner, b.test_runner) for b in aarch64} == {("ubuntu-24.04", "ubuntu-24.04-arm")}
+
+
+def test_a_new_patch_series_and_a_native_build_host_extend_the_matrix(tmp_path: Path) -> None:
+    root = copy_layout(tmp_path)
+    (root / "patches" / "cpython" / "3.14").mkdir()
+    pin = root / "toolchains" / "aarch64-unknown-linux-gnu.toml"
+    pin.write_text(
+        pin.read_text().replace('build_hosts = ["x86_64-linux"]', 'build_hosts = ["x86_64-linux", "aarch64-linux"]')
+    )
+    builds = matrix.ci_builds(root)
+    assert {b.python for b in builds} == {"3.11", "3.13", "3.14"}
+    native = [b for b in builds if b.target == "aarch64-unknown-linux-gnu" and b.host == "aarch64-linux"]
+    assert {b.runner for b in native} == {"ubuntu-24.04-arm"}
+    assert all(b.test_runner == "" for b in native)  # built natively: no separate native test job
+    cross = [b for b in builds if b.target == "aarch64-unknown-linux-gnu" and b.host == "x86_64-linux"]
+    assert len(cross) == len(native) == 5
+
+
+def test_the_command_prints_a_github_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "--json", "--runner", "macos"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert {e["runner"] for e in document["include"]} == {"macos-15"}
+    assert {e["target"] for e in document["include"]} == {"aarch64-apple-darwin"}
+    assert set(document["include"][0]) == {"target", "python", "options", "host", "runner", "test_runner", "artifact"}
+
+    assert main(["matrix", "--json", "--runner", "linux", "--tests"]) == 0
+    tests = json.loads(capsys.readouterr().out)["include"]
+    assert tests and {e["runner"] for e in tests} == {"ubuntu-24.04-arm"}
+
+    assert main(["matrix", "--json", "--target", "x86_64-unknown-linux-gnu", "--tests"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"include": []}
+
+
+def test_an_unknown_target_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "--target", "riscv64"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "riscv64" in err[0] and "x86_64-unknown-linux-gnu" in err[0]
