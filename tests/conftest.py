@@ -235,7 +235,7 @@ def toolchain() -> Toolchain:
     from hermetic.debian import archives_from_apt
     from hermetic.fetch import ContentStore, Fetcher
     from hermetic.toolchain import load_toolchain, materialize_toolchain
-    from pydist.graph import PINS_SCHEMA, TOOLCHAINS_DIR
+    from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
     from pydist.settings import default_cache_root
 
     cache = default_cache_root()

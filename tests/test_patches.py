@@ -6,7 +6,7 @@ import re
 
 from conftest import REPO_ROOT
 from hermetic.lock import load_lock
-from pydist.graph import LOCK_FILE, PINS_SCHEMA
+from pydist.paths import LOCK_FILE, PINS_SCHEMA
 
 PATCHES = sorted((REPO_ROOT / "patches").rglob("*.patch"))
 

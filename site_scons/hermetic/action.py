@@ -36,7 +36,7 @@ from hermetic.archive import Compression, extract_tar, pack_tree
 from hermetic.errors import ActionError, HermeticError
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.pins import Pin
-from hermetic.sandbox import Bubblewrap, Mount, host_tools_identity
+from hermetic.sandbox import Bubblewrap, Emulator, Mount, Sandbox, Unsandboxed, host_tools_identity
 from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Materialized, Toolchain, materialize_toolchain
 
 # Bump when the runner changes in a way that can change outputs: part of every action key.
@@ -175,7 +175,7 @@ class Action:
             "deps": list(self.deps),
             "toolchain": self.toolchain.identity(),
             "host_tools": host_tools_identity(),
-            "sandbox": {"kind": "bubblewrap", "network": False},
+            "sandbox": {"kind": self.toolchain.sandbox, "network": False},
             "env": dict(sorted(self.full_env().items())),
             "steps": [s.describe() for s in self.steps],
             "output": {
@@ -259,10 +259,12 @@ class ActionRunner:
         log_file.write_text(f"# {action.label}\n# action key {action.key()}\n")
 
         progress.step = "fetching inputs"
-        toolchain = materialize_toolchain(action.toolchain, self.fetcher, self.toolchain_root)
+        toolchain = None
+        if action.toolchain.compiler is not None:
+            toolchain = materialize_toolchain(action.toolchain, self.fetcher, self.toolchain_root)
         dep_digests = self._prepare_inputs(action, work, dep_artifacts)
         cancel.check(f"preparing {action.label}")
-        sandbox = Bubblewrap(work.sandbox)
+        sandbox = _sandbox(action.toolchain, work.sandbox, toolchain)
         mounts = work.mounts(toolchain)
         base_env = action.full_env()
         # Parallelism does not shape the output, so it stays out of the action key.
@@ -315,7 +317,7 @@ class ActionRunner:
         artifact: Path,
         work: _WorkTree,
         dep_digests: dict[str, str],
-        sandbox: Bubblewrap,
+        sandbox: Sandbox,
         log_file: Path,
     ) -> None:
         out_dir = work.out / Path(action.output).relative_to(OUT)
@@ -341,7 +343,7 @@ class ActionRunner:
 
     @staticmethod
     def _run_step(
-        sandbox: Bubblewrap,
+        sandbox: Sandbox,
         argv: Sequence[str],
         mounts: Sequence[Mount],
         env: Mapping[str, str],
@@ -424,18 +426,27 @@ class _WorkTree:
         for name in _WORK_DIRS:
             (self.root / name).mkdir(parents=True)
 
-    def mounts(self, toolchain: Materialized) -> list[Mount]:
-        """What the sandbox shows, and where."""
-        return [
+    def mounts(self, toolchain: Materialized | None) -> list[Mount]:
+        """What the sandbox shows, and where (the pinned compiler and sysroot, when the toolchain has them)."""
+        mounts = [
             Mount(self.src, SRC, writable=True),
             Mount(self.out, OUT, writable=True),
             Mount(self.root / "tmp", TMP, writable=True),
             Mount(self.deps, DEPS),
             Mount(self.patches, PATCHES),
             Mount(self.files, FILES),
-            Mount(toolchain.compiler, COMPILER_MOUNT),
-            Mount(toolchain.sysroot, SYSROOT_MOUNT),
         ]
+        if toolchain is not None:
+            mounts += [Mount(toolchain.compiler, COMPILER_MOUNT), Mount(toolchain.sysroot, SYSROOT_MOUNT)]
+        return mounts
+
+
+def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | None) -> Sandbox:
+    """The sandbox the toolchain's pin asks for; a foreign target's programs run under its emulators."""
+    if toolchain.sandbox == "unsandboxed":
+        return Unsandboxed(scratch)
+    programs = materialized.emulators if materialized is not None else {}
+    return Bubblewrap(scratch, [Emulator(arch, program, SYSROOT_MOUNT) for arch, program in programs.items()])
 
 
 _WORK_DIRS = ("src", "out", "deps", "patches", "files", "tmp", "sandbox")

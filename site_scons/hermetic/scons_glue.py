@@ -64,8 +64,7 @@ def _reported(node: Any, work: Callable[[], None]) -> int:
     return 0
 
 
-# The three trampolines are fixed functions: SCons hashes a function action's code into the signature, so the
-# real work (whose key is explicit) is looked up by target instead of being referenced from here.
+# The trampolines look the real work (whose key is explicit) up by target instead of referencing it.
 def _execute_action(target: list[Any], source: list[Any], env: Any) -> int:
     node = target[0]
     action, runner = _REGISTRY[node.get_abspath()]
@@ -83,9 +82,29 @@ def _execute_function(target: list[Any], source: list[Any], env: Any) -> int:
     return _reported(target[0], lambda: work(*paths))
 
 
-_ACTION = SCons.Action.Action(_execute_action, strfunction=None)
-_TASK = SCons.Action.Action(_execute_task, strfunction=None)
-_FUNCTION = SCons.Action.Action(_execute_function, strfunction=None)
+def _planned(target: list[Any], source: list[Any], env: Any) -> str | None:
+    # Progress lines come from the work itself; only a dry run (scons -n) says what would run, and why.
+    if not SCons.Script.GetOption("no_exec"):
+        return None
+    registered = _REGISTRY.get(target[0].get_abspath())
+    if registered is not None:
+        action = registered[0]
+        return f"would build {action.label}: action key {action.key()[:16]}, into {target[0]}"
+    return f"would make {', '.join(str(t) for t in target)}"
+
+
+def _trampoline(function: Callable[[list[Any], list[Any], Any], int], name: str) -> Any:
+    """An SCons action calling `function`, whose signature is a fixed name instead of the function's code: the
+    work's own key (a Value node source) says what shapes the output, so editing this glue never invalidates
+    built artifacts or cache entries."""
+    action = SCons.Action.Action(function, strfunction=_planned)
+    action.funccontents = f"hermetic-trampoline-1:{name}".encode()
+    return action
+
+
+_ACTION = _trampoline(_execute_action, "action")
+_TASK = _trampoline(_execute_task, "task")
+_FUNCTION = _trampoline(_execute_function, "function")
 
 
 def declare_action(env: Any, action: Action, runner: ActionRunner, artifact: str, deps: Sequence[Any]) -> Any:

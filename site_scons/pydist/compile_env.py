@@ -1,14 +1,11 @@
-"""How C code is compiled for a target: compiler command, flags and tool names inside the sandbox."""
+"""How C code is compiled for a target: compiler commands, flags and tool names inside the sandbox."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from hermetic.action import DEPS, SRC
-from hermetic.toolchain import Toolchain
-
-# Debian's triple of each build host, for autoconf's --build.
-_BUILD_TRIPLES = {"x86_64-linux": "x86_64-linux-gnu", "aarch64-linux": "aarch64-linux-gnu"}
+from pydist.platforms import Platform
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -16,53 +13,46 @@ class CompileEnv:
     """Compiler settings shared by every rule that builds C code for one target.
 
     Attributes:
-        toolchain: (Toolchain) the pinned toolchain.
-        build_host: (str) the build host as ``<arch>-<os>``.
+        platform: (Platform) the target as built on this build host.
     """
 
-    toolchain: Toolchain
-    build_host: str
+    platform: Platform
 
     @property
     def host_triple(self) -> str:
         """The GNU triple of the machine the output runs on (autoconf's --host)."""
-        return str(self.toolchain.target["clang_triple"])
+        return self.platform.host_triple
 
     @property
     def build_triple(self) -> str:
         """The GNU triple of the machine that builds (autoconf's --build)."""
-        return _BUILD_TRIPLES[self.build_host]
+        return self.platform.build_triple
 
     @property
     def cc(self) -> str:
-        """The C compiler: the pinned clang's launcher aimed at the target and its sysroot (one word, so
-        configure scripts recognize it as clang by its name)."""
-        return f"{self.host_triple}-clang"
+        """The C compiler command (one word, so configure scripts recognize it as clang by its name)."""
+        return self.platform.compilers()[0]
 
     @property
     def cxx(self) -> str:
         """The C++ compiler command (only configure scripts' sanity checks use it)."""
-        return f"{self.host_triple}-clang++"
+        return self.platform.compilers()[1]
 
     @property
     def build_cc(self) -> str:
-        """The compiler for programs that run during the build (the same one for native targets)."""
+        """The compiler for programs that run during the build. The same as ``cc`` even when cross-building:
+        a foreign target's programs run under the sandbox's emulator, and no host headers are in reach."""
         return self.cc
 
     def cflags(self, source_label: str, *, optimize: str = "-O2") -> str:
         """C flags: optimization, PIC for static archives linked into shared objects, hardening,
         and a file-prefix map so no sandbox path is recorded in debug info or ``__FILE__``."""
-        flags = [
-            optimize,
-            "-fPIC",
-            *self.toolchain.target["cflags"],
-            f"-ffile-prefix-map={SRC}=/usr/src/{source_label}",
-        ]
+        flags = [optimize, "-fPIC", *self.platform.cflags, f"-ffile-prefix-map={SRC}=/usr/src/{source_label}"]
         return " ".join(flags)
 
     def ldflags(self) -> str:
-        """Linker flags: lld and the target's hardening flags."""
-        return " ".join(self.toolchain.target["ldflags"])
+        """Linker flags: the target's linker and hardening flags."""
+        return " ".join(self.platform.ldflags)
 
     def autotools_env(self, source_label: str, *, optimize: str = "-O2") -> dict[str, str]:
         """The environment a ``./configure && make`` build needs, finding dependencies in /build/deps."""
@@ -74,11 +64,7 @@ class CompileEnv:
             "CFLAGS": self.cflags(source_label, optimize=optimize),
             "CPPFLAGS": f"-I{DEPS}/include",
             "LDFLAGS": f"{self.ldflags()} -L{DEPS}/lib",
-            "AR": "llvm-ar",
-            "RANLIB": "llvm-ranlib",
-            "NM": "llvm-nm",
-            "STRIP": "llvm-strip",
-            "OBJCOPY": "llvm-objcopy",
+            **self.platform.binutils(),
             "BUILD_CC": self.build_cc,
             "CC_FOR_BUILD": self.build_cc,
         }

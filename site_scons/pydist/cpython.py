@@ -3,69 +3,47 @@
 Choices (see pbs-facts in the design notes for why python-build-standalone makes the same ones):
 
 - Every stdlib extension is built into libpython (``MODULE_BUILDTYPE=static``), so ``_ssl`` and
-  ``_hashlib`` share one copy of the static OpenSSL; only the test modules (and ``_crypt``, which needs the
-  system libcrypt) are shared objects. ``-Wl,--exclude-libs,ALL`` keeps every symbol of the static
-  dependency libraries out of the dynamic symbol tables.
+  ``_hashlib`` share one copy of the static OpenSSL; only the test modules (and ``_crypt`` up to 3.12, which
+  needs the system libcrypt) are shared objects (``python_minors``). The platform's linker flags keep every
+  symbol of the static dependency libraries out of the dynamic symbol tables.
 - ``--enable-shared`` ships ``libpython3.X.so`` for embedders, but the interpreter links the libpython
   objects directly (``LINK_PYTHON_OBJS``), as Debian and python-build-standalone do, for speed.
-- A module configure finds missing or disabled fails the build unless it is listed in
-  ``NOT_BUILT`` with the reason.
+- A module configure finds missing or disabled fails the build unless the Python minor or the platform
+  leaves it out deliberately, with the reason.
+- A cross build (a target the build host cannot run) configures with the build host's own CPython as the build
+  Python; the target's programs it still runs (the PGO training) run under the sandbox's emulator.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Mapping
 
 from hermetic.action import DEPS, FILES, OUT, SRC, InputFile, Step
 from pydist.compile_env import CompileEnv
 from pydist.libraries import sh
 from pydist.matrix import BuildRequest
+from pydist.paths import IN_SANDBOX, repo_label
 
 # Where CPython is configured to live; the install is relocatable, this only names the build-time prefix.
 PREFIX = "/install"
 # The CPython artifact's layout: /build/out/python/{install,build,build-info.json}.
 ARTIFACT_ROOT = f"{OUT}/python"
-
-IN_SANDBOX = Path(__file__).resolve().parent / "in_sandbox"
+# Where a cross build finds the build Python (the build host's own CPython artifact, unpacked with the deps).
+BUILD_PYTHON = f"{DEPS}{PREFIX}/bin/python3"
 
 # Helper files the CPython action reads (their hashes are part of its key).
 HELPER_FILES = tuple(
-    InputFile(path=IN_SANDBOX / name, label=f"site_scons/pydist/in_sandbox/{name}")
+    InputFile(path=IN_SANDBOX / name, label=repo_label(IN_SANDBOX / name))
     for name in ("collect_build_info.py", "printvar.mk")
 )
 
-# Extension modules deliberately left out, with why. Anything else configure does not build is an error.
-NOT_BUILT = {
-    "_tkinter": "Tcl/Tk is not built yet",
-    "_dbm": "Berkeley DB is not built yet",
-    "_gdbm": "GNU dbm is GPL-licensed",
-    "nis": "needs libnsl/libtirpc, removed from glibc; python-build-standalone does not ship it",
-    "_scproxy": "macOS only",
-    "_testclinic": "Argument Clinic's own test module",
-    "_testclinic_limited": "Argument Clinic's own test module",
-    "xxlimited": "an example module",
-    "xxlimited_35": "an example module",
-}
-
-# Built as shared objects (in lib-dynload) instead of into libpython: the test modules, so the
-# install_only archives can drop them, and _crypt, whose libcrypt.so.1 libpython must not depend on.
-SHARED_MODULES = (
-    "_ctypes_test",
-    "_testbuffer",
-    "_testcapi",
-    "_testimportmultiple",
-    "_testinternalcapi",
-    "_testlimitedcapi",
-    "_testmultiphase",
-    "_testsinglephase",
-    "_testexternalinspection",
-    "_xxtestfuzz",
-    "_crypt",
-)
+# What configure cannot find out by running a program when the build host cannot run the target's programs.
+_CROSS_CONFIG_SITE = {"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no"}
 
 
-def _version_at_least(request: BuildRequest, minor: int) -> bool:
-    return int(request.python_minor.split(".")[1]) >= minor
+def not_built(request: BuildRequest, ce: CompileEnv) -> Mapping[str, str]:
+    """Modules deliberately left out of this build, with why: the minor's and the platform's."""
+    return {**request.minor.not_built, **ce.platform.modules_not_built()}
 
 
 def configure_args(request: BuildRequest, ce: CompileEnv) -> list[str]:
@@ -83,39 +61,46 @@ def configure_args(request: BuildRequest, ce: CompileEnv) -> list[str]:
         "--with-ensurepip=install",
         "--enable-loadable-sqlite-extensions",
         "--with-dbmliborder=",
-        "MODULE_BUILDTYPE=static",
+        *(["MODULE_BUILDTYPE=static"] if request.minor.setup_stdlib else []),
         "PKG_CONFIG=pkg-config --static",
     ]
-    options = request.optimizations.split("+")
-    if "pgo" in options:
+    if request.options.pgo:
         args.append("--enable-optimizations")
-    if "lto" in options:
+    if request.options.lto:
         args.append("--with-lto=thin")
-    if "debug" in options:
+    if request.options.debug:
         args.append("--with-pydebug")
     if request.freethreaded:
         args.append("--disable-gil")
+    if request.options.release:
+        args += request.minor.release_configure
+    if not ce.platform.native:
+        args.append(f"--with-build-python={BUILD_PYTHON}")
     return args
 
 
-def make_overrides(request: BuildRequest) -> list[str]:
-    """Make variables that link the interpreter with libpython's objects, give it an $ORIGIN rpath so
-    extensions that wrongly link libpython.so still find the shipped one, and run the PGO training on
-    every core (-j0: as many workers as CPUs, which the key does not depend on)."""
+def make_overrides(request: BuildRequest, ce: CompileEnv) -> list[str]:
+    """Make variables: link the interpreter with libpython's objects (and the platform's way to find the
+    shipped libpython), byte-compile the stdlib reproducibly, and run the PGO training on every core (-j0: as
+    many workers as CPUs, which the key does not depend on)."""
     overrides = [
         "LINK_PYTHON_OBJS=$(LIBRARY_OBJS)",
-        r"LINKFORSHARED=-Xlinker -export-dynamic -Wl,--disable-new-dtags -Wl,-rpath,\$$ORIGIN/../lib",
+        f"LINKFORSHARED={ce.platform.interpreter_link_flags()}",
+        # Byte-compile the stdlib in one process: a .pyc depends on what the compiling process interned and
+        # merged before it (e.g. whether a string constant is marshalled as interned), so -j0's workers,
+        # which get files in a timing-dependent order, gave different .pyc files from build to build.
+        "COMPILEALL_OPTS=-j1",
     ]
-    if "pgo" in request.optimizations.split("+"):
+    if request.options.pgo:
         overrides.append("PROFILE_TASK=-m test --pgo --timeout=1200 -j0")
     return overrides
 
 
-def _setup_local() -> str:
+def _setup_local(request: BuildRequest, ce: CompileEnv) -> str:
     """Shell that writes Modules/Setup.local: the shared modules (their lines copied from
     Setup.stdlib.in, whose first rule wins) and the disabled ones."""
-    shared = " ".join(SHARED_MODULES)
-    disabled = " ".join(sorted(NOT_BUILT))
+    shared = " ".join(request.minor.shared_modules)
+    disabled = " ".join(sorted(not_built(request, ce)))
     return (
         "{ echo '# Generated by the build: shared test modules, disabled modules.';\n"
         "  echo '*shared*';\n"
@@ -130,11 +115,10 @@ def _setup_local() -> str:
 def _check_optimizations(request: BuildRequest) -> str:
     """Shell that fails unless configure really enabled the requested PGO and LTO (a compiler configure does
     not recognize gets neither, silently)."""
-    options = request.optimizations.split("+")
     checks = []
-    if "pgo" in options:
+    if request.options.pgo:
         checks.append(("PGO_PROF_USE_FLAG", "fprofile-instr-use", "PGO"))
-    if "lto" in options:
+    if request.options.lto:
         checks.append(("CONFIGURE_LDFLAGS_NODIST", "-flto=thin", "LTO"))
     script = ""
     for variable, needle, what in checks:
@@ -142,12 +126,12 @@ def _check_optimizations(request: BuildRequest) -> str:
             f"grep -q -E '^{variable}[[:space:]]*=.*{needle}' Makefile || "
             f"{{ echo 'configure did not enable {what} ({variable} has no {needle})' >&2; exit 1; }}\n"
         )
-    return script + f"echo 'optimizations as requested: {request.optimizations}'"
+    return script + f"echo 'optimizations as requested: {request.options.optimization}'"
 
 
-def _check_modules() -> str:
-    """Shell that fails when configure left out a module that is not in NOT_BUILT."""
-    allowed = "|".join(sorted(NOT_BUILT))
+def _check_modules(request: BuildRequest, ce: CompileEnv) -> str:
+    """Shell that fails when configure left out a module that is not deliberately left out."""
+    allowed = "|".join(sorted(not_built(request, ce)))
     return (
         "bad=$(sed -n 's/^MODULE_\\([A-Z0-9_]*\\)_STATE=\\(.*\\)$/\\1 \\2/p' Makefile | "
         'awk \'$2 != "yes" {print tolower($1) "=" $2}\' | '
@@ -159,22 +143,30 @@ def _check_modules() -> str:
 
 def cpython_env(request: BuildRequest, ce: CompileEnv, label: str) -> dict[str, str]:
     """Compile environment of the CPython build."""
-    optimize = "-Og" if "debug" in request.options else "-O2"
-    env = ce.autotools_env(label, optimize=optimize)
+    env = ce.autotools_env(label, optimize="-Og" if request.options.debug else "-O2")
     env["CPPFLAGS"] = f"-I{DEPS}/include -I{DEPS}/include/ncursesw -I{DEPS}/include/uuid"
-    env["LDFLAGS"] = f"{ce.ldflags()} -L{DEPS}/lib -Wl,--exclude-libs,ALL"
+    env["LDFLAGS"] = " ".join([ce.ldflags(), f"-L{DEPS}/lib", *ce.platform.hide_dependency_symbols()])
     # The PGO training run writes its profiles here; LLVM_PROFDATA is found on PATH (the pinned one).
     env["LLVM_PROFILE_FILE"] = f"{SRC}/code-%p.profclangr"
+    if not ce.platform.native:
+        env["CONFIG_SITE"] = f"{SRC}/config.site.cross"
     return env
 
 
 def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Step]:
     """configure, make (PGO training included for pgo builds), install, and collect build facts."""
-    overrides = make_overrides(request)
+    overrides = make_overrides(request, ce)
+    steps = []
+    if not ce.platform.native:
+        answers = "".join(f"{name}={value}\\n" for name, value in sorted(_CROSS_CONFIG_SITE.items()))
+        steps.append(sh("write config.site", f"printf '{answers}' > {SRC}/config.site.cross"))
+    if request.minor.setup_stdlib:
+        steps.append(sh("write Setup.local", _setup_local(request, ce)))
+    steps.append(Step(name="configure", argv=("./configure", *configure_args(request, ce))))
+    if request.minor.setup_stdlib:
+        steps.append(sh("check modules", _check_modules(request, ce)))
     return [
-        sh("write Setup.local", _setup_local()),
-        Step(name="configure", argv=("./configure", *configure_args(request, ce))),
-        sh("check modules", _check_modules()),
+        *steps,
         sh("check optimizations", _check_optimizations(request)),
         Step(name="build", argv=("make", *overrides)),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),

@@ -69,7 +69,7 @@ class DistContext:
             "request": {
                 "target": self.request.target,
                 "python": self.request.python.identity(),
-                "options": self.request.options,
+                "options": str(self.request.options),
             },
             "code": code_digest(
                 HERE / "distribution.py",
@@ -343,7 +343,7 @@ def declare_distribution(
             external={
                 "target": ctx.request.target,
                 "python": ctx.request.python_version,
-                "options": ctx.request.options,
+                "options": str(ctx.request.options),
                 "tag": names.tag,
             },
             internal={

@@ -97,9 +97,7 @@ class DistNames:
         return f"{self._base}-{self.request.options}-{self.tag}.tar.zst"
 
     def _install_only(self, kind: str) -> str:
-        # Release builds (pgo+lto) are named as python-build-standalone names them; other option sets
-        # say theirs, so a noopt build never passes for a release one.
-        flavor = self.request.options.replace("pgo+lto", "").strip("+")
+        flavor = self.request.options.install_only_flavor
         prefix = f"{flavor}-" if flavor else ""
         return f"{self._base}-{prefix}{kind}-{self.tag}.tar.gz"
 
@@ -277,8 +275,8 @@ def python_json(
     data = {
         "version": "8",
         "target_triple": request.target,
-        "optimizations": request.optimizations,
-        "build_options": request.options,
+        "optimizations": request.options.optimization,
+        "build_options": str(request.options),
         "libpython_link_mode": "shared",
         "python_symbol_visibility": "global-default",
         "python_extension_module_loading": ["builtin", "shared-library"],

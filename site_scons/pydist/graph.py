@@ -1,4 +1,8 @@
-"""The build graph of one (target, Python, options): which actions exist and what each depends on."""
+"""The build graph of one (target, Python, options): which actions exist and what each depends on.
+
+``declare_python`` declares the libraries and CPython of one target and can be called once per target: a cross
+build declares the build host's own CPython (same version, noopt) as the build Python of the requested one.
+"""
 
 from __future__ import annotations
 
@@ -14,22 +18,23 @@ from hermetic.fetch import ContentStore, Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
-from hermetic.toolchain import Toolchain, check_xcode, host_platform, load_toolchain, materialize_toolchain
+from hermetic.toolchain import check_xcode, materialize_toolchain
 from pydist import cpython, dist_graph, matrix
 from pydist.compile_env import CompileEnv
 from pydist.distribution import DistNames
 from pydist.libraries import INSTALL_ROOT, RECIPES, LibraryRecipe
 from pydist.openssl import OPENSSL
-from pydist.settings import REPO_ROOT, Settings, release_tag
-
-LOCK_FILE = REPO_ROOT / "sources.lock.toml"
-PINS_SCHEMA = REPO_ROOT / "schema" / "pins.schema.json"
-TOOLCHAINS_DIR = REPO_ROOT / "toolchains"
-PATCHES_DIR = REPO_ROOT / "patches"
+from pydist.options import BuildOptions
+from pydist.paths import LOCK_FILE, PATCHES_DIR, PINS_SCHEMA, REPO_ROOT
+from pydist.platforms import Platform, load_platform
+from pydist.settings import Settings, release_tag
 
 # Rule versions: bump to rebuild everything a rule made.
 LIBRARY_RULE_VERSION = 1
 CPYTHON_RULE_VERSION = 1
+
+# A cross build's build Python: the build host's CPython of the same version, the cheapest way.
+BUILD_PYTHON_OPTIONS = BuildOptions(optimization="noopt")
 
 NAMED_TARGETS = {
     "dist": "the default: full, install_only and install_only_stripped archives, SHA256SUMS and provenance.json",
@@ -68,18 +73,6 @@ def patches_for(package: str, version: str) -> tuple[Patch, ...]:
     return tuple(found)
 
 
-@dataclass
-class BuildGraph:
-    """What SConstruct needs after declaring the graph."""
-
-    lock: SourcesLock
-    request: matrix.BuildRequest
-    toolchain: Toolchain
-    fetcher: Fetcher
-    libraries: dict[str, Any]
-    default: list[Any]
-
-
 def make_fetcher(settings: Settings) -> Fetcher:
     """The fetcher configured from the command line and the host's apt configuration."""
     apt = archives_from_apt()
@@ -95,18 +88,18 @@ def make_fetcher(settings: Settings) -> Fetcher:
     )
 
 
-def library_action(recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: SourcesLock, toolchain: Toolchain) -> Action:
+def library_action(recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: SourcesLock) -> Action:
     """The action that builds one dependency library from its pin."""
     label = pin.id
     return Action(
         name=label,
         rule="library",
         rule_version=LIBRARY_RULE_VERSION * 1000 + recipe.version,
-        target=toolchain.triple,
+        target=ce.platform.triple,
         source=pin,
         patches=patches_for(pin.name, pin.version),
         deps=recipe.deps,
-        toolchain=toolchain,
+        toolchain=ce.platform.toolchain,
         env=recipe.env(ce, label),
         steps=tuple(recipe.steps(ce, label)),
         output=INSTALL_ROOT,
@@ -114,32 +107,18 @@ def library_action(recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: Source
     )
 
 
-def cpython_action(
-    request: matrix.BuildRequest,
-    ce: CompileEnv,
-    lock: SourcesLock,
-    toolchain: Toolchain,
-    deps: tuple[str, ...],
-) -> Action:
+def cpython_action(request: matrix.BuildRequest, ce: CompileEnv, lock: SourcesLock, deps: tuple[str, ...]) -> Action:
     """The action that configures, builds and installs CPython against the dependency artifacts."""
     label = f"cpython-{request.python_version}-{request.options}"
-    patches = patches_for("cpython", request.python_version)
-    if not (PATCHES_DIR / "cpython" / request.python_minor).is_dir():
-        # The FIPS behaviour (finding fips.so, no silent builtin hashes) lives in these patches.
-        raise ConfigError(
-            f"CPython {request.python_minor} has no patch series in patches/cpython/{request.python_minor} yet, "
-            "so its build would lack the FIPS changes",
-            hint="use py=3.11 or py=3.13, or port patches/cpython/3.13 to that release",
-        )
     return Action(
         name=label,
         rule="cpython",
         rule_version=CPYTHON_RULE_VERSION,
-        target=toolchain.triple,
+        target=ce.platform.triple,
         source=request.python,
-        patches=patches,
+        patches=patches_for("cpython", request.python_version),
         deps=deps,
-        toolchain=toolchain,
+        toolchain=ce.platform.toolchain,
         env=cpython.cpython_env(request, ce, label),
         steps=tuple(cpython.cpython_steps(request, ce, label)),
         output=cpython.ARTIFACT_ROOT,
@@ -148,29 +127,35 @@ def cpython_action(
     )
 
 
-def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> BuildGraph:
-    """Validate the request and declare every target of the build in `env`."""
-    lock = load_lock(LOCK_FILE, PINS_SCHEMA)
-    request = matrix.validate_request(lock, target=settings.target, py=settings.py, options=settings.options)
-    toolchain = load_toolchain(TOOLCHAINS_DIR, request.target, PINS_SCHEMA)
-    if checking_host:
-        toolchain.check_host()
-        require_bubblewrap()
-        native = matrix.DEFAULT_TARGET_FOR_HOST.get(host_platform())
-        if toolchain.os == "macos":
-            check_xcode(toolchain)
-            raise ConfigError(
-                f"{request.target}: the pinned Xcode is present, but the macOS build rules are not implemented yet",
-                hint="build a Linux target on a Linux host",
-            )
-        if toolchain.os == "linux" and request.target != native:
-            raise ConfigError(
-                f"cross-building {request.target} on {host_platform()} is not implemented yet "
-                "(its toolchain and sysroot are pinned; the build rules assume a native target)",
-                hint=f"build target={native} here, or build on an aarch64 Linux host",
-            )
-    fetcher = make_fetcher(settings)
-    target_dir = settings.build_dir / request.target
+@dataclass(frozen=True, kw_only=True)
+class PythonNodes:
+    """The SCons nodes of one target's libraries and CPython build."""
+
+    runner: ActionRunner
+    libraries: dict[str, Any]
+    cpython: Any
+
+
+def library_recipes(platform: Platform) -> list[LibraryRecipe]:
+    """The dependency libraries this target uses, OpenSSL last."""
+    return [r for r in [*RECIPES.values(), OPENSSL] if platform.uses_library(r.name)]
+
+
+def declare_python(
+    env: Any,
+    settings: Settings,
+    lock: SourcesLock,
+    request: matrix.BuildRequest,
+    platform: Platform,
+    fetcher: Fetcher,
+    *,
+    named: bool,
+) -> PythonNodes:
+    """Declare the libraries and CPython of `request` for `platform` under ``build/<triple>/``.
+
+    `named` gives them the command-line names (``zlib``, ``libs``, ``cpython``); a build Python's are unnamed.
+    """
+    target_dir = settings.build_dir / platform.triple
     runner = ActionRunner(
         fetcher=fetcher,
         toolchain_root=settings.cache_root / "toolchains",
@@ -178,43 +163,125 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
         log_root=(target_dir / "logs").resolve(),
         jobs=settings.jobs,
     )
-    ce = CompileEnv(toolchain=toolchain, build_host=host_platform())
-
+    ce = CompileEnv(platform=platform)
     libraries: dict[str, Any] = {}
-    for recipe in [*RECIPES.values(), OPENSSL]:
+    for recipe in library_recipes(platform):
         pin = lock.get(recipe.name)
-        action = library_action(recipe, pin, ce, lock, toolchain)
+        action = library_action(recipe, pin, ce, lock)
         artifact = str(target_dir / "deps" / f"{pin.id}.tar.zst")
-        node = scons_glue.declare_action(env, action, runner, artifact, [libraries[d] for d in recipe.deps])
-        env.Alias(recipe.name, node)
-        libraries[recipe.name] = node
-    env.Alias("libs", list(libraries.values()))
+        libraries[recipe.name] = scons_glue.declare_action(
+            env, action, runner, artifact, [libraries[d] for d in recipe.deps]
+        )
+    deps = list(libraries.values())
+    if not platform.native:
+        deps.append(declare_build_python(env, settings, lock, request, platform, fetcher))
+    action = cpython_action(request, ce, lock, tuple(libraries) + (() if platform.native else ("build-python",)))
+    artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
+    node = scons_glue.declare_action(env, action, runner, artifact, deps)
+    if named:
+        for name, library in libraries.items():
+            env.Alias(name, library)
+        env.Alias("libs", list(libraries.values()))
+        env.Alias("cpython", node)
+    return PythonNodes(runner=runner, libraries=libraries, cpython=node)
 
-    python_action = cpython_action(request, ce, lock, toolchain, tuple(libraries))
-    python_artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
-    python_node = scons_glue.declare_action(env, python_action, runner, python_artifact, list(libraries.values()))
-    env.Alias("cpython", python_node)
 
-    license_pins = (*(lock.get(r.name) for r in [*RECIPES.values(), OPENSSL]), request.python)
-    lto = "lto" in request.optimizations.split("+")
+def declare_build_python(
+    env: Any,
+    settings: Settings,
+    lock: SourcesLock,
+    request: matrix.BuildRequest,
+    platform: Platform,
+    fetcher: Fetcher,
+) -> Any:
+    """The build host's own CPython of `request`'s version: the build Python a cross build needs. One artifact
+    per version, shared by every cross target (and by the build host's own noopt build of it)."""
+    host_target = matrix.DEFAULT_TARGET_FOR_HOST.get(platform.build_host)
+    if host_target is None:
+        raise ConfigError(f"no target runs on the build host {platform.build_host}", hint="build on a Linux host")
+    build_request = matrix.BuildRequest(target=host_target, python=request.python, options=BUILD_PYTHON_OPTIONS)
+    build_platform = load_platform(host_target, platform.build_host)
+    return declare_python(env, settings, lock, build_request, build_platform, fetcher, named=False).cpython
+
+
+def check_host(platform: Platform) -> None:
+    """Stop before any work when this machine cannot build the target, saying what it needs."""
+    platform.check_host()
+    platform.toolchain.check_host()
+    if platform.toolchain.sandbox == "bubblewrap":
+        require_bubblewrap()
+    if platform.toolchain.xcode is not None:
+        check_xcode(platform.toolchain)
+        raise ConfigError(
+            f"{platform.triple}: the pinned Xcode is present, but the macOS build rules are not implemented yet",
+            hint="build a Linux target on a Linux host",
+        )
+
+
+def declare(env: Any, settings: Settings, *, checking_host: bool = True, planning: bool = False) -> list[Any]:
+    """Validate the request and declare every target of the build in `env`; return the default targets.
+
+    `planning` (``scons -n``) declares what would run without running it, for minors not yet buildable too.
+    """
+    lock = load_lock(LOCK_FILE, PINS_SCHEMA)
+    request = matrix.validate_request(
+        lock, target=settings.target, py=settings.py, options=settings.options, planning=planning
+    )
+    platform = load_platform(request.target)
+    if checking_host:
+        check_host(platform)
+    fetcher = make_fetcher(settings)
+    nodes = declare_python(env, settings, lock, request, platform, fetcher, named=True)
+    declare_dist(env, settings, lock, request, platform, fetcher, nodes)
+    declare_tasks(env, settings, lock, request, platform, fetcher)
+    return [env.Alias("dist")]
+
+
+def declare_dist(
+    env: Any,
+    settings: Settings,
+    lock: SourcesLock,
+    request: matrix.BuildRequest,
+    platform: Platform,
+    fetcher: Fetcher,
+    nodes: PythonNodes,
+) -> None:
+    """The archives, SHA256SUMS and provenance of the requested build (``scons dist``)."""
+    target_dir = settings.build_dir / platform.triple
+    recipes = library_recipes(platform)
+    toolchain = platform.toolchain
     dist_ctx = dist_graph.DistContext(
         request=request,
         lock=lock,
         toolchain=toolchain,
-        runner=runner,
+        runner=nodes.runner,
         fetcher=fetcher,
         work_root=(target_dir / "work").resolve(),
         tests_root=(target_dir / "tests").resolve(),
-        license_pins=license_pins,
-        object_format=f"llvm-bitcode:{toolchain.compiler.version}" if lto and toolchain.compiler else "elf",
+        license_pins=(*(lock.get(r.name) for r in recipes), request.python),
+        object_format=f"llvm-bitcode:{toolchain.compiler.version}"
+        if request.options.lto and toolchain.compiler
+        else platform.object_format,
     )
     names = DistNames(request=request, tag=release_tag(settings.tag, lock.source_date_epoch))
+    libraries = list(nodes.libraries.values())
     dist_nodes = dist_graph.declare_distribution(
-        env, dist_ctx, names, settings.dist_dir, python_node, libraries["openssl"], list(libraries.values())
+        env, dist_ctx, names, settings.dist_dir, nodes.cpython, nodes.libraries["openssl"], libraries
     )
     env.Alias("dist", dist_nodes)
 
-    needed = [lock.get(r.name) for r in [*RECIPES.values(), OPENSSL]] + [request.python]
+
+def declare_tasks(
+    env: Any,
+    settings: Settings,
+    lock: SourcesLock,
+    request: matrix.BuildRequest,
+    platform: Platform,
+    fetcher: Fetcher,
+) -> None:
+    """``scons fetch`` and ``scons toolchain``."""
+    toolchain = platform.toolchain
+    needed = [lock.get(r.name) for r in library_recipes(platform)] + [request.python]
     needed += toolchain.all_packages()
 
     def fetch_all() -> None:
@@ -228,8 +295,8 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True) -> Buil
         with log.step(f"toolchain {toolchain.triple}"):
             dirs = materialize_toolchain(toolchain, fetcher, settings.cache_root / "toolchains")
         log.say(f"  compiler {dirs.compiler}\n  sysroot  {dirs.sysroot}")
+        for arch, program in dirs.emulators.items():
+            log.say(f"  {arch} emulator {program}")
 
     scons_glue.declare_task(env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
     scons_glue.declare_task(env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
-    default = [env.Alias("dist")]
-    return BuildGraph(lock, request, toolchain, fetcher, libraries, default)

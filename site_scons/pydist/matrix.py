@@ -1,4 +1,8 @@
-"""The build matrix: which targets, Python versions and option sets exist, and how a request is validated."""
+"""The build matrix: which targets, Python versions and option sets exist, and how a request is validated.
+
+Targets are the pin files in ``toolchains/``, Python minors the rows of ``python_minors``, option sets those of
+``options``: nothing here repeats them.
+"""
 
 from __future__ import annotations
 
@@ -6,27 +10,39 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from hermetic import log
 from hermetic.errors import ConfigError
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.toolchain import host_platform
+from pydist import options as build_options
+from pydist import python_minors
+from pydist.options import BuildOptions
+from pydist.paths import TOOLCHAINS_DIR
+from pydist.python_minors import PythonMinor
 
-TARGETS = ("x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu", "aarch64-apple-darwin")
 
-# The triple a host builds by default.
-DEFAULT_TARGET_FOR_HOST = {
-    "x86_64-linux": "x86_64-unknown-linux-gnu",
-    "aarch64-linux": "aarch64-unknown-linux-gnu",
-    "aarch64-macos": "aarch64-apple-darwin",
-}
+def _target_hosts(toolchains_dir: Path) -> dict[str, str]:
+    """Every target triple with the ``<arch>-<os>`` it runs on, from the toolchain pin files."""
+    found = {}
+    for path in sorted(toolchains_dir.glob("*.toml")):
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+        found[data["triple"]] = f"{data['arch']}-{data['os']}"
+    return found
+
+
+_RUNS_ON = _target_hosts(TOOLCHAINS_DIR)
+# Linux targets first (what these machines build), then macOS.
+TARGETS = tuple(sorted(_RUNS_ON, key=lambda t: (_RUNS_ON[t].endswith("macos"), t)))
+# The triple a host builds by default: the one that runs on it.
+DEFAULT_TARGET_FOR_HOST = {host: triple for triple, host in _RUNS_ON.items()}
 
 DEFAULT_PYTHON = "3.13"
-SUPPORTED_MINORS = ("3.10", "3.11", "3.12", "3.13", "3.14")
-
-# Release builds first, then the development ones.
-OPTIONS = ("pgo+lto", "freethreaded+pgo+lto", "noopt", "freethreaded+noopt", "debug", "freethreaded+debug")
-DEFAULT_OPTIONS = "pgo+lto"
-FREETHREADED_SINCE = (3, 13)
+SUPPORTED_MINORS = python_minors.SUPPORTED
+OPTIONS = build_options.ALL
+DEFAULT_OPTIONS = build_options.DEFAULT
+RELEASE_OPTIONS = build_options.RELEASE
 
 
 def default_target() -> str:
@@ -45,12 +61,12 @@ class BuildRequest:
     Attributes:
         target: (str) target triple.
         python: (Pin) the pinned CPython source.
-        options: (str) ``+``-joined option set, e.g. ``freethreaded+pgo+lto``.
+        options: (BuildOptions) the option set, e.g. ``freethreaded+pgo+lto``.
     """
 
     target: str
     python: Pin
-    options: str
+    options: BuildOptions
 
     @property
     def python_version(self) -> str:
@@ -60,17 +76,17 @@ class BuildRequest:
     @property
     def python_minor(self) -> str:
         """``X.Y``."""
-        return ".".join(self.python.version.split(".")[:2])
+        return self.minor.minor
+
+    @property
+    def minor(self) -> PythonMinor:
+        """What differs for this Python minor."""
+        return python_minors.minor_of(self.python.version)
 
     @property
     def freethreaded(self) -> bool:
         """Whether the GIL is disabled (``--disable-gil``)."""
-        return "freethreaded" in self.options.split("+")
-
-    @property
-    def optimizations(self) -> str:
-        """The options without ``freethreaded``: ``pgo+lto``, ``noopt`` or ``debug``."""
-        return "+".join(o for o in self.options.split("+") if o != "freethreaded")
+        return self.options.freethreaded
 
 
 def resolve_python(lock: SourcesLock, requested: str) -> Pin:
@@ -93,26 +109,44 @@ def resolve_python(lock: SourcesLock, requested: str) -> Pin:
     return lock.get("cpython", requested)
 
 
-def validate_request(lock: SourcesLock, *, target: str, py: str, options: str) -> BuildRequest:
-    """Check the three command-line values together and return the request they describe."""
+def buildable_minors() -> tuple[str, ...]:
+    """The minors with a reviewed FIPS patch series: the only ones a build accepts."""
+    return tuple(m.minor for m in python_minors.MINORS.values() if m.fips_patches)
+
+
+def validate_request(lock: SourcesLock, *, target: str, py: str, options: str, planning: bool = False) -> BuildRequest:
+    """Check the three command-line values together and return the request they describe.
+
+    `planning` (``scons -n``) lets a minor without its FIPS patch series be planned, with a warning: its rules
+    can be inspected, but no build of it is ever run.
+    """
     if target not in TARGETS:
         raise ConfigError(f"target={target} is not a supported target", hint=f"valid: {', '.join(TARGETS)}")
-    if options not in OPTIONS:
-        raise ConfigError(f"options={options} is not a supported option set", hint=f"valid: {', '.join(OPTIONS)}")
+    parsed = BuildOptions.parse(options)
     python = resolve_python(lock, py)
-    request = BuildRequest(target=target, python=python, options=options)
-    if request.freethreaded and _version_key(request.python_minor) < FREETHREADED_SINCE:
+    request = BuildRequest(target=target, python=python, options=parsed)
+    if request.freethreaded and not request.minor.freethreading:
         raise ConfigError(
             f"options={options} needs Python 3.13 or newer, py={py} is {python.version}",
             hint="use py=3.13 or newer, or drop freethreaded",
         )
+    if not request.minor.fips_patches:
+        # The FIPS behaviour (finding fips.so, provider-backed hashes, the scoped switch) lives in these patches.
+        minor = request.python_minor
+        refusal = ConfigError(
+            f"CPython {minor} has no patch series in patches/cpython/{minor} yet, so its build would lack the FIPS "
+            "changes",
+            hint=f"use py={' or py='.join(buildable_minors())}, or port patches/cpython/3.13 to {minor}",
+        )
+        if not planning:
+            raise refusal
+        log.warn(f"{refusal.one_line()} (planning only)")
     return request
 
 
 # ------------------------------------------------------------------------------------------------ CI matrix
 
-# The combinations a release ships: option sets, and the GitHub-hosted runner of each build host (<arch>-<os>).
-RELEASE_OPTIONS = ("pgo+lto", "freethreaded+pgo+lto")
+# The GitHub-hosted runner of each build host (<arch>-<os>).
 CI_RUNNERS = {
     "x86_64-linux": "ubuntu-24.04",
     "aarch64-linux": "ubuntu-24.04-arm",
@@ -177,13 +211,8 @@ def build_hosts(target: str, toolchains_dir: Path) -> tuple[str, ...]:
         return tuple(tomllib.load(f)["build_hosts"])
 
 
-def patched_minors(patches_dir: Path) -> tuple[str, ...]:
-    """The supported Python minors that have a FIPS patch series (``patches/cpython/<minor>``)."""
-    return tuple(m for m in SUPPORTED_MINORS if (patches_dir / "cpython" / m).is_dir())
-
-
 def ci_builds(repo_root: Path = _REPO_ROOT) -> list[CiBuild]:
-    """Every release build CI runs: every target, patched Python minor, release option set and capable CI host.
+    """Every release build CI runs: every target, buildable Python minor, release option set and capable CI host.
 
     A target is built on every host its toolchain pin allows that has a GitHub runner, so a native aarch64
     Linux build appears as soon as ``toolchains/aarch64-unknown-linux-gnu.toml`` lists ``aarch64-linux``.
@@ -191,9 +220,9 @@ def ci_builds(repo_root: Path = _REPO_ROOT) -> list[CiBuild]:
     builds = []
     for target in TARGETS:
         hosts = [h for h in build_hosts(target, repo_root / "toolchains") if h in CI_RUNNERS]
-        for python in patched_minors(repo_root / "patches"):
+        for python in buildable_minors():
             for options in RELEASE_OPTIONS:
-                if "freethreaded" in options.split("+") and _version_key(python) < FREETHREADED_SINCE:
+                if BuildOptions.parse(options).freethreaded and not python_minors.MINORS[python].freethreading:
                     continue
                 for host in hosts:
                     test_host, test_runner = CI_TEST_RUNNERS.get(target, ("", ""))

@@ -24,7 +24,7 @@ def _steps(ce: CompileEnv, label: str) -> list[Step]:
     configure = [
         "perl",
         "./Configure",
-        str(ce.toolchain.target["openssl_target"]),
+        ce.platform.openssl_target,
         "enable-fips",
         "no-shared",
         "no-tests",

@@ -9,7 +9,7 @@ import pytest
 from hermetic.errors import LockError, ToolchainError
 from hermetic.lock import load_lock
 from hermetic.toolchain import load_toolchain
-from pydist.graph import LOCK_FILE, PINS_SCHEMA, TOOLCHAINS_DIR
+from pydist.paths import LOCK_FILE, PINS_SCHEMA, TOOLCHAINS_DIR
 
 ENTRY = """
 [[source]]

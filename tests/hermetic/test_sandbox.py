@@ -20,7 +20,7 @@ from hermetic.errors import ActionError
 from hermetic.fetch import ContentStore, Fetcher
 from hermetic.sandbox import Bubblewrap, Mount
 from hermetic.toolchain import Toolchain, load_toolchain
-from pydist.graph import PINS_SCHEMA, TOOLCHAINS_DIR
+from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
 from pydist.settings import default_cache_root
 
 pytestmark = pytest.mark.integration

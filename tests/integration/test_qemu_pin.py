@@ -11,7 +11,7 @@ from hermetic.fetch import ContentStore, Fetcher
 from hermetic.pins import Pin, load_toml
 from hermetic.sandbox import Bubblewrap, Mount
 from hermetic.toolchain import PackageSet, load_toolchain, materialize, materialize_toolchain
-from pydist.graph import PINS_SCHEMA, TOOLCHAINS_DIR
+from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
 from pydist.settings import default_cache_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.network]

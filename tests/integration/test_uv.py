@@ -23,6 +23,7 @@ from hermetic.pins import Pin
 from pydist import uv_downloads
 from pydist.distribution import DistNames
 from pydist.matrix import BuildRequest
+from pydist.options import BuildOptions
 
 UV = Path(sys.executable).parent / "uv"
 
@@ -206,7 +207,10 @@ def test_uv_installs_the_stripped_archive_which_runs_in_fips_mode_and_builds_a_c
 
 def names(options: str) -> DistNames:
     pin = Pin(name="cpython", version="3.13.15", filename="Python-3.13.15.tar.xz", size=1, sha256="0" * 64, urls=())
-    return DistNames(request=BuildRequest(target="x86_64-unknown-linux-gnu", python=pin, options=options), tag="t1")
+    return DistNames(
+        request=BuildRequest(target="x86_64-unknown-linux-gnu", python=pin, options=BuildOptions.parse(options)),
+        tag="t1",
+    )
 
 
 def test_uv_reads_the_freethreaded_entry_as_its_freethreaded_variant(tmp_path: Path) -> None:

@@ -15,12 +15,13 @@ from hermetic.pins import Pin
 from pydist import distribution
 from pydist.distribution import DistNames
 from pydist.matrix import BuildRequest
+from pydist.options import BuildOptions
 
 PIN = Pin(name="cpython", version="3.13.15", filename="Python-3.13.15.tar.xz", size=1, sha256="0" * 64, urls=("x",))
 
 
 def request(options: str) -> BuildRequest:
-    return BuildRequest(target="x86_64-unknown-linux-gnu", python=PIN, options=options)
+    return BuildRequest(target="x86_64-unknown-linux-gnu", python=PIN, options=BuildOptions.parse(options))
 
 
 @pytest.mark.parametrize(

@@ -45,20 +45,19 @@ def test_each_build_runs_on_a_host_its_toolchain_allows() -> None:
     assert {(b.runner, b.test_runner) for b in aarch64} == {("ubuntu-24.04", "ubuntu-24.04-arm")}
 
 
-def test_a_new_patch_series_and_a_native_build_host_extend_the_matrix(tmp_path: Path) -> None:
+def test_a_native_build_host_extends_the_matrix(tmp_path: Path) -> None:
     root = copy_layout(tmp_path)
-    (root / "patches" / "cpython" / "3.14").mkdir()
     pin = root / "toolchains" / "aarch64-unknown-linux-gnu.toml"
     pin.write_text(
         pin.read_text().replace('build_hosts = ["x86_64-linux"]', 'build_hosts = ["x86_64-linux", "aarch64-linux"]')
     )
     builds = matrix.ci_builds(root)
-    assert {b.python for b in builds} == {"3.11", "3.13", "3.14"}
+    assert {b.python for b in builds} == set(matrix.buildable_minors()) == {"3.11", "3.13"}
     native = [b for b in builds if b.target == "aarch64-unknown-linux-gnu" and b.host == "aarch64-linux"]
     assert {b.runner for b in native} == {"ubuntu-24.04-arm"}
     assert all(b.test_runner == "" for b in native)  # built natively: no separate native test job
     cross = [b for b in builds if b.target == "aarch64-unknown-linux-gnu" and b.host == "x86_64-linux"]
-    assert len(cross) == len(native) == 5
+    assert len(cross) == len(native) == 3
 
 
 def test_the_command_prints_a_github_matrix(capsys: pytest.CaptureFixture[str]) -> None:

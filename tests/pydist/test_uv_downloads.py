@@ -15,13 +15,14 @@ from pydist import uv_downloads
 from pydist.__main__ import main
 from pydist.distribution import DistNames
 from pydist.matrix import BuildRequest
+from pydist.options import BuildOptions
 
 BASE = "https://example.invalid/releases/download/20261130T0000"
 
 
 def names(version: str, target: str, options: str, tag: str = "20261130T0000") -> DistNames:
     pin = Pin(name="cpython", version=version, filename=f"Python-{version}.tar.xz", size=1, sha256="0" * 64, urls=())
-    return DistNames(request=BuildRequest(target=target, python=pin, options=options), tag=tag)
+    return DistNames(request=BuildRequest(target=target, python=pin, options=BuildOptions.parse(options)), tag=tag)
 
 
 def test_a_release_build_is_the_default_variant_and_points_at_the_stripped_archive() -> None:

@@ -115,6 +115,14 @@ class Platform(ABC):
         """PYTHON.json's ``crt_features`` for the install tree at `install`."""
 
     @abstractmethod
+    def compilers(self) -> tuple[str, str]:
+        """The C and C++ compiler commands, each one word (configure scripts key features on the name)."""
+
+    @abstractmethod
+    def binutils(self) -> Mapping[str, str]:
+        """AR, RANLIB, NM, STRIP (and OBJCOPY where it exists): the archive and binary tools to use."""
+
+    @abstractmethod
     def compiler_launcher_pattern(self) -> str:
         """A regex matching the sandbox's compiler launcher names recorded in build settings (group 1 is the
         plain driver name they are rewritten to)."""

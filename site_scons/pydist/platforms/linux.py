@@ -42,5 +42,18 @@ class LinuxPlatform(Platform):
         glibc_max = elfinfo.max_glibc_version(elves)
         return ["glibc-dynamic"] + ([f"glibc-max-symbol-version:{glibc_max}"] if glibc_max else [])
 
+    def compilers(self) -> tuple[str, str]:
+        # The pinned clang's launchers aimed at the target and its sysroot (toolchains/compilers/*.toml).
+        return f"{self.host_triple}-clang", f"{self.host_triple}-clang++"
+
+    def binutils(self) -> Mapping[str, str]:
+        return {
+            "AR": "llvm-ar",
+            "RANLIB": "llvm-ranlib",
+            "NM": "llvm-nm",
+            "STRIP": "llvm-strip",
+            "OBJCOPY": "llvm-objcopy",
+        }
+
     def compiler_launcher_pattern(self) -> str:
         return r"(?<![\w./-])[a-z0-9_]+-linux-gnu-(clang\+\+|clang)(?![\w.-])"

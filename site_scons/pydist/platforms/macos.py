@@ -45,5 +45,12 @@ class MacOSPlatform(Platform):
     def crt_features(self, install: Path) -> list[str]:
         return ["libSystem"]
 
+    def compilers(self) -> tuple[str, str]:
+        # Xcode's drivers; the target and deployment floor come with the flags of toolchains/<triple>.toml.
+        return "clang", "clang++"
+
+    def binutils(self) -> Mapping[str, str]:
+        return {"AR": "ar", "RANLIB": "ranlib", "NM": "nm", "STRIP": "strip"}
+
     def compiler_launcher_pattern(self) -> str:
         return r"(?!)"  # Xcode's clang is recorded as plain clang already
