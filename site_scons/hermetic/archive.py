@@ -55,7 +55,7 @@ def pinned_settings() -> dict[str, object]:
 
 _CHUNK = 1 << 16
 # zstd can expand one input byte about 32768 times: feeding it small pieces bounds what one step produces.
-_ZSTD_INPUT = 1 << 11
+_ZSTD_INPUT = 1 << 10
 # The last bytes handed to tarfile are kept to check the block where it saw the archive end.
 _TAIL = 1 << 16
 _CORRUPT_HINT = "the file is damaged or incomplete: fetch or build it again"
@@ -270,6 +270,10 @@ class LinkResolutionError(Exception):
     """A symlink leads out of its tree, or through too many links to follow (the message says which)."""
 
 
+class SymlinkLoopError(LinkResolutionError):
+    """A symlink goes through more links than the kernel follows (a loop, or a chain growing exponentially)."""
+
+
 def resolve_in_tree(path: str, entry: Callable[[str], tuple[EntryKind, str]]) -> str:
     """Where `path` (relative to a tree's root) leads once every symlink inside the tree is followed.
 
@@ -296,7 +300,7 @@ def resolve_in_tree(path: str, entry: Callable[[str], tuple[EntryKind, str]]) ->
         if kind == "link":
             hops += 1
             if hops > _MAX_LINK_HOPS:
-                raise LinkResolutionError(f"goes through more than {_MAX_LINK_HOPS} symlinks (a loop?)")
+                raise SymlinkLoopError(f"goes through more than {_MAX_LINK_HOPS} symlinks (a loop?)")
             if target.startswith("/"):
                 raise LinkResolutionError(f"goes through {'/'.join([*parts, component])!r} -> {target!r}")
             pending.extend(reversed(target.split("/")))
