@@ -591,7 +591,9 @@ def extract_deb(deb: Path, dest: Path, *, label: str | None = None) -> None:
                 name = header[:16].decode().strip().rstrip("/")
                 size = int(header[48:58].decode().strip())
             except ValueError:
-                raise CorruptArchiveError(f"{label}: damaged ar member header", hint=_CORRUPT_HINT) from None
+                size = -1
+            if size < 0:
+                raise CorruptArchiveError(f"{label}: damaged ar member header", hint=_CORRUPT_HINT)
             if name.startswith("data.tar"):
                 data = _Slice(f, size)
                 extract_tar(deb, dest, fix_absolute_links=True, fileobj=data, label=label)  # type: ignore[arg-type]
