@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import bz2
 import contextlib
+import errno
 import gzip
 import lzma
 import os
@@ -284,7 +285,7 @@ def resolve_in_tree(path: str, entry: Callable[[str], tuple[EntryKind, str]]) ->
     """
     parts: list[str] = []
     by_name = 0  # how many of the last `parts` do not exist as directories
-    pending = [c for c in reversed(path.split("/"))]
+    pending = list(reversed(path.split("/")))
     hops = 0
     while pending:
         component = pending.pop()
@@ -337,8 +338,11 @@ class _Extraction:
     """
 
     def __init__(self, dest: Path, label: str, fix_absolute_links: bool) -> None:
+        self.dest = dest
         self.label = label
         self.fix_absolute_links = fix_absolute_links
+        with os.scandir(dest) as entries:
+            self.shared = next(entries, None) is not None  # other archives were unpacked here
         self.root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.dir_fds: OrderedDict[str, int] = OrderedDict()
         self.files: dict[str, tuple[int, int]] = {}  # regular files written: path -> (device, inode)
@@ -389,7 +393,9 @@ class _Extraction:
                 raise self.refuse(f"member {member!r} needs {rel!r}, which this archive did not create") from None
             os.mkdir(name, 0o755, dir_fd=parent_fd)
             fd = os.open(name, _DIRECTORY, dir_fd=parent_fd)
-        except OSError:
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
             found = "a symlink" if stat.S_ISLNK(os.lstat(name, dir_fd=parent_fd).st_mode) else "not a directory"
             raise self.refuse(f"member {member!r} goes through {rel!r}, which is {found}") from None
         self.dir_fds[rel] = fd
@@ -509,13 +515,27 @@ class _Extraction:
             return "link", os.readlink(rel, dir_fd=self.root_fd)
         return ("dir" if stat.S_ISDIR(mode) else "other"), ""
 
+    def earlier_links(self) -> Iterator[tuple[str, str]]:
+        """(path, target) of the symlinks other archives left in the destination."""
+        for dirpath, dirnames, filenames in os.walk(self.dest):  # does not descend into symlinks
+            for name in dirnames + filenames:
+                path = Path(dirpath, name)
+                if path.is_symlink():
+                    yield str(path.relative_to(self.dest)), os.readlink(path)
+
     def finish(self) -> None:
-        """Check every symlink against the finished tree, create them, then set directory mtimes."""
-        for rel, (target, member, _) in self.symlinks.items():
+        """Check every symlink against the finished tree, create them, then set directory mtimes.
+
+        Links other archives left here are checked again: what this one adds may change where they lead."""
+        checks = {rel: f"symlink {member!r} -> {target!r}" for rel, (target, member, _) in self.symlinks.items()}
+        if self.shared:
+            for rel, target in self.earlier_links():
+                checks.setdefault(rel, f"symlink {rel!r} -> {target!r}, unpacked earlier, with this archive")
+        for rel, what in checks.items():
             try:
                 resolve_in_tree(rel, self.entry)
             except LinkResolutionError as e:
-                raise self.refuse(f"symlink {member!r} -> {target!r} {e}") from None
+                raise self.refuse(f"{what} {e}") from None
         for rel, (target, member, mtime) in self.symlinks.items():
             parent_fd, name = self.parent(rel, member)
             os.symlink(target, name, dir_fd=parent_fd)

@@ -360,6 +360,21 @@ def test_deb_relative_escape_through_a_relativized_link_is_refused(host: Host) -
     assert host.snapshot() == before
 
 
+def test_a_later_package_cannot_turn_an_earlier_link_outwards(host: Host) -> None:
+    """Each link is harmless alone; together (two packages unpacked into one sysroot) "x" leads out."""
+    first = make_deb(host.top / "archives" / "first.deb", tar_bytes([symlink("./usr/p/q/x", "y/../..")]))
+    second = make_deb(host.top / "archives" / "second.deb", tar_bytes([symlink("./usr/p/q/y", "../..")]))
+    extract_deb(first, host.dest)
+    before = host.snapshot()
+    with pytest.raises(
+        UnsafeArchiveError, match=r"^second\.deb: symlink 'usr/p/q/x' -> 'y/\.\./\.\.', unpacked earlier"
+    ):
+        extract_deb(second, host.dest)
+    assert host.snapshot() == before
+    assert not (host.dest / "usr" / "p" / "q" / "y").is_symlink()
+    assert_stays_inside(host.dest)
+
+
 # ---------------------------------------------------------------------------------------------- normal archives
 
 
