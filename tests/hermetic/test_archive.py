@@ -181,9 +181,9 @@ HOSTILE: dict[str, tuple[list[Member], str]] = {
         [*CHAIN, directory("e/sentinel", mode=0o777, mtime=0)],
         "goes through the symlink 'e'",
     ),
-    "directory member naming a link (chmod, utime)": (
-        [*CHAIN, directory("e", mode=0o777, mtime=0)],
-        "directory 'e' would replace a symlink of the same name",
+    "directory member naming a link to the 0700 sentinel (chmod, utime)": (
+        [*CHAIN[:6], symlink("s", "d0/d1/d2/d3/d4/l/../../../../../sentinel"), directory("s", mode=0o777, mtime=0)],
+        "directory 's' would replace a symlink of the same name",
     ),
     "file written through a link": ([*CHAIN, regular("e/sentinel/planted.txt")], "goes through the symlink 'e'"),
     "file written through a link's link": (
