@@ -1,28 +1,37 @@
 """Archives in and out: safe extraction of tarballs and .deb files, deterministic packing of trees.
 
-Extraction refuses any member that would land outside the destination (absolute names, ``..``, links
-pointing out of the tree, device files). Packing writes members sorted by name, owned by 0:0, with one fixed
-mtime, normalized modes and no pax headers, so the same tree always gives the same bytes.
+Extraction treats every archive as hostile: it refuses absolute names, ``..``, devices and fifos, never
+creates, links, chmods or re-dates anything through a symlink (each path is walked from the destination with
+O_NOFOLLOW), creates symlinks last and only when they resolve inside the destination, and hard-links only to
+files the same archive wrote. A truncated or damaged archive is one CorruptArchiveError naming it. Python's
+tarfile only parses headers and data here; its extraction (and its filters) is not used.
+Packing writes members sorted by name, owned by 0:0, with one fixed mtime, normalized modes and no pax
+headers, so the same tree always gives the same bytes.
 """
 
 from __future__ import annotations
 
+import bz2
+import contextlib
+import errno
 import gzip
-import io
+import lzma
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+import zlib
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Literal
 
 import zstandard
 
-from hermetic.errors import UnsafeArchiveError
+from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError, UnsafeArchiveError
 
 Compression = Literal["zst", "gz", "none"]
 
@@ -45,60 +54,494 @@ def pinned_settings() -> dict[str, object]:
 
 # ---------------------------------------------------------------------------------------------- reading
 
+_CHUNK = 1 << 16
+# zstd can expand one input byte about 32768 times: feeding it small pieces bounds what one step produces.
+_ZSTD_INPUT = 1 << 10
+# The last bytes handed to tarfile are kept to check the block where it saw the archive end.
+_TAIL = 1 << 16
+_CORRUPT_HINT = "the file is damaged or incomplete: fetch or build it again"
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read (to sniff the compression) and are put back."""
+
+    def __init__(self, head: bytes, raw: BinaryIO) -> None:
+        self._head = head
+        self._raw = raw
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes (all that is left when negative)."""
+        if not self._head:
+            return self._raw.read(size)
+        if size < 0:
+            data, self._head = self._head + self._raw.read(), b""
+            return data
+        data, self._head = self._head[:size], self._head[size:]
+        return data
+
+
+class _ZstdFrames:
+    """Decompressed zstd frames that notice a stream stopping inside a frame (zstandard's own readers
+    return a short stream instead)."""
+
+    def __init__(self, raw: _Prefixed) -> None:
+        self._raw = raw
+        self._frame = zstandard.ZstdDecompressor().decompressobj()
+        self._in_frame = False
+        self._buffer = b""
+        self._offset = 0
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` decompressed bytes (all that is left when negative)."""
+        while (size < 0 or len(self._buffer) - self._offset < size) and not self._eof:
+            self._fill()
+        end = len(self._buffer) if size < 0 else self._offset + size
+        data = self._buffer[self._offset : end]
+        self._offset += len(data)
+        return data
+
+    def _fill(self) -> None:
+        data = self._raw.read(_ZSTD_INPUT)
+        if not data:
+            if self._in_frame:
+                raise EOFError("the zstd stream ends inside a frame")
+            self._eof = True
+            return
+        produced = []
+        while data:
+            if self._frame.eof:
+                self._frame = zstandard.ZstdDecompressor().decompressobj()
+            produced.append(self._frame.decompress(data))
+            self._in_frame = not self._frame.eof
+            data = self._frame.unused_data if self._frame.eof else b""
+        self._buffer = self._buffer[self._offset :] + b"".join(produced)
+        self._offset = 0
+
+
+def _decompressor(raw: BinaryIO) -> tuple[str, BinaryIO | _Prefixed | _ZstdFrames]:
+    """The compression of `raw`, told from its first bytes, and a reader of its decompressed bytes."""
+    head = raw.read(6)
+    prefixed = _Prefixed(head, raw)
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return "zstd", _ZstdFrames(prefixed)
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip", gzip.GzipFile(fileobj=prefixed, mode="rb")  # type: ignore[arg-type]
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return "xz", lzma.LZMAFile(prefixed)  # type: ignore[arg-type]
+    if head.startswith(b"BZh"):
+        return "bzip2", bz2.BZ2File(prefixed)  # type: ignore[arg-type]
+    return "tar", prefixed
+
+
+class _ArchiveStream:
+    """The decompressed bytes of an archive. Any failure to read them is a CorruptArchiveError naming the
+    archive; an optional limit stops a decompression bomb; the last bytes read are kept for the check of
+    the end-of-archive block."""
+
+    def __init__(self, raw: BinaryIO, label: str, limit: int | None) -> None:
+        self.label = label
+        self._limit = limit
+        self.position = 0
+        self._recent: deque[bytes] = deque()  # the last reads, at least _TAIL bytes once there are that many
+        self._recent_size = 0
+        with self._reading():
+            self.compression, self._inner = _decompressor(raw)
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` decompressed bytes."""
+        with self._reading():
+            data = self._inner.read(size)
+        self.position += len(data)
+        if self._limit is not None and self.position > self._limit:
+            raise ArchiveTooLargeError(
+                f"{self.label}: expands to more than {self._limit} bytes (a decompression bomb?)",
+                hint="refusing to read further",
+            )
+        self._recent.append(data)
+        self._recent_size += len(data)
+        while self._recent_size - len(self._recent[0]) >= _TAIL:
+            self._recent_size -= len(self._recent.popleft())
+        return data
+
+    def drain(self) -> None:
+        """Read to the end, so the compression's own checks (checksums, end markers) run."""
+        while self.read(_CHUNK):
+            pass
+
+    def zero_block_at(self, offset: int) -> bool:
+        """Whether the 512 bytes at `offset` (recently read) are all zero: tar's end-of-archive block."""
+        start = offset - (self.position - self._recent_size)
+        block = b"".join(self._recent)[max(start, 0) : start + tarfile.BLOCKSIZE]
+        return start >= 0 and len(block) == tarfile.BLOCKSIZE and not any(block)
+
+    @contextmanager
+    def _reading(self) -> Iterator[None]:
+        try:
+            yield
+        except EOFError as e:
+            raise CorruptArchiveError(f"{self.label}: truncated ({e})", hint=_CORRUPT_HINT) from None
+        except (gzip.BadGzipFile, zlib.error, lzma.LZMAError, zstandard.ZstdError, ValueError) as e:
+            kind = getattr(self, "compression", "compressed")
+            raise CorruptArchiveError(f"{self.label}: corrupt {kind} data ({e})", hint=_CORRUPT_HINT) from None
+        except OSError as e:
+            raise CorruptArchiveError(f"{self.label}: cannot be read ({e})", hint=_CORRUPT_HINT) from None
+
+
+class _TarStream(tarfile.TarFile):
+    """A tarfile reader that, when the members run out, checks the archive really ended there (tarfile
+    takes a missing or damaged header for the end) and reads the rest so the compression is verified."""
+
+    def __init__(self, *args: object, archive_stream: _ArchiveStream, **kwargs: object) -> None:
+        self.archive_stream = archive_stream
+        self.ended = False
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+
+    def next(self) -> tarfile.TarInfo | None:
+        """The next member, or None at a verified end of the archive."""
+        member = super().next()
+        # A stream is read once: keeping every header (tarfile does, for random access) only costs memory.
+        self.members.clear()
+        if member is None and not self.ended:
+            self.ended = True
+            if not self.archive_stream.zero_block_at(self.offset):
+                raise CorruptArchiveError(
+                    f"{self.archive_stream.label}: truncated or damaged tar data at byte {self.offset}",
+                    hint=_CORRUPT_HINT,
+                )
+            self.archive_stream.drain()
+        return member
+
+
+def _tar_problem(error: tarfile.TarError) -> str:
+    text = str(error)
+    if text == "unexpected end of data":
+        return "truncated (the tar data ends inside a member)"
+    if text == "empty file":
+        return "empty, not a tar archive"
+    return f"not a tar archive or damaged ({text})"
+
 
 @contextmanager
-def open_tar(path: Path) -> Iterator[tarfile.TarFile]:
-    """Open a tarball for one sequential pass (.tar.zst through zstandard, anything else by tarfile)."""
-    if path.name.endswith((".zst", ".zstd")):
-        with (
-            open(path, "rb") as raw,
-            zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-            tarfile.open(fileobj=stream, mode="r|") as tar,
-        ):
-            yield tar
-    else:
-        with tarfile.open(path, mode="r|*") as tar:
-            yield tar
+def _tar_errors(label: str) -> Iterator[None]:
+    """Report tarfile's own errors as a CorruptArchiveError naming the archive."""
+    try:
+        yield
+    except tarfile.TarError as e:
+        raise CorruptArchiveError(f"{label}: {_tar_problem(e)}", hint=_CORRUPT_HINT) from None
 
 
 @contextmanager
-def _open_stream(fileobj: BinaryIO) -> Iterator[tarfile.TarFile]:
-    with tarfile.open(fileobj=fileobj, mode="r|*") as tar:
+def _read_tar(raw: BinaryIO, label: str, limit: int | None) -> Iterator[tarfile.TarFile]:
+    stream = _ArchiveStream(raw, label, limit)
+    with _tar_errors(label):
+        tar = _TarStream.open(fileobj=stream, mode="r|", archive_stream=stream)  # type: ignore[arg-type]
         yield tar
+
+
+@contextmanager
+def open_tar(path: Path, *, label: str | None = None, limit: int | None = None) -> Iterator[tarfile.TarFile]:
+    """Open a tarball (plain, gzip, xz, bzip2 or zstd, told from its first bytes) for one sequential pass.
+
+    A damaged or truncated archive raises CorruptArchiveError naming `label` (default: the file's name);
+    reading every member verifies the archive to its end. `limit` caps the decompressed bytes read
+    (ArchiveTooLargeError past it).
+    """
+    with open(path, "rb") as raw, _read_tar(raw, label or path.name, limit) as tar:
+        yield tar
+
+
+# ---------------------------------------------------------------------------------------------- extracting
+
+_DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_MAX_LINK_HOPS = 40  # as Linux's MAXSYMLINKS
+_OPEN_DIRECTORIES = 64
+_UNSAFE_HINT = "refusing to unpack it: check where this archive comes from"
+_SPECIAL = {
+    tarfile.CHRTYPE: "a character device",
+    tarfile.BLKTYPE: "a block device",
+    tarfile.FIFOTYPE: "a fifo",
+}
+
+EntryKind = Literal["dir", "link", "other", "missing"]
+
+
+class LinkResolutionError(Exception):
+    """A symlink leads out of its tree, or through too many links to follow (the message says which)."""
+
+
+class SymlinkLoopError(LinkResolutionError):
+    """A symlink goes through more links than the kernel follows (a loop, or a chain growing exponentially)."""
+
+
+def resolve_in_tree(path: str, entry: Callable[[str], tuple[EntryKind, str]]) -> str:
+    """Where `path` (relative to a tree's root) leads once every symlink inside the tree is followed.
+
+    `entry(rel)` says what is at `rel` (whose parents are directories): ``("link", target)``, ``("dir", "")``,
+    ``("other", "")`` or ``("missing", "")``. What lies below a missing path or a file is taken by name, as
+    the directories someone may create there later. Raises LinkResolutionError for a path that goes above
+    the root or through an absolute link target, and for more than 40 links on the way (a loop).
+    """
+    parts: list[str] = []
+    by_name = 0  # how many of the last `parts` do not exist as directories
+    pending = list(reversed(path.split("/")))
+    hops = 0
+    while pending:
+        component = pending.pop()
+        if component in ("", "."):
+            continue
+        if component == "..":
+            if not parts:
+                raise LinkResolutionError("leads out of the tree")
+            parts.pop()
+            by_name = max(by_name - 1, 0)
+            continue
+        kind, target = ("missing", "") if by_name else entry("/".join([*parts, component]))
+        if kind == "link":
+            hops += 1
+            if hops > _MAX_LINK_HOPS:
+                raise SymlinkLoopError(f"goes through more than {_MAX_LINK_HOPS} symlinks (a loop?)")
+            if target.startswith("/"):
+                raise LinkResolutionError(f"goes through {'/'.join([*parts, component])!r} -> {target!r}")
+            pending.extend(reversed(target.split("/")))
+            continue
+        parts.append(component)
+        by_name += kind != "dir"
+    return "/".join(parts)
 
 
 def _member_path(name: str, strip: int, archive: str) -> str | None:
     """The safe relative path of a member after stripping `strip` leading components (None: skip it)."""
     if name.startswith("/"):
-        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path", hint="refusing to unpack")
+        raise UnsafeArchiveError(f"{archive}: member {name!r} has an absolute path", hint=_UNSAFE_HINT)
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
-        raise UnsafeArchiveError(f"{archive}: member {name!r} escapes its directory", hint="refusing to unpack")
+        raise UnsafeArchiveError(f"{archive}: member {name!r} escapes its directory (..)", hint=_UNSAFE_HINT)
     parts = parts[strip:]
     return "/".join(parts) if parts else None
-
-
-def _link_target(member_rel: str, target: str, archive: str, *, fix_absolute: bool) -> str:
-    """Validate (and, for sysroots, relativize) a symlink target so it stays inside the tree."""
-    if target.startswith("/"):
-        if not fix_absolute:
-            raise UnsafeArchiveError(
-                f"{archive}: symlink {member_rel!r} points to absolute path {target!r}",
-                hint="refusing to unpack",
-            )
-        target = posixpath.relpath(posixpath.normpath(target), "/" + posixpath.dirname(member_rel))
-    resolved = posixpath.normpath(posixpath.join(posixpath.dirname(member_rel), target))
-    if resolved == ".." or resolved.startswith("../"):
-        raise UnsafeArchiveError(
-            f"{archive}: symlink {member_rel!r} -> {target!r} escapes its directory",
-            hint="refusing to unpack",
-        )
-    return target
 
 
 def _single_top_dir(names: Iterable[str]) -> bool:
     tops = {n.lstrip("./").split("/", 1)[0] for n in names if n.lstrip("./")}
     return len(tops) == 1
+
+
+class _Extraction:
+    """One archive unpacked into a directory without ever following a symlink.
+
+    Every path is reached from the destination one directory at a time with O_NOFOLLOW, so no member is
+    created, linked, chmod'ed or re-dated through a link, whatever came before it. Symlinks are created
+    last, after each was resolved against the finished tree (its own links included) and found inside
+    it; until then a member under a symlink's name is refused. Hard links may only name regular files this
+    archive wrote, reached through directories alone and still the same inode.
+    """
+
+    def __init__(self, dest: Path, label: str, fix_absolute_links: bool) -> None:
+        self.dest = dest
+        self.label = label
+        self.fix_absolute_links = fix_absolute_links
+        with os.scandir(dest) as entries:
+            self.shared = next(entries, None) is not None  # other archives were unpacked here
+        self.root_fd = os.open(dest, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.dir_fds: OrderedDict[str, int] = OrderedDict()
+        self.files: dict[str, tuple[int, int]] = {}  # regular files written: path -> (device, inode)
+        self.symlinks: dict[str, tuple[str, str, float]] = {}  # to create: path -> (target, member name, mtime)
+        self.dir_times: dict[str, int] = {}
+
+    def close(self) -> None:
+        """Release every directory descriptor."""
+        for fd in self.dir_fds.values():
+            os.close(fd)
+        self.dir_fds.clear()
+        os.close(self.root_fd)
+
+    def refuse(self, message: str) -> UnsafeArchiveError:
+        """The error for a member that cannot be unpacked safely."""
+        return UnsafeArchiveError(f"{self.label}: {message}", hint=_UNSAFE_HINT)
+
+    # -- walking
+
+    def directory_fd(self, rel: str, member: str, *, create: bool) -> int:
+        """A descriptor of directory `rel`, reached one component at a time without following links.
+
+        Missing directories are created when `create`; the descriptor belongs to a small cache (valid
+        until the next call)."""
+        if not rel:
+            return self.root_fd
+        parts = rel.split("/")
+        depth, fd = len(parts), self.root_fd
+        while depth:  # start from the deepest directory already open
+            cached = "/".join(parts[:depth])
+            if cached in self.dir_fds:
+                self.dir_fds.move_to_end(cached)
+                fd = self.dir_fds[cached]
+                break
+            depth -= 1
+        for index in range(depth, len(parts)):
+            fd = self._step(fd, "/".join(parts[: index + 1]), member, create=create)
+        return fd
+
+    def _step(self, parent_fd: int, rel: str, member: str, *, create: bool) -> int:
+        name = rel.rpartition("/")[2]
+        if rel in self.symlinks:
+            raise self.refuse(f"member {member!r} goes through the symlink {rel!r} (an archive may not)")
+        try:
+            fd = os.open(name, _DIRECTORY, dir_fd=parent_fd)
+        except FileNotFoundError:
+            if not create:
+                raise self.refuse(f"member {member!r} needs {rel!r}, which this archive did not create") from None
+            os.mkdir(name, 0o755, dir_fd=parent_fd)
+            fd = os.open(name, _DIRECTORY, dir_fd=parent_fd)
+        except OSError as e:
+            if e.errno not in (errno.ELOOP, errno.ENOTDIR):
+                raise
+            found = "a symlink" if stat.S_ISLNK(os.lstat(name, dir_fd=parent_fd).st_mode) else "not a directory"
+            raise self.refuse(f"member {member!r} goes through {rel!r}, which is {found}") from None
+        self.dir_fds[rel] = fd
+        if len(self.dir_fds) > _OPEN_DIRECTORIES:
+            os.close(self.dir_fds.popitem(last=False)[1])
+        return fd
+
+    def parent(self, rel: str, member: str, *, create: bool = True) -> tuple[int, str]:
+        """The descriptor of `rel`'s directory and `rel`'s last component."""
+        directory, _, name = rel.rpartition("/")
+        return self.directory_fd(directory, member, create=create), name
+
+    def clear(self, parent_fd: int, name: str, rel: str, member: str) -> None:
+        """Remove a file or link at `rel` (the archive replaces it); a directory is never replaced."""
+        try:
+            mode = os.lstat(name, dir_fd=parent_fd).st_mode
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(mode):
+            raise self.refuse(f"member {member!r} would replace the directory {rel!r}")
+        os.unlink(name, dir_fd=parent_fd)
+        self.files.pop(rel, None)
+
+    # -- members
+
+    def add(self, tar: tarfile.TarFile, member: tarfile.TarInfo, strip: int) -> None:
+        """Unpack one member (symlinks are only recorded, see finish())."""
+        rel = _member_path(member.name, strip, self.label)
+        if rel is None:
+            return
+        if member.isdir():
+            self.directory(rel, member)
+        elif member.isreg():
+            source = tar.extractfile(member)
+            assert source is not None  # a regular member always has data
+            self.regular(rel, member, source)
+        elif member.issym():
+            self.symlink(rel, member)
+        elif member.islnk():
+            self.hard_link(rel, member, strip)
+        else:
+            kind = _SPECIAL.get(member.type, f"of unsupported type {member.type!r}")
+            raise self.refuse(f"member {member.name!r} is {kind}")
+
+    def directory(self, rel: str, member: tarfile.TarInfo) -> None:
+        """Create (or keep) a directory, mode 0755; its mtime is set once everything is in place."""
+        if rel in self.symlinks:
+            raise self.refuse(f"directory {member.name!r} would replace a symlink of the same name")
+        os.fchmod(self.directory_fd(rel, member.name, create=True), 0o755)
+        self.dir_times[rel] = int(member.mtime)  # whole seconds, as before (directory times are not compared)
+
+    def regular(self, rel: str, member: tarfile.TarInfo, source: BinaryIO) -> None:
+        """Write a new file (never into an existing one), mode 0755 or 0644, with the member's mtime."""
+        parent_fd, name = self.parent(rel, member.name)
+        self.clear(parent_fd, name, rel, member.name)
+        self.symlinks.pop(rel, None)
+        fd = os.open(name, _NEW_FILE, 0o600, dir_fd=parent_fd)
+        with open(fd, "wb") as out:
+            shutil.copyfileobj(source, out, 1 << 20)
+            out.flush()
+            os.fchmod(fd, 0o755 if member.mode & 0o111 else 0o644)
+            # The archive's mtimes are kept: make decides what to regenerate from them.
+            os.utime(fd, (member.mtime, member.mtime))
+            written = os.fstat(fd)
+        self.files[rel] = (written.st_dev, written.st_ino)
+
+    def symlink(self, rel: str, member: tarfile.TarInfo) -> None:
+        """Record a symlink to create at the end, its absolute target made relative for sysroots."""
+        target = member.linkname
+        if not target:
+            raise self.refuse(f"symlink {member.name!r} has an empty target")
+        if target.startswith("/"):
+            if not self.fix_absolute_links:
+                raise self.refuse(f"symlink {member.name!r} points to absolute path {target!r}")
+            target = posixpath.relpath(posixpath.normpath(target), "/" + posixpath.dirname(rel))
+        parent_fd, name = self.parent(rel, member.name)
+        self.clear(parent_fd, name, rel, member.name)
+        self.symlinks.pop(rel, None)
+        self.symlinks[rel] = (target, member.name, member.mtime)
+
+    def hard_link(self, rel: str, member: tarfile.TarInfo, strip: int) -> None:
+        """Link to a regular file this archive wrote, reached without links and still the same file."""
+        problem = f"hard link {member.name!r} -> {member.linkname!r}"
+        try:
+            target = _member_path(member.linkname, strip, self.label)
+        except UnsafeArchiveError:
+            raise self.refuse(f"{problem} points outside the archive") from None
+        if target is None or target not in self.files:
+            raise self.refuse(f"{problem}: the target is not a regular file unpacked earlier from this archive")
+        if target == rel:
+            return
+        source_fd, source_name = self.parent(target, member.name, create=False)
+        source_fd = os.dup(source_fd)  # the next walk may evict it from the cache
+        try:
+            found = os.lstat(source_name, dir_fd=source_fd)
+            if not stat.S_ISREG(found.st_mode) or (found.st_dev, found.st_ino) != self.files[target]:
+                raise self.refuse(f"{problem}: the target is no longer the file this archive unpacked")
+            parent_fd, name = self.parent(rel, member.name)
+            self.clear(parent_fd, name, rel, member.name)
+            self.symlinks.pop(rel, None)
+            os.link(source_name, name, src_dir_fd=source_fd, dst_dir_fd=parent_fd, follow_symlinks=False)
+        finally:
+            os.close(source_fd)
+        self.files[rel] = self.files[target]
+
+    # -- the end
+
+    def entry(self, rel: str) -> tuple[EntryKind, str]:
+        """What the finished tree holds at `rel` (whose parents are directories): see resolve_in_tree()."""
+        if rel in self.symlinks:
+            return "link", self.symlinks[rel][0]
+        try:
+            mode = os.lstat(rel, dir_fd=self.root_fd).st_mode
+        except (FileNotFoundError, NotADirectoryError):
+            return "missing", ""
+        if stat.S_ISLNK(mode):
+            return "link", os.readlink(rel, dir_fd=self.root_fd)
+        return ("dir" if stat.S_ISDIR(mode) else "other"), ""
+
+    def earlier_links(self) -> Iterator[tuple[str, str]]:
+        """(path, target) of the symlinks other archives left in the destination."""
+        for dirpath, dirnames, filenames in os.walk(self.dest):  # does not descend into symlinks
+            for name in dirnames + filenames:
+                path = Path(dirpath, name)
+                if path.is_symlink():
+                    yield str(path.relative_to(self.dest)), os.readlink(path)
+
+    def finish(self) -> None:
+        """Check every symlink against the finished tree, create them, then set directory mtimes.
+
+        Links other archives left here are checked again: what this one adds may change where they lead."""
+        checks = {rel: f"symlink {member!r} -> {target!r}" for rel, (target, member, _) in self.symlinks.items()}
+        if self.shared:
+            for rel, target in self.earlier_links():
+                checks.setdefault(rel, f"symlink {rel!r} -> {target!r}, unpacked earlier, with this archive")
+        for rel, what in checks.items():
+            try:
+                resolve_in_tree(rel, self.entry)
+            except LinkResolutionError as e:
+                raise self.refuse(f"{what} {e}") from None
+        for rel, (target, member, mtime) in self.symlinks.items():
+            parent_fd, name = self.parent(rel, member)
+            os.symlink(target, name, dir_fd=parent_fd)
+            os.utime(name, (mtime, mtime), dir_fd=parent_fd, follow_symlinks=False)
+        for rel, mtime in self.dir_times.items():
+            os.utime(self.directory_fd(rel, rel, create=False), (mtime, mtime))
 
 
 def extract_tar(
@@ -110,95 +553,73 @@ def extract_tar(
     fileobj: BinaryIO | None = None,
     label: str | None = None,
 ) -> None:
-    """Unpack a tarball into `dest`, refusing members that escape it.
+    """Unpack a tarball into `dest`, refusing members that escape it (see _Extraction).
 
     Args:
-        archive: (Path) the tarball (its suffix selects the decompressor).
+        archive: (Path) the tarball (read unless `fileobj` is given; its compression is told from its bytes).
         dest: (Path) the directory to fill; created if missing.
         strip: (int | "auto") leading path components to drop; "auto" drops the single top-level
             directory when there is one.
         fix_absolute_links: (bool) rewrite absolute symlink targets relative to `dest` (sysroots
-            built from packages) instead of refusing them.
-        fileobj: (BinaryIO | None) read the tar stream from here instead of opening `archive`.
+            built from packages) instead of refusing them; the result is checked like any other.
+        fileobj: (BinaryIO | None) read the (possibly compressed) tar stream from here instead.
         label: (str | None) the name used in error messages (defaults to the archive's name).
+
+    Raises:
+        UnsafeArchiveError: a member is absolute, climbs out with "..", is a device or fifo, goes through
+            a symlink, or is a link leading out of `dest` or to something this archive did not write.
+        CorruptArchiveError: the archive is truncated or damaged.
     """
     label = label or archive.name
     if strip == "auto":
-        with open_tar(archive) as tar:
+        with open_tar(archive, label=label) as tar:
             strip = 1 if _single_top_dir(m.name for m in tar) else 0
     dest.mkdir(parents=True, exist_ok=True)
-    root = dest.resolve()
-    dir_times: list[tuple[Path, int]] = []
-    with _open_stream(fileobj) if fileobj is not None else open_tar(archive) as tar:
+    with contextlib.ExitStack() as stack:
+        raw = fileobj if fileobj is not None else stack.enter_context(open(archive, "rb"))
+        tar = stack.enter_context(_read_tar(raw, label, None))
+        extraction = _Extraction(dest, label, fix_absolute_links)
+        stack.callback(extraction.close)
         for member in tar:
-            rel = _member_path(member.name, strip, label)
-            if rel is None:
-                continue
-            out = root / rel
-            parent = out.parent
-            parent.mkdir(parents=True, exist_ok=True)
-            resolved_parent = str(parent.resolve())
-            if resolved_parent != str(root) and not resolved_parent.startswith(str(root) + os.sep):
-                raise UnsafeArchiveError(f"{label}: member {member.name!r} escapes its directory via a symlink")
-            if member.isdir():
-                out.mkdir(exist_ok=True)
-                out.chmod(0o755)
-                dir_times.append((out, int(member.mtime)))
-            elif member.isreg():
-                _replace(out)
-                source = tar.extractfile(member)
-                assert source is not None
-                with open(out, "wb") as f:
-                    shutil.copyfileobj(source, f, 1 << 20)
-                out.chmod(0o755 if member.mode & 0o111 else 0o644)
-                # The archive's mtimes are kept: make decides what to regenerate from them.
-                os.utime(out, (member.mtime, member.mtime))
-            elif member.issym():
-                target = _link_target(rel, member.linkname, label, fix_absolute=fix_absolute_links)
-                physical = os.path.normpath(os.path.join(parent.resolve(), target))
-                if physical != str(root) and not physical.startswith(str(root) + os.sep):
-                    raise UnsafeArchiveError(f"{label}: symlink {member.name!r} leads out of its directory")
-                _replace(out)
-                os.symlink(target, out)
-                os.utime(out, (member.mtime, member.mtime), follow_symlinks=False)
-            elif member.islnk():
-                link_rel = _member_path(member.linkname, strip, label)
-                if link_rel is None or not (root / link_rel).exists():
-                    raise UnsafeArchiveError(f"{label}: hard link {member.name!r} has no target inside the archive")
-                _replace(out)
-                os.link(root / link_rel, out)
-            else:
-                raise UnsafeArchiveError(f"{label}: member {member.name!r} is a device or fifo", hint="refusing it")
-    for directory, mtime in reversed(dir_times):
-        os.utime(directory, (mtime, mtime))
+            extraction.add(tar, member, strip)
+        extraction.finish()
 
 
-def _replace(path: Path) -> None:
-    if path.is_symlink() or path.is_file():
-        path.unlink()
+class _Slice:
+    """`size` bytes of a file from its current position (a member of an ar archive)."""
+
+    def __init__(self, raw: BinaryIO, size: int) -> None:
+        self._raw = raw
+        self._left = size
+
+    def read(self, size: int = -1) -> bytes:
+        """Up to `size` bytes of the slice."""
+        size = self._left if size < 0 else min(size, self._left)
+        data = self._raw.read(size)
+        self._left -= len(data)
+        return data
 
 
-def extract_deb(deb: Path, dest: Path) -> None:
+def extract_deb(deb: Path, dest: Path, *, label: str | None = None) -> None:
     """Unpack the data part of a Debian package into `dest`, relativizing absolute symlinks."""
+    label = label or deb.name
     with open(deb, "rb") as f:
         if f.read(8) != b"!<arch>\n":
-            raise UnsafeArchiveError(f"{deb.name}: not a Debian package (bad ar magic)")
+            raise CorruptArchiveError(f"{label}: not a Debian package (bad ar magic)", hint=_CORRUPT_HINT)
         while header := f.read(60):
-            if len(header) < 60:
-                break
-            name = header[:16].decode().strip().rstrip("/")
-            size = int(header[48:58].decode().strip())
+            try:
+                name = header[:16].decode().strip().rstrip("/")
+                size = int(header[48:58].decode().strip())
+            except ValueError:
+                size = -1
+            if size < 0:
+                raise CorruptArchiveError(f"{label}: damaged ar member header", hint=_CORRUPT_HINT)
             if name.startswith("data.tar"):
-                payload = f.read(size)
-                stream: BinaryIO
-                if name.endswith(".zst"):
-                    stream = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(payload))
-                else:
-                    stream = io.BytesIO(payload)
-                extract_tar(deb, dest, fix_absolute_links=True, fileobj=stream, label=deb.name)
+                data = _Slice(f, size)
+                extract_tar(deb, dest, fix_absolute_links=True, fileobj=data, label=label)  # type: ignore[arg-type]
                 return
             f.seek(size + (size & 1), os.SEEK_CUR)
-    raise UnsafeArchiveError(f"{deb.name}: no data.tar member")
+    raise CorruptArchiveError(f"{label}: no data.tar member (not a Debian binary package?)", hint=_CORRUPT_HINT)
 
 
 # ---------------------------------------------------------------------------------------------- writing

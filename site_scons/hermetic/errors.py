@@ -71,6 +71,16 @@ class UnsafeArchiveError(HermeticError):
     exit_code = 8
 
 
+class CorruptArchiveError(HermeticError):
+    """An archive cannot be read to its end: truncated, damaged, or not an archive at all (exit code 9)."""
+
+    exit_code = 9
+
+
+class ArchiveTooLargeError(CorruptArchiveError):
+    """An archive expands past the limit its reader set, as a decompression bomb does (exit code 9)."""
+
+
 class CancelledError(HermeticError):
     """The build was asked to stop (SIGINT, SIGTERM or SIGHUP) and stopped: exit code 128 + the signal's number
     (130, 143 or 129), set by ``hermetic.cancel.stopped``."""

@@ -15,12 +15,28 @@ from pathlib import Path
 def _validate(args: argparse.Namespace) -> int:
     from pydist.validate import validate
 
-    missing = [p for p in args.archives if not p.is_file()]
-    if missing:
-        print(f"error: {missing[0]}: no such file; pass the .tar.zst and/or .tar.gz archives", file=sys.stderr)
-        return 2
+    for path in args.archives:
+        if path.is_dir():
+            inside = sorted(p.name for p in path.iterdir() if p.name.endswith((".tar.zst", ".tar.gz")))
+            what = (
+                f"pass the archives in it: {' '.join(str(path / name) for name in inside)}"
+                if inside
+                else "it holds no .tar.zst or .tar.gz archive; pass the archive files themselves"
+            )
+            print(f"error: {path} is a directory, not an archive; {what}", file=sys.stderr)
+            return 2
+        if not path.is_file():
+            print(f"error: {path}: no such file; pass the .tar.zst and/or .tar.gz archives", file=sys.stderr)
+            return 2
     started = time.monotonic()
-    report = validate(args.archives)
+    try:
+        report = validate(args.archives)
+    except OSError as e:  # writing its work files (the archives' own problems are violations)
+        print(
+            f"error: the validator cannot write its work files ({e}); check the space and permissions of TMPDIR",
+            file=sys.stderr,
+        )
+        return 2
     elapsed = time.monotonic() - started
     if args.json:
         print(

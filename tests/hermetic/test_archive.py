@@ -1,88 +1,94 @@
-"""Safe extraction and deterministic packing, on real tar files and a real .deb."""
+"""Safe extraction and deterministic packing, on real tar files crafted here, a real .deb and a real pinned source.
+
+Every hostile archive is unpacked into ``<tmp>/a/b/c/d/dest``, so five ``..`` from the destination reach
+``<tmp>``, where a 0700 sentinel directory holds a file: after each attempt, everything outside the
+destination must be exactly as before (content, mode, mtime, link count), and nothing inside it may lead out.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import stat
+import subprocess
 import tarfile
 import time
+import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import zstandard
 
-from hermetic.archive import extract_deb, extract_tar, pack_tree
-from hermetic.errors import UnsafeArchiveError
+from conftest import REPO_ROOT
+from hermetic.archive import extract_deb, extract_tar, open_tar, pack_tree
+from hermetic.errors import CorruptArchiveError, UnsafeArchiveError
+from pydist.settings import default_cache_root
+
+# ---------------------------------------------------------------------------------------------- building archives
 
 
-def write_tar(path: Path, members: list[tarfile.TarInfo], payloads: dict[str, bytes] | None = None) -> Path:
-    payloads = payloads or {}
-    with tarfile.open(path, "w:gz") as tar:
-        for info in members:
-            data = payloads.get(info.name)
-            if data is not None:
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            else:
-                tar.addfile(info)
+@dataclass
+class Member:
+    """A tar member to write, with its data for regular files."""
+
+    info: tarfile.TarInfo
+    data: bytes = b""
+
+
+def regular(name: str, data: bytes = b"x", mode: int = 0o644, mtime: float = 1_000_000_000) -> Member:
+    info = tarfile.TarInfo(name)
+    info.mode, info.mtime, info.size = mode, mtime, len(data)
+    return Member(info, data)
+
+
+def directory(name: str, mode: int = 0o755, mtime: float = 1_000_000_000) -> Member:
+    info = tarfile.TarInfo(name)
+    info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, mtime
+    return Member(info)
+
+
+def symlink(name: str, target: str) -> Member:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
+    return Member(info)
+
+
+def hardlink(name: str, target: str) -> Member:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = tarfile.LNKTYPE, target
+    return Member(info)
+
+
+def special(name: str, kind: bytes) -> Member:
+    info = tarfile.TarInfo(name)
+    info.type, info.devmajor, info.devminor = kind, 1, 3
+    return Member(info)
+
+
+def tar_bytes(members: list[Member], fmt: int = tarfile.GNU_FORMAT) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
+        for member in members:
+            tar.addfile(member.info, io.BytesIO(member.data) if member.info.isreg() else None)
+    return buf.getvalue()
+
+
+def write_tar(path: Path, members: list[Member], fmt: int = tarfile.GNU_FORMAT) -> Path:
+    """A .tar.gz, .tar.xz, .tar.zst or .tar of `members`."""
+    raw = tar_bytes(members, fmt)
+    if path.name.endswith(".gz"):
+        with tarfile.open(path, "w:gz", format=fmt) as tar:
+            for member in members:
+                tar.addfile(member.info, io.BytesIO(member.data) if member.info.isreg() else None)
+    elif path.name.endswith(".xz"):
+        path.write_bytes(subprocess.run(["xz", "-c"], input=raw, capture_output=True, check=True).stdout)
+    elif path.name.endswith(".zst"):
+        path.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(raw))
+    else:
+        path.write_bytes(raw)
     return path
-
-
-def regular(name: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.mode = 0o644
-    return info
-
-
-def symlink(name: str, target: str) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.type = tarfile.SYMTYPE
-    info.linkname = target
-    return info
-
-
-@pytest.mark.parametrize(
-    ("member", "reason"),
-    [
-        (regular("pkg/../../evil.txt"), "escapes its directory"),
-        (regular("/etc/evil.txt"), "absolute path"),
-        (symlink("pkg/link", "../../outside"), "escapes its directory"),
-        (symlink("pkg/abs", "/etc/passwd"), "absolute path"),
-    ],
-)
-def test_members_escaping_the_destination_are_refused(tmp_path: Path, member: tarfile.TarInfo, reason: str) -> None:
-    archive = write_tar(tmp_path / "bad.tar.gz", [regular("pkg/ok.txt"), member], {"pkg/ok.txt": b"ok"})
-    with pytest.raises(UnsafeArchiveError) as error:
-        extract_tar(archive, tmp_path / "out")
-    assert reason in error.value.one_line()
-    assert not (tmp_path / "evil.txt").exists()
-
-
-def test_write_through_a_symlinked_directory_is_refused(tmp_path: Path) -> None:
-    # Each link looks harmless on its own ("pkg/up" is the tree root, "pkg/up/up2" lexically "pkg"), but
-    # together they lead out of the destination; the file written through them must be refused.
-    archive = write_tar(
-        tmp_path / "bad.tar.gz",
-        [symlink("pkg/up", ".."), symlink("pkg/up/up2", ".."), regular("pkg/up/up2/escaped.txt")],
-        {"pkg/up/up2/escaped.txt": b"x"},
-    )
-    with pytest.raises(UnsafeArchiveError) as error:
-        extract_tar(archive, tmp_path / "out" / "deeper")
-    assert "leads out of its directory" in error.value.one_line()
-    assert not (tmp_path / "out" / "escaped.txt").exists()
-
-
-def test_auto_strip_and_mtimes_are_kept(tmp_path: Path) -> None:
-    a = regular("proj-1.0/configure")
-    a.mode = 0o755
-    a.mtime = 1_000_000_000
-    b = regular("proj-1.0/src/main.c")
-    b.mtime = 1_100_000_000
-    archive = write_tar(tmp_path / "p.tar.gz", [a, b], {a.name: b"#!/bin/sh\n", b.name: b"int main(){}"})
-    extract_tar(archive, tmp_path / "out", strip="auto")
-    assert (tmp_path / "out" / "configure").stat().st_mtime == 1_000_000_000
-    assert os.access(tmp_path / "out" / "configure", os.X_OK)
-    assert (tmp_path / "out" / "src" / "main.c").read_bytes() == b"int main(){}"
 
 
 def make_deb(path: Path, data_tar: bytes) -> Path:
@@ -97,17 +103,463 @@ def make_deb(path: Path, data_tar: bytes) -> Path:
     return path
 
 
+# ---------------------------------------------------------------------------------------------- the host around it
+
+
+def host_state(root: Path, skip: Path) -> dict[str, tuple[object, ...]]:
+    """Every path under `root` but `skip`: type, mode, mtime, link count, and content or link target."""
+    state: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if Path(dirpath, d) != skip]
+        for name in [".", *dirnames, *filenames]:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            if stat.S_ISLNK(st.st_mode):
+                detail: object = os.readlink(path)
+            elif stat.S_ISREG(st.st_mode):
+                detail = hashlib.sha256(path.read_bytes()).hexdigest()
+            else:
+                detail = None
+            state[str(path)] = (st.st_mode, st.st_mtime_ns, st.st_nlink, detail)
+    return state
+
+
+def assert_stays_inside(dest: Path) -> None:
+    """Nothing in `dest` is a device, and every link in it resolves inside it."""
+    root = dest.resolve()
+    for dirpath, dirnames, filenames in os.walk(dest):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            mode = path.lstat().st_mode
+            assert stat.S_ISDIR(mode) or stat.S_ISREG(mode) or stat.S_ISLNK(mode), path
+            if stat.S_ISLNK(mode):
+                assert path.resolve().is_relative_to(root), f"{path} -> {os.readlink(path)} leads out"
+
+
+@dataclass
+class Host:
+    """A destination five levels below `top`, and a 0700 sentinel directory with a file beside it."""
+
+    top: Path
+    dest: Path
+    sentinel: Path
+
+    def snapshot(self) -> dict[str, tuple[object, ...]]:
+        return host_state(self.top, skip=self.dest)
+
+
+@pytest.fixture
+def host(tmp_path: Path) -> Host:
+    dest = tmp_path / "a" / "b" / "c" / "d" / "dest"
+    dest.mkdir(parents=True)
+    sentinel = tmp_path / "sentinel"
+    sentinel.mkdir(mode=0o700)
+    (sentinel / "secret.txt").write_text("the host's own file\n")
+    (sentinel / "secret.txt").chmod(0o600)
+    old = time.time() - 86400
+    os.utime(sentinel / "secret.txt", (old, old))
+    os.utime(sentinel, (old, old))
+    (tmp_path / "archives").mkdir()
+    return Host(top=tmp_path, dest=dest, sentinel=sentinel)
+
+
+# The chain from issue 8: "l" is the destination itself (harmless alone); "e" climbs five more levels from
+# there, which the lexical form ("d0") hides.
+CHAIN = [
+    *(directory("/".join(f"d{i}" for i in range(n + 1))) for n in range(5)),
+    symlink("d0/d1/d2/d3/d4/l", "../../../../.."),
+    symlink("e", "d0/d1/d2/d3/d4/l/../../../../.."),
+]
+
+HOSTILE: dict[str, tuple[list[Member], str]] = {
+    "hard link through a symlink chain (issue 8)": (
+        [*CHAIN, hardlink("h", "e/sentinel/secret.txt")],
+        "is not a regular file unpacked earlier",
+    ),
+    "symlink chain through an in-tree link": (CHAIN, "symlink 'e' -> 'd0/d1/d2/d3/d4/l/../../../../..' leads out"),
+    "directory member through a link (chmod, utime)": (
+        [*CHAIN, directory("e/sentinel", mode=0o777, mtime=0)],
+        "goes through the symlink 'e'",
+    ),
+    "directory member naming a link to the 0700 sentinel (chmod, utime)": (
+        [*CHAIN[:6], symlink("s", "d0/d1/d2/d3/d4/l/../../../../../sentinel"), directory("s", mode=0o777, mtime=0)],
+        "directory 's' would replace a symlink of the same name",
+    ),
+    "file written through a link": ([*CHAIN, regular("e/sentinel/planted.txt")], "goes through the symlink 'e'"),
+    "file written through a link's link": (
+        [symlink("up", ".."), symlink("up/up2", ".."), regular("up/up2/escaped.txt")],
+        "goes through the symlink 'up'",
+    ),
+    "absolute member name": ([regular("/tmp/evil.txt")], "has an absolute path"),
+    "'..' in a member name": ([regular("pkg/../../../../../sentinel/evil.txt")], "escapes its directory (..)"),
+    "symlink with '..' out": ([symlink("pkg/out", "../../../../../../sentinel")], "leads out of the tree"),
+    "symlink to an absolute path": ([symlink("pkg/abs", "/etc/passwd")], "points to absolute path '/etc/passwd'"),
+    "symlink with an empty target": ([symlink("pkg/empty", "")], "has an empty target"),
+    "hard link with '..'": ([hardlink("h", "../../../../../sentinel/secret.txt")], "points outside the archive"),
+    "hard link to an absolute path": ([hardlink("h", "/etc/passwd")], "points outside the archive"),
+    "hard link to a symlink": ([symlink("s", "d"), hardlink("h", "s")], "is not a regular file unpacked earlier"),
+    "hard link to a file that was replaced by a symlink": (
+        [regular("f"), symlink("f", "."), hardlink("h", "f")],
+        "is not a regular file unpacked earlier",
+    ),
+    "character device": ([special("dev/null", tarfile.CHRTYPE)], "is a character device"),
+    "block device": ([special("dev/sda", tarfile.BLKTYPE)], "is a block device"),
+    "fifo": ([special("fifo", tarfile.FIFOTYPE)], "is a fifo"),
+    "unknown member type": ([special("odd", b"Z")], "of unsupported type"),
+    "file, then a symlink of the same name, then a member under it": (
+        [regular("p"), symlink("p", "../../../../../sentinel"), regular("p/planted.txt")],
+        "goes through the symlink 'p'",
+    ),
+    "file, then a harmless symlink of the same name, then a member under it": (
+        [directory("inner"), regular("p"), symlink("p", "inner"), regular("p/planted.txt")],
+        "goes through the symlink 'p'",
+    ),
+    "directory replaced by a symlink, then a member under it": (
+        [directory("q"), regular("q/ok.txt"), symlink("q", "../../../../../sentinel"), regular("q/planted.txt")],
+        "would replace the directory 'q'",
+    ),
+    "symlink, then a directory of the same name": (
+        [symlink("r", "../../../../../sentinel"), directory("r", mode=0o777, mtime=0)],
+        "would replace a symlink of the same name",
+    ),
+    "symlink loop": ([symlink("a", "b"), symlink("b", "a")], "more than 40 symlinks"),
+    "exponential symlink chain": (
+        [symlink("l0", "."), *(symlink(f"l{i}", f"l{i - 1}/l{i - 1}") for i in range(1, 40))],
+        "more than 40 symlinks",
+    ),
+    "long symlink chain": (
+        [*(symlink(f"c{i}", f"c{i + 1}") for i in range(100)), regular("c100")],
+        "more than 40 symlinks",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_archives_are_refused_and_the_host_is_untouched(host: Host, case: str) -> None:
+    members, reason = HOSTILE[case]
+    archive = write_tar(host.top / "archives" / "hostile.tar.gz", members)
+    before = host.snapshot()
+    with pytest.raises(UnsafeArchiveError) as error:
+        extract_tar(archive, host.dest, label="demo 1.0 source")
+    line = error.value.one_line()
+    assert line.startswith("demo 1.0 source: ") and reason in line and "\n" not in line, line
+    assert host.snapshot() == before
+    assert_stays_inside(host.dest)
+
+
+def test_issue_8_attack_cannot_reach_the_host_file(host: Host) -> None:
+    """The reported attack: a hard link through the chain, then the sandboxed configure appends to it."""
+    members = [*CHAIN, hardlink("h", "e/sentinel/secret.txt"), directory("e/sentinel", mode=0o777, mtime=0)]
+    archive = write_tar(host.top / "archives" / "attack.tar.gz", members)
+    before = host.snapshot()
+    with pytest.raises(UnsafeArchiveError):
+        extract_tar(archive, host.dest)
+    # What configure (which may write anywhere in its source tree) would do next.
+    for dirpath, _, filenames in os.walk(host.dest):
+        for name in filenames:
+            with open(Path(dirpath, name), "a") as f:
+                f.write("appended by configure\n")
+    assert not (host.dest / "h").exists() and not (host.dest / "e").is_symlink()
+    assert host.snapshot() == before
+    assert (host.sentinel / "secret.txt").read_text() == "the host's own file\n"
+    assert stat.S_IMODE(host.sentinel.stat().st_mode) == 0o700
+
+
+def test_a_symlink_left_by_an_earlier_archive_is_not_written_through(host: Host) -> None:
+    (host.dest / "prev").symlink_to("../../../../../sentinel")
+    archive = write_tar(host.top / "archives" / "next.tar.gz", [regular("prev/planted.txt")])
+    before = host.snapshot()
+    with pytest.raises(UnsafeArchiveError, match="goes through 'prev', which is a symlink"):
+        extract_tar(archive, host.dest)
+    assert host.snapshot() == before
+
+
+def test_hard_links_only_reach_files_of_the_same_archive(host: Host) -> None:
+    (host.dest / "earlier.txt").write_text("from another archive")
+    archive = write_tar(host.top / "archives" / "h.tar.gz", [hardlink("h", "earlier.txt")])
+    with pytest.raises(UnsafeArchiveError, match="not a regular file unpacked earlier from this archive"):
+        extract_tar(archive, host.dest)
+
+
+def test_safe_links_duplicates_and_replacements_are_unpacked(host: Host) -> None:
+    members = [
+        *CHAIN[:6],  # the directories and "l" (the destination root), without the escaping "e"
+        regular("pkg/lib/libx.so.1", b"v1", mode=0o755),
+        regular("pkg/lib/libx.so.1", b"v2", mode=0o755),  # a later duplicate wins
+        symlink("pkg/lib/libx.so", "libx.so.1"),
+        symlink("pkg/include", "../d0/d1"),
+        symlink("pkg/top", "../d0/d1/d2/d3/d4/l/d0"),  # through "l", still inside
+        symlink("pkg/dangling", "not/yet/there"),
+        regular("pkg/link-me.txt", b"shared"),
+        hardlink("pkg/also.txt", "pkg/link-me.txt"),
+        symlink("pkg/was-a-link", "lib"),
+        regular("pkg/was-a-link", b"now a file"),  # a file replaces a symlink not yet created
+        regular("pkg/was-a-file", b"old"),
+        symlink("pkg/was-a-file", "lib/libx.so"),  # a symlink replaces a file
+    ]
+    archive = write_tar(host.top / "archives" / "ok.tar.gz", members)
+    before = host.snapshot()
+    extract_tar(archive, host.dest)
+    assert host.snapshot() == before
+    assert_stays_inside(host.dest)
+    pkg = host.dest / "pkg"
+    assert (pkg / "lib" / "libx.so").read_bytes() == b"v2"
+    assert os.readlink(pkg / "top") == "../d0/d1/d2/d3/d4/l/d0" and (pkg / "top").resolve() == host.dest / "d0"
+    assert os.readlink(pkg / "dangling") == "not/yet/there"
+    assert (pkg / "also.txt").stat().st_ino == (pkg / "link-me.txt").stat().st_ino
+    assert (pkg / "was-a-link").read_bytes() == b"now a file" and not (pkg / "was-a-link").is_symlink()
+    assert (pkg / "was-a-file").read_bytes() == b"v2"
+
+
+def test_auto_strip_modes_and_mtimes_are_kept(tmp_path: Path) -> None:
+    members = [
+        regular("proj-1.0/configure", b"#!/bin/sh\n", mode=0o775, mtime=1_000_000_000),
+        regular("proj-1.0/src/main.c", b"int main(){}", mode=0o600, mtime=1_100_000_000),
+        directory("proj-1.0/src", mode=0o700, mtime=1_200_000_000),
+        symlink("proj-1.0/main.c", "src/main.c"),
+    ]
+    archive = write_tar(tmp_path / "p.tar.gz", members)
+    extract_tar(archive, tmp_path / "out", strip="auto")
+    out = tmp_path / "out"
+    assert (out / "configure").stat().st_mtime == 1_000_000_000
+    assert stat.S_IMODE((out / "configure").stat().st_mode) == 0o755
+    assert stat.S_IMODE((out / "src" / "main.c").stat().st_mode) == 0o644
+    assert stat.S_IMODE((out / "src").stat().st_mode) == 0o755
+    assert (out / "src").stat().st_mtime == 1_200_000_000  # set after its contents were written
+    assert (out / "main.c").read_bytes() == b"int main(){}"
+
+
+# ---------------------------------------------------------------------------------------------- sysroot packages
+
+
 def test_deb_absolute_symlinks_are_made_relative(tmp_path: Path) -> None:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        lib = tarfile.TarInfo("./lib/x86_64-linux-gnu/ld-2.31.so")
-        lib.size = 3
-        tar.addfile(lib, io.BytesIO(b"elf"))
-        tar.addfile(symlink("./lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-2.31.so"))
-    extract_deb(make_deb(tmp_path / "libc6.deb", buf.getvalue()), tmp_path / "root")
+    data = tar_bytes(
+        [
+            regular("./lib/x86_64-linux-gnu/ld-2.31.so", b"elf"),
+            symlink("./lib64/ld-linux-x86-64.so.2", "/lib/x86_64-linux-gnu/ld-2.31.so"),
+            # Lexically collapsed before it is made relative, then checked like any other link.
+            symlink("./usr/lib/l", "/"),
+            symlink("./usr/lib/e", "/usr/lib/l/../../.."),
+        ]
+    )
+    extract_deb(make_deb(tmp_path / "libc6.deb", data), tmp_path / "root")
     link = tmp_path / "root" / "lib64" / "ld-linux-x86-64.so.2"
     assert os.readlink(link) == "../lib/x86_64-linux-gnu/ld-2.31.so"
     assert link.read_bytes() == b"elf"
+    assert os.readlink(tmp_path / "root" / "usr" / "lib" / "l") == "../.."
+    assert os.readlink(tmp_path / "root" / "usr" / "lib" / "e") == "../.."
+    assert_stays_inside(tmp_path / "root")
+
+
+def test_deb_relative_escape_through_a_relativized_link_is_refused(host: Host) -> None:
+    data = tar_bytes([symlink("./usr/l", "/"), symlink("./usr/e", "l/../../../../../..")])
+    deb = make_deb(host.top / "archives" / "evil.deb", data)
+    before = host.snapshot()
+    with pytest.raises(UnsafeArchiveError, match=r"^evil\.deb: symlink './usr/e' -> 'l/../../../../../..' leads out"):
+        extract_deb(deb, host.dest)
+    assert host.snapshot() == before
+
+
+def test_a_later_package_cannot_turn_an_earlier_link_outwards(host: Host) -> None:
+    """Each link is harmless alone; together (two packages unpacked into one sysroot) "x" leads out."""
+    first = make_deb(host.top / "archives" / "first.deb", tar_bytes([symlink("./usr/p/q/x", "y/../..")]))
+    second = make_deb(host.top / "archives" / "second.deb", tar_bytes([symlink("./usr/p/q/y", "../..")]))
+    extract_deb(first, host.dest)
+    before = host.snapshot()
+    with pytest.raises(
+        UnsafeArchiveError, match=r"^second\.deb: symlink 'usr/p/q/x' -> 'y/\.\./\.\.', unpacked earlier"
+    ):
+        extract_deb(second, host.dest)
+    assert host.snapshot() == before
+    assert not (host.dest / "usr" / "p" / "q" / "y").is_symlink()
+    assert_stays_inside(host.dest)
+
+
+# ---------------------------------------------------------------------------------------------- normal archives
+
+
+def gnu_tar_tree(archive: Path, dest: Path, strip: int) -> Path:
+    """The reference: the same archive unpacked by GNU tar."""
+    dest.mkdir()
+    subprocess.run(["tar", "-xf", str(archive), "-C", str(dest), f"--strip-components={strip}"], check=True)
+    return dest
+
+
+def tree_summary(root: Path, *, normalize_modes: bool, started: float) -> dict[str, tuple[object, ...]]:
+    """Type, content or target, normalized mode, mtime and link count of every path (directories the
+    archive did not list are dated when they were made, after `started`)."""
+    summary: dict[str, tuple[object, ...]] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            st = path.lstat()
+            rel = str(path.relative_to(root))
+            if stat.S_ISLNK(st.st_mode):
+                summary[rel] = ("link", os.readlink(path))
+            elif stat.S_ISDIR(st.st_mode):
+                mtime = "now" if st.st_mtime >= started else int(st.st_mtime)
+                summary[rel] = ("dir", 0o755 if normalize_modes else stat.S_IMODE(st.st_mode), mtime)
+            else:
+                exe = bool(st.st_mode & 0o111)
+                mode = (0o755 if exe else 0o644) if normalize_modes else stat.S_IMODE(st.st_mode)
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+                summary[rel] = ("file", digest, mode, round(st.st_mtime, 3), st.st_nlink)
+    return summary
+
+
+def assert_like_gnu_tar(archive: Path, tmp_path: Path, strip: int) -> int:
+    started = time.time() - 1
+    ours = tmp_path / "ours"
+    extract_tar(archive, ours, strip="auto")
+    theirs = gnu_tar_tree(archive, tmp_path / "gnu", strip)
+    expected = tree_summary(theirs, normalize_modes=True, started=started)
+    assert tree_summary(ours, normalize_modes=False, started=started) == expected
+    return len(expected)
+
+
+def realistic_source(path: Path) -> Path:
+    """An archive shaped like an upstream source release: one top directory, pax and GNU long names, old-style
+    regular members, directories after their contents, links between directories, fractional mtimes."""
+    top = "proj-1.2.3"
+    long_dir = f"{top}/" + "/".join(["a-rather-long-directory-name"] * 5)
+    old_style = regular(f"{top}/old-style.c", b"/* AREGTYPE */")
+    old_style.info.type = tarfile.AREGTYPE
+    gnu = [
+        directory(f"{top}/", mtime=1_700_000_000),
+        regular(f"{top}/configure", b"#!/bin/sh\necho configured\n" * 100, mode=0o775),
+        regular(f"{top}/README", b"read me\n", mode=0o664),
+        regular(f"{top}/src/big.c", bytes(range(256)) * 8192, mode=0o644),
+        regular(f"{top}/src/empty.h", b"", mode=0o600),
+        directory(f"{top}/src", mode=0o775, mtime=1_600_000_000),
+        directory(f"{top}/empty-dir"),
+        regular(f"{long_dir}/{'f' * 120}.txt", b"GNU long name", mode=0o644),
+        old_style,
+    ]
+    pax = [
+        regular(f"{long_dir}/{'p' * 120}.txt", b"pax long name", mtime=1_700_000_001.25),
+        symlink(f"{top}/include", "src"),
+        symlink(f"{top}/doc/README", "../README"),
+        hardlink(f"{top}/README.copy", f"{top}/README"),
+        regular(f"{top}/unicod\u00e9.txt", "\u00e9t\u00e9".encode()),
+    ]
+    # One stream of both: GNU headers, then pax ones.
+    raw = _concatenate(tar_bytes(gnu, tarfile.GNU_FORMAT), tar_bytes(pax, tarfile.PAX_FORMAT))
+    path.write_bytes(zstandard.ZstdCompressor(level=3, write_checksum=True).compress(raw))
+    return path
+
+
+def _concatenate(first: bytes, second: bytes) -> bytes:
+    """Two tar streams as one: `first` without its trailing zero blocks, then `second`."""
+    end = len(first)
+    while end >= tarfile.BLOCKSIZE and not any(first[end - tarfile.BLOCKSIZE : end]):
+        end -= tarfile.BLOCKSIZE
+    return first[:end] + second
+
+
+def test_a_realistic_source_archive_unpacks_like_gnu_tar(tmp_path: Path) -> None:
+    count = assert_like_gnu_tar(realistic_source(tmp_path / "proj-1.2.3.tar.zst"), tmp_path, strip=1)
+    assert count >= 15
+
+
+def pinned_source_in_cache() -> Path | None:
+    """A pinned source with symlinks from the shared download cache (zstd's, else expat's, else any)."""
+    lock = tomllib.loads((REPO_ROOT / "sources.lock.toml").read_text())
+    downloads = default_cache_root() / "downloads"
+    present = {}
+    for source in lock["source"]:
+        path = downloads / "sha256" / source["sha256"][:2] / source["sha256"]
+        if path.is_file() and path.stat().st_size < 30_000_000:
+            present[source["name"]] = path
+    return next((present[n] for n in ("zstd", "expat", *sorted(present)) if n in present), None)
+
+
+def test_a_real_pinned_source_unpacks_like_gnu_tar(tmp_path: Path) -> None:
+    """A real upstream tarball when the shared cache has one; otherwise the realistic one built above."""
+    archive = pinned_source_in_cache() or realistic_source(tmp_path / "proj-1.2.3.tar.zst")
+    assert assert_like_gnu_tar(archive, tmp_path, strip=1) > 10
+
+
+# ---------------------------------------------------------------------------------------------- corrupt archives
+
+
+def damaged(kind: str, path: Path) -> Path:
+    """A real archive of a few members, then damaged the way `kind` says."""
+    members = [regular(f"pkg/file{i}.txt", os.urandom(20_000) + b"tail") for i in range(6)]
+    suffix = {"zstd": ".tar.zst", "gzip": ".tar.gz", "xz": ".tar.xz"}.get(kind.split()[0], ".tar")
+    archive = write_tar(path.with_name(path.name + suffix), members)
+    data = bytearray(archive.read_bytes())
+    if kind.endswith("truncated"):
+        data = data[: len(data) // 2]
+    elif kind == "zstd bad frame":
+        data[len(data) // 2] ^= 0xFF
+    elif kind == "zstd missing checksum":
+        data = data[:-2]
+    elif kind == "gzip crc":
+        data[-6] ^= 0x01  # the CRC32 in the trailer: every byte decompresses, the check fails
+    elif kind == "tar cut at a header":
+        data = data[: 512 + 20_480]  # the first member complete, nothing after it
+    elif kind == "tar damaged header":
+        data[512 + 20_480 + 10] ^= 0x20  # a later header's name, so its checksum no longer matches
+    elif kind == "not an archive":
+        data = bytearray(b"<html>mirror error page</html>\n" * 40)
+    elif kind == "empty":
+        data = bytearray()
+    archive.write_bytes(bytes(data))
+    return archive
+
+
+CORRUPT = [
+    "zstd truncated",
+    "zstd bad frame",
+    "zstd missing checksum",
+    "gzip truncated",
+    "gzip crc",
+    "xz truncated",
+    "tar truncated",
+    "tar cut at a header",
+    "tar damaged header",
+    "not an archive",
+    "empty",
+]
+
+
+@pytest.mark.parametrize("kind", CORRUPT)
+def test_corrupt_archives_are_one_line_naming_the_file(tmp_path: Path, kind: str) -> None:
+    archive = damaged(kind, tmp_path / "dep")
+    with pytest.raises(CorruptArchiveError) as error:
+        extract_tar(archive, tmp_path / "out", label="zlib 1.3.1 artifact")
+    line = error.value.one_line()
+    assert line.startswith("zlib 1.3.1 artifact: ") and "\n" not in line, line
+    assert error.value.exit_code == 9
+    with pytest.raises(CorruptArchiveError, match=rf"^{archive.name}: "), open_tar(archive) as tar:
+        for _ in tar:
+            pass
+
+
+def test_a_damaged_deb_is_one_line(tmp_path: Path) -> None:
+    deb = make_deb(tmp_path / "libc6.deb", tar_bytes([regular("./lib/x", os.urandom(50_000))]))
+    deb.write_bytes(deb.read_bytes()[:-20_000])
+    with pytest.raises(CorruptArchiveError, match=r"^libc6\.deb: truncated"):
+        extract_deb(deb, tmp_path / "root")
+    with pytest.raises(CorruptArchiveError, match=r"^libc6\.deb: not a Debian package"):
+        extract_deb(damaged("not an archive", tmp_path / "x"), tmp_path / "root", label="libc6.deb")
+
+
+def test_open_tar_reads_multi_frame_zstd_and_limits_expansion(tmp_path: Path) -> None:
+    raw = tar_bytes([regular("a.txt", b"a" * 100_000), regular("b.txt", b"b")])
+    frames = zstandard.ZstdCompressor().compress(raw[:10_240]) + zstandard.ZstdCompressor().compress(raw[10_240:])
+    (tmp_path / "two.tar.zst").write_bytes(frames)
+    with open_tar(tmp_path / "two.tar.zst") as tar:
+        assert [m.name for m in tar] == ["a.txt", "b.txt"]
+    with (
+        pytest.raises(CorruptArchiveError, match="expands to more than 50000 bytes"),
+        open_tar(tmp_path / "two.tar.zst", limit=50_000) as tar,
+    ):
+        for _ in tar:
+            pass
+
+
+# ---------------------------------------------------------------------------------------------- packing
 
 
 def test_packing_is_deterministic(tmp_path: Path) -> None:
@@ -152,3 +604,14 @@ def test_packing_puts_first_members_first_and_is_atomic(tmp_path: Path) -> None:
     with tarfile.open(out) as tar:
         assert tar.getnames()[0] == "python/PYTHON.json"
     assert [p.name for p in out.parent.iterdir()] == ["a.tar.gz"]  # no temporary file left behind
+
+
+def test_packed_trees_unpack_to_the_same_tree(tmp_path: Path) -> None:
+    source = tmp_path / "tree"
+    (source / "lib").mkdir(parents=True)
+    (source / "lib" / "libz.so.1").write_bytes(b"\x7fELF")
+    (source / "lib" / "libz.so").symlink_to("libz.so.1")
+    pack_tree(source, tmp_path / "z.tar.zst", mtime=1767225600)
+    extract_tar(tmp_path / "z.tar.zst", tmp_path / "out")
+    assert os.readlink(tmp_path / "out" / "lib" / "libz.so") == "libz.so.1"
+    assert (tmp_path / "out" / "lib" / "libz.so").read_bytes() == b"\x7fELF"

@@ -2,9 +2,13 @@
 
 Archive and metadata rule ids:
     archive.name             the file name follows the naming pattern of its kind
-    archive.unreadable       the archive cannot be read
+    archive.unreadable       the archive cannot be read to its end (the only violation it then gets)
+    archive.size             the archive expands absurdly, has too many members or too long a name (then the
+                             only violation), or a binary or kept file is too large to check
     archive.escape           a member escapes python/ (absolute path, "..", or outside python/)
-    archive.symlink          a symlink leads outside python/ or to nothing in the archive
+    archive.conflict         a member the checks write to disk collides with another (a file used as a directory)
+    archive.symlink          a symlink leads outside python/ (following the archive's other symlinks), loops,
+                             or leads to nothing in the archive
     archive.python-json      PYTHON.json is the first member (full archives), once, and valid (schema)
     archive.consistency      PYTHON.json agrees with the archive (name, platform tag, paths, extensions)
     archive.python-symlinks  bin/python and bin/python3 are symlinks to the same interpreter
@@ -15,158 +19,50 @@ from __future__ import annotations
 
 import json
 import posixpath
-import re
 import shutil
-import tarfile
 import tempfile
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import zstandard
-
-from hermetic.archive import open_tar
-from pydist import buildpaths
+from hermetic.archive import EntryKind, LinkResolutionError, SymlinkLoopError, resolve_in_tree
 from pydist.distribution import validate_python_json
 from pydist.elfinfo import is_elf
-from pydist.matrix import OPTIONS, TARGETS
 from pydist.validate import elf as elf_checks
 from pydist.validate import macho
 from pydist.validate.fips import check_fips
 from pydist.validate.report import Report
-from pydist.validate.roles import Role, classify, install_relative
+from pydist.validate.roles import Role, classify
 from pydist.validate.targets import TARGETS as TARGET_RULES
-
-_TRIPLES = "|".join(re.escape(t) for t in TARGETS)
-_OPTIONS = "|".join(re.escape(o) for o in OPTIONS)
-FULL_NAME = re.compile(
-    rf"cpython-(?P<version>3\.\d+\.\d+)-(?P<triple>{_TRIPLES})-(?P<options>{_OPTIONS})-(?P<tag>[A-Za-z0-9._]+)\.tar\.zst"
-)
-INSTALL_ONLY_NAME = re.compile(
-    rf"cpython-(?P<version>3\.\d+\.\d+)-(?P<triple>{_TRIPLES})-(?:(?P<flavor>[a-z+]+)-)?"
-    r"install_only(?P<stripped>_stripped)?-(?P<tag>[A-Za-z0-9._]+)\.tar\.gz"
-)
-
+from pydist.validate.unpack import Unpacked, unpack
 
 _MACHO_64_LE = bytes.fromhex("cffaedfe")
 
 
-@dataclass
-class Unpacked:
-    """What was read from an archive: member names, build-path findings, and the files written to disk
-    for the checks that need them (binaries, PYTHON.json, the FIPS files)."""
-
-    label: str
-    kind: str  # "full" or "install_only"
-    root: Path  # the directory holding python/
-    name: dict[str, str] = field(default_factory=dict)
-    regular: list[str] = field(default_factory=list)
-    symlinks: dict[str, str] = field(default_factory=dict)
-    directories: set[str] = field(default_factory=set)
-    binaries: list[str] = field(default_factory=list)
-    objects: list[tuple[str, bytes]] = field(default_factory=list)
-    text_findings: list[buildpaths.Finding] = field(default_factory=list)
-    first_member: str | None = None
-    python_json_count: int = 0
-
-    def names(self) -> set[str]:
-        """Every member, with the directories that contain members."""
-        found = set(self.regular) | set(self.symlinks) | self.directories
-        return found | {posixpath.dirname(n) for n in found}
-
-
-_MACHO_MAGICS = {bytes.fromhex(m) for m in ("feedface", "feedfacf", "cefaedfe", "cffaedfe", "cafebabe", "bebafeca")}
-
-
-def _safe_name(name: str) -> bool:
-    parts = name.split("/")
-    return not name.startswith("/") and ".." not in parts and parts[0] == "python"
-
-
-def _ar_members(data: bytes) -> Iterator[tuple[str, bytes]]:
-    """(name, first bytes) of each member of an ar archive."""
-    if data[:8] != b"!<arch>\n":
-        return
-    offset = 8
-    while offset + 60 <= len(data):
-        header = data[offset : offset + 60]
-        size = int(header[48:58].decode().strip() or 0)
-        yield header[:16].decode(errors="replace").strip(), data[offset + 60 : offset + 60 + 64]
-        offset += 60 + size + (size & 1)
-
-
-def _read_member(unpacked: Unpacked, name: str, data: bytes, mode: int) -> None:
-    """Check what can be checked on the bytes; write to disk only what later checks open as files."""
-    unpacked.regular.append(name)
-    rel = install_relative(name)
-    magic = data[:4]
-    if name.endswith(".a"):
-        unpacked.objects += [(f"{unpacked.label}:{name}({m})", head) for m, head in _ar_members(data)]
-        return
-    is_binary = magic == b"\x7fELF" or magic in _MACHO_MAGICS
-    if name.endswith(".o") and magic not in _MACHO_MAGICS:
-        unpacked.objects.append((f"{unpacked.label}:{name}", data[:64]))
-        return
-    if rel is not None and not is_binary:
-        unpacked.text_findings += buildpaths.check_text(rel, data)
-    if is_binary or name == "python/PYTHON.json" or "/share/ssl/" in f"/{rel or ''}":
-        target = unpacked.root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
-        target.chmod(0o755 if mode & 0o111 else 0o644)
-        if is_binary:
-            unpacked.binaries.append(name)
-
-
-def unpack(path: Path, dest: Path, report: Report) -> Unpacked:
-    """Read every member of `path`, report the unsafe ones, and keep what the checks need."""
-    label = path.name
-    full, install_only = FULL_NAME.fullmatch(label), INSTALL_ONLY_NAME.fullmatch(label)
-    match = full or install_only
-    if match is None:
-        expected = (
-            "cpython-{version}-{triple}-{options}-{tag}.tar.zst or "
-            "cpython-{version}-{triple}[-{flavor}]-install_only[_stripped]-{tag}.tar.gz"
-        )
-        report.add(label, "archive.name", f"the name does not match {expected}")
-    kind = "full" if full or label.endswith(".tar.zst") else "install_only"
-    unpacked = Unpacked(label=label, kind=kind, root=dest, name=match.groupdict() if match else {})
-    try:
-        with open_tar(path) as tar:
-            for member in tar:
-                name = member.name.rstrip("/")
-                if unpacked.first_member is None:
-                    unpacked.first_member = name
-                if name == "python/PYTHON.json":
-                    unpacked.python_json_count += 1
-                if not _safe_name(name):
-                    report.add(f"{label}:{name}", "archive.escape", "member is outside python/")
-                elif member.isdir():
-                    unpacked.directories.add(name)
-                elif member.issym():
-                    unpacked.symlinks[name] = member.linkname
-                elif member.isfile():
-                    source = tar.extractfile(member)
-                    assert source is not None
-                    _read_member(unpacked, name, source.read(), member.mode)
-                else:
-                    report.add(f"{label}:{name}", "archive.escape", "member is a hard link, device or fifo")
-    except (tarfile.TarError, zstandard.ZstdError, OSError, EOFError) as e:
-        report.add(label, "archive.unreadable", f"cannot be read: {e}")
-    _check_symlinks(unpacked, report)
-    return unpacked
-
-
 def _check_symlinks(unpacked: Unpacked, report: Report) -> None:
+    """Each symlink, followed through the archive's other symlinks, leads to a member inside python/."""
     members = unpacked.names()
+    directories = unpacked.directories | {posixpath.dirname(n) for n in members}
+
+    def entry(rel: str) -> tuple[EntryKind, str]:
+        if rel in unpacked.symlinks:
+            return "link", unpacked.symlinks[rel]
+        if rel in directories:
+            return "dir", ""
+        return ("other" if rel in members else "missing"), ""
+
     for name, target in sorted(unpacked.symlinks.items()):
-        resolved = posixpath.normpath(posixpath.join(posixpath.dirname(name), target))
-        if target.startswith("/") or not resolved.startswith("python/"):
-            report.add(f"{unpacked.label}:{name}", "archive.symlink", f"points to {target}, outside python/")
+        member = f"{unpacked.label}:{name}"
+        try:
+            resolved = resolve_in_tree(name, entry)
+        except SymlinkLoopError as e:
+            report.add(member, "archive.symlink", f"points to {target}, which {e}")
+            continue
+        except LinkResolutionError:
+            resolved = ""
+        if not resolved.startswith("python/"):
+            report.add(member, "archive.symlink", f"points to {target}, outside python/")
         elif resolved not in members:
-            message = f"points to {target}, which is not in the archive"
-            report.add(f"{unpacked.label}:{name}", "archive.symlink", message)
+            report.add(member, "archive.symlink", f"points to {target}, which is not in the archive")
 
 
 def _check_python_json(unpacked: Unpacked, report: Report) -> dict[str, Any] | None:
@@ -290,6 +186,9 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
         for index, path in enumerate(paths):
             report.archives.append(path.name)
             unpacked = unpack(path, work / str(index), report)
+            if not unpacked.complete:
+                continue  # its one violation says why; checks of a partial archive would only add noise
+            _check_symlinks(unpacked, report)
             data = _check_python_json(unpacked, report) if unpacked.kind == "full" else None
             if data is not None:
                 _check_consistency(unpacked, data, report)
