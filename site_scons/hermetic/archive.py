@@ -31,6 +31,7 @@ from typing import BinaryIO, Literal
 
 import zstandard
 
+from hermetic import cancel
 from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError, UnsafeArchiveError
 
 Compression = Literal["zst", "gz", "none"]
@@ -581,6 +582,7 @@ def extract_tar(
         extraction = _Extraction(dest, label, fix_absolute_links)
         stack.callback(extraction.close)
         for member in tar:
+            cancel.check(f"unpacking {label}")
             extraction.add(tar, member, strip)
         extraction.finish()
 
@@ -722,6 +724,7 @@ def pack_tree(
         tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar,
     ):
         for rel in ordered:
+            cancel.check(f"packing {out.name}")
             arcname = f"{prefix}/{rel}" if prefix else rel
             info, path = _tarinfo(root, rel, arcname, mtime)
             if path is None:

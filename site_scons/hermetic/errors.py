@@ -3,8 +3,10 @@
 Exit codes of ``scons`` and ``python -m pydist``: 0 success; 1 any other failure (a check found violations, a
 host error such as a full disk); 2 a wrong command-line value, an unsupported host, a bad configuration;
 3 a malformed lock or pin file; 4 a file that does not match its pin; 5 a pinned file that could not be
-fetched; 6 a toolchain problem; 7 a failed build step; 8 an unsafe archive; 128 + N when the build was asked
-to stop by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
+fetched (or a full or unwritable download cache); 6 a toolchain problem; 7 a failed build step; 8 an unsafe
+archive; 9 a corrupt or truncated archive; 10 a release the release tool refuses; 11 a GitHub API failure;
+12 a distribution that cannot be assembled from its build; 128 + N when the build was asked to stop by
+signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 """
 
 from __future__ import annotations

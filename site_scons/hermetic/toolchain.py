@@ -398,7 +398,7 @@ def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
         staging.mkdir(mode=0o755)
         try:
             for pin in packages.packages:
-                extract_deb(fetcher.fetch(pin), staging)
+                extract_deb(fetcher.fetch(pin), staging, label=pin.filename)
             _link_tools(staging, packages)
             files = _manifest(staging)
             _write_json(staging / _DIGESTS, _digests(staging, files))

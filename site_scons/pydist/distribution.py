@@ -72,7 +72,7 @@ FINAL_ZSTD_LEVEL = 19
 class DistributionError(HermeticError):
     """The distribution cannot be assembled from the build (a bug or a broken build)."""
 
-    exit_code = 9
+    exit_code = 12
 
 
 @dataclass(frozen=True, kw_only=True)
