@@ -37,7 +37,10 @@ def test_help_lists_every_variable_and_its_default(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["target=x86_64-linux"], ["target=x86_64-linux", "valid: x86_64-unknown-linux-gnu"]),
+        (
+            ["target=x86_64-linux"],
+            ["target=x86_64-linux", "valid: aarch64-unknown-linux-gnu, x86_64-unknown-linux-gnu"],
+        ),
         (["py=3.9"], ["py=3.9", "3.10, 3.11, 3.12, 3.13, 3.14"]),
         (["py=3.13.99"], ["py=3.13.99", "not pinned", "3.13.15"]),
         (["py=three"], ["not a Python version"]),
@@ -63,16 +66,29 @@ def test_macos_target_stops_at_once_on_linux(tmp_path: Path) -> None:
     assert not (tmp_path / "build" / "aarch64-apple-darwin").exists()
 
 
-def test_cross_target_is_refused_with_a_reason(tmp_path: Path) -> None:
-    result = run_scons(REPO_ROOT, "target=aarch64-unknown-linux-gnu", f"build_dir={tmp_path / 'build'}")
-    assert result.returncode == 2
-    assert_one_line_error(result.stderr, "cross-building aarch64-unknown-linux-gnu", "not implemented yet")
+def test_a_cross_build_plans_the_build_python_of_the_build_host(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "-n", "target=aarch64-unknown-linux-gnu", f"build_dir={tmp_path / 'build'}")
+    assert result.returncode == 0, result.stderr
+    planned = [line for line in result.stdout.splitlines() if line.startswith("would build ")]
+    aarch64 = [line for line in planned if "(aarch64-unknown-linux-gnu)" in line]
+    host = [line for line in planned if "(x86_64-unknown-linux-gnu)" in line]
+    assert any(line.startswith("would build cpython-3.13.15-pgo+lto (aarch64") for line in aarch64)
+    assert any(line.startswith("would build openssl-3.5.7 (aarch64") for line in aarch64)
+    # The build Python: the build host's own noopt CPython of the same version, with its own libraries.
+    assert any(line.startswith("would build cpython-3.13.15-noopt (x86_64") for line in host)
+    assert planned.index(next(line for line in host if "cpython" in line)) < planned.index(
+        next(line for line in aarch64 if "cpython" in line)
+    )
 
 
-def test_minor_without_fips_patches_is_refused(tmp_path: Path) -> None:
-    result = run_scons(REPO_ROOT, "-n", "py=3.14", f"build_dir={tmp_path / 'build'}")
+def test_minor_without_fips_patches_is_refused_and_only_planned(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "py=3.14", f"build_dir={tmp_path / 'build'}")
     assert result.returncode == 2
     assert_one_line_error(result.stderr, "CPython 3.14 has no patch series", "FIPS")
+    planned = run_scons(REPO_ROOT, "-n", "py=3.14", f"build_dir={tmp_path / 'build'}")
+    assert planned.returncode == 0, planned.stderr
+    assert "(planning only)" in planned.stderr
+    assert "would build cpython-3.14.8-pgo+lto (x86_64-unknown-linux-gnu)" in planned.stdout
 
 
 def test_unfetchable_source_names_the_file_and_where_to_put_it(tmp_path: Path) -> None:
