@@ -71,3 +71,61 @@ def test_runs_an_aarch64_program_linked_against_the_pinned_sysroot(tmp_path: Pat
     assert rc == 0, (scratch / "log").read_text()
     assert (tmp_path / "explicit.txt").read_text() == "aarch64 explicit\n"
     assert (tmp_path / "prefix.txt").read_text() == "aarch64 prefix\n"
+
+
+# A program that runs itself again through exec, as Python runs sys.executable: the child is an aarch64 ELF file
+# started by the kernel, which only an emulator registered for the whole sandbox can run.
+REEXEC = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+int main(int argc, char **argv) {
+    struct utsname u;
+    uname(&u);
+    if (argc > 1) { printf("child on %s\n", u.machine); return 0; }
+    printf("parent on %s\n", u.machine);
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) { execl(argv[0], argv[0], "child", (char *)0); return 127; }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+"""
+
+
+def test_the_runner_sandbox_runs_foreign_programs_and_their_children_transparently(tmp_path: Path) -> None:
+    from hermetic.sandbox import Emulator
+
+    cache = default_cache_root()
+    fetcher = Fetcher(ContentStore(cache / "downloads"), resolve=archives_from_apt().resolve)
+    pins = load_toolchain(TOOLCHAINS_DIR, "aarch64-unknown-linux-gnu", PINS_SCHEMA, build_host="x86_64-linux")
+    toolchain = materialize_toolchain(pins, fetcher, cache / "toolchains")
+    assert set(toolchain.emulators) == {"aarch64"}
+    (tmp_path / "reexec.c").write_text(REEXEC)
+    mounts = [
+        Mount(tmp_path, "/build/out", True),
+        Mount(toolchain.compiler, "/toolchain"),
+        Mount(toolchain.sysroot, "/sysroot"),
+    ]
+    env = {"PATH": "/toolchain/bin:/usr/bin:/bin", "LC_ALL": "C", "HOME": "/tmp"}
+    host_binfmt = sorted(p.name for p in Path("/proc/sys/fs/binfmt_misc").glob("*"))
+
+    def run(script: str, emulators: list[Emulator]) -> tuple[int, str]:
+        scratch = tmp_path / f".sandbox-{len(emulators)}"
+        scratch.mkdir(exist_ok=True)
+        log = scratch / "log"
+        log.write_text("")
+        rc = Bubblewrap(scratch, emulators).run(
+            ["/bin/sh", "-c", script], mounts=mounts, env=env, cwd="/build/out", log_file=log
+        )
+        return rc, log.read_text()
+
+    rc, output = run("aarch64-linux-gnu-clang -O2 -fuse-ld=lld reexec.c -o reexec && ./reexec", [])
+    assert rc != 0 and "parent on" not in output  # without the emulator the kernel cannot run it
+    rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
+    assert rc == 0, output
+    assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
+    # The registration lived in the sandbox's own binfmt_misc instance: the host's is as it was.
+    assert sorted(p.name for p in Path("/proc/sys/fs/binfmt_misc").glob("*")) == host_binfmt
