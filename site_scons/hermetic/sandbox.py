@@ -168,6 +168,22 @@ _WITH_EMULATORS = (
 )
 
 
+def run_logged(command: Sequence[str], *, env: Mapping[str, str], cwd: str | None, log_file: Path) -> int:
+    """Run `command` with exactly `env`, appending its output to `log_file`; a stop request ends it and its whole
+    process group (it gets one of its own)."""
+    with open(log_file, "ab") as log:
+        process = subprocess.Popen(
+            list(command),
+            env=dict(env),
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return cancel.wait(process)
+
+
 def require_bubblewrap() -> str:
     """The path of ``bwrap``; a one-line ConfigError when it is not installed."""
     found = shutil.which("bwrap")
@@ -277,17 +293,7 @@ class Bubblewrap:
             registrations = [e.registration() for e in self.emulators]
             namespace = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _WITH_EMULATORS, "sh"]
             command = [*namespace, *registrations, *command]
-        with open(log_file, "ab") as log:
-            # Its own process group, so a stop request ends bubblewrap and everything under it at once.
-            process = subprocess.Popen(
-                command,
-                env=dict(env),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            return cancel.wait(process)
+        return run_logged(command, env=env, cwd=None, log_file=log_file)
 
 
 class Unsandboxed:
@@ -326,14 +332,4 @@ class Unsandboxed:
         """Run `argv` on the host with `env`, its sandbox paths mapped to the mounts' host paths."""
         command = [self.rewrite(arg, mounts) for arg in argv]
         host_env = {name: self.rewrite(value, mounts) for name, value in env.items()}
-        with open(log_file, "ab") as log:
-            process = subprocess.Popen(
-                command,
-                env=host_env,
-                cwd=self.rewrite(cwd, mounts),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            return cancel.wait(process)
+        return run_logged(command, env=host_env, cwd=self.rewrite(cwd, mounts), log_file=log_file)

@@ -128,6 +128,23 @@ def cpython_action(request: matrix.BuildRequest, ce: CompileEnv, lock: SourcesLo
 
 
 @dataclass(frozen=True, kw_only=True)
+class GraphContext:
+    """What every part of the graph is declared with.
+
+    Attributes:
+        env: (Any) the SCons environment.
+        settings: (Settings) the command line.
+        lock: (SourcesLock) the sources lock.
+        fetcher: (Fetcher) the one fetcher of this build.
+    """
+
+    env: Any
+    settings: Settings
+    lock: SourcesLock
+    fetcher: Fetcher
+
+
+@dataclass(frozen=True, kw_only=True)
 class PythonNodes:
     """The SCons nodes of one target's libraries and CPython build."""
 
@@ -141,59 +158,44 @@ def library_recipes(platform: Platform) -> list[LibraryRecipe]:
     return [r for r in [*RECIPES.values(), OPENSSL] if platform.uses_library(r.name)]
 
 
-def declare_python(
-    env: Any,
-    settings: Settings,
-    lock: SourcesLock,
-    request: matrix.BuildRequest,
-    platform: Platform,
-    fetcher: Fetcher,
-    *,
-    named: bool,
-) -> PythonNodes:
+def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform, *, named: bool) -> PythonNodes:
     """Declare the libraries and CPython of `request` for `platform` under ``build/<triple>/``.
 
     `named` gives them the command-line names (``zlib``, ``libs``, ``cpython``); a build Python's are unnamed.
     """
-    target_dir = settings.build_dir / platform.triple
+    target_dir = ctx.settings.build_dir / platform.triple
     runner = ActionRunner(
-        fetcher=fetcher,
-        toolchain_root=settings.cache_root / "toolchains",
+        fetcher=ctx.fetcher,
+        toolchain_root=ctx.settings.cache_root / "toolchains",
         work_root=(target_dir / "work").resolve(),
         log_root=(target_dir / "logs").resolve(),
-        jobs=settings.jobs,
+        jobs=ctx.settings.jobs,
     )
     ce = CompileEnv(platform=platform)
     libraries: dict[str, Any] = {}
     for recipe in library_recipes(platform):
-        pin = lock.get(recipe.name)
-        action = library_action(recipe, pin, ce, lock)
+        pin = ctx.lock.get(recipe.name)
+        action = library_action(recipe, pin, ce, ctx.lock)
         artifact = str(target_dir / "deps" / f"{pin.id}.tar.zst")
-        libraries[recipe.name] = scons_glue.declare_action(
-            env, action, runner, artifact, [libraries[d] for d in recipe.deps]
-        )
+        deps = [libraries[d] for d in recipe.deps]
+        libraries[recipe.name] = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
     deps = list(libraries.values())
+    dep_names = tuple(libraries)
     if not platform.native:
-        deps.append(declare_build_python(env, settings, lock, request, platform, fetcher))
-    action = cpython_action(request, ce, lock, tuple(libraries) + (() if platform.native else ("build-python",)))
+        deps.append(declare_build_python(ctx, request, platform))
+        dep_names += ("build-python",)
+    action = cpython_action(request, ce, ctx.lock, dep_names)
     artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
-    node = scons_glue.declare_action(env, action, runner, artifact, deps)
+    node = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
     if named:
         for name, library in libraries.items():
-            env.Alias(name, library)
-        env.Alias("libs", list(libraries.values()))
-        env.Alias("cpython", node)
+            ctx.env.Alias(name, library)
+        ctx.env.Alias("libs", list(libraries.values()))
+        ctx.env.Alias("cpython", node)
     return PythonNodes(runner=runner, libraries=libraries, cpython=node)
 
 
-def declare_build_python(
-    env: Any,
-    settings: Settings,
-    lock: SourcesLock,
-    request: matrix.BuildRequest,
-    platform: Platform,
-    fetcher: Fetcher,
-) -> Any:
+def declare_build_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> Any:
     """The build host's own CPython of `request`'s version: the build Python a cross build needs. One artifact
     per version, shared by every cross target (and by the build host's own noopt build of it)."""
     host_target = matrix.DEFAULT_TARGET_FOR_HOST.get(platform.build_host)
@@ -201,7 +203,7 @@ def declare_build_python(
         raise ConfigError(f"no target runs on the build host {platform.build_host}", hint="build on a Linux host")
     build_request = matrix.BuildRequest(target=host_target, python=request.python, options=BUILD_PYTHON_OPTIONS)
     build_platform = load_platform(host_target, platform.build_host)
-    return declare_python(env, settings, lock, build_request, build_platform, fetcher, named=False).cpython
+    return declare_python(ctx, build_request, build_platform, named=False).cpython
 
 
 def check_host(platform: Platform) -> None:
@@ -230,58 +232,42 @@ def declare(env: Any, settings: Settings, *, checking_host: bool = True, plannin
     platform = load_platform(request.target)
     if checking_host:
         check_host(platform)
-    fetcher = make_fetcher(settings)
-    nodes = declare_python(env, settings, lock, request, platform, fetcher, named=True)
-    declare_dist(env, settings, lock, request, platform, fetcher, nodes)
-    declare_tasks(env, settings, lock, request, platform, fetcher)
+    ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings))
+    nodes = declare_python(ctx, request, platform, named=True)
+    declare_dist(ctx, request, platform, nodes)
+    declare_tasks(ctx, request, platform)
     return [env.Alias("dist")]
 
 
-def declare_dist(
-    env: Any,
-    settings: Settings,
-    lock: SourcesLock,
-    request: matrix.BuildRequest,
-    platform: Platform,
-    fetcher: Fetcher,
-    nodes: PythonNodes,
-) -> None:
+def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform, nodes: PythonNodes) -> None:
     """The archives, SHA256SUMS and provenance of the requested build (``scons dist``)."""
-    target_dir = settings.build_dir / platform.triple
-    recipes = library_recipes(platform)
+    target_dir = ctx.settings.build_dir / platform.triple
     toolchain = platform.toolchain
     dist_ctx = dist_graph.DistContext(
         request=request,
-        lock=lock,
+        lock=ctx.lock,
         toolchain=toolchain,
         runner=nodes.runner,
-        fetcher=fetcher,
+        fetcher=ctx.fetcher,
         work_root=(target_dir / "work").resolve(),
         tests_root=(target_dir / "tests").resolve(),
-        license_pins=(*(lock.get(r.name) for r in recipes), request.python),
+        license_pins=(*(ctx.lock.get(r.name) for r in library_recipes(platform)), request.python),
         object_format=f"llvm-bitcode:{toolchain.compiler.version}"
         if request.options.lto and toolchain.compiler
         else platform.object_format,
     )
-    names = DistNames(request=request, tag=release_tag(settings.tag, lock.source_date_epoch))
+    names = DistNames(request=request, tag=release_tag(ctx.settings.tag, ctx.lock.source_date_epoch))
     libraries = list(nodes.libraries.values())
     dist_nodes = dist_graph.declare_distribution(
-        env, dist_ctx, names, settings.dist_dir, nodes.cpython, nodes.libraries["openssl"], libraries
+        ctx.env, dist_ctx, names, ctx.settings.dist_dir, nodes.cpython, nodes.libraries["openssl"], libraries
     )
-    env.Alias("dist", dist_nodes)
+    ctx.env.Alias("dist", dist_nodes)
 
 
-def declare_tasks(
-    env: Any,
-    settings: Settings,
-    lock: SourcesLock,
-    request: matrix.BuildRequest,
-    platform: Platform,
-    fetcher: Fetcher,
-) -> None:
+def declare_tasks(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> None:
     """``scons fetch`` and ``scons toolchain``."""
-    toolchain = platform.toolchain
-    needed = [lock.get(r.name) for r in library_recipes(platform)] + [request.python]
+    toolchain, fetcher = platform.toolchain, ctx.fetcher
+    needed = [ctx.lock.get(r.name) for r in library_recipes(platform)] + [request.python]
     needed += toolchain.all_packages()
 
     def fetch_all() -> None:
@@ -293,10 +279,10 @@ def declare_tasks(
 
     def toolchain_task() -> None:
         with log.step(f"toolchain {toolchain.triple}"):
-            dirs = materialize_toolchain(toolchain, fetcher, settings.cache_root / "toolchains")
+            dirs = materialize_toolchain(toolchain, fetcher, ctx.settings.cache_root / "toolchains")
         log.say(f"  compiler {dirs.compiler}\n  sysroot  {dirs.sysroot}")
         for arch, program in dirs.emulators.items():
             log.say(f"  {arch} emulator {program}")
 
-    scons_glue.declare_task(env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
-    scons_glue.declare_task(env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
+    scons_glue.declare_task(ctx.env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
+    scons_glue.declare_task(ctx.env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])
