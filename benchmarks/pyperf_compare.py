@@ -44,6 +44,7 @@ from pyperf_report import Column, Results, columns_for, format_report
 from hermetic.archive import extract_tar
 from hermetic.errors import ConfigError, HermeticError
 
+REPO = Path(__file__).resolve().parents[1]
 # Issue 13's subset: CPU-bound pure-Python benchmarks with no third-party dependencies.
 SUBSET = (
     "nbody",
@@ -101,7 +102,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="interpreter flags for the start-up samples (default -I: no PYTHON* variables, no user site; the"
         " site module and its .pth files still run, add -S to leave them out)",
     )
-    parser.add_argument("--output-dir", type=Path, help="where results go (default: ./pyperf-results-<UTC time>)")
+    parser.add_argument("--output-dir", type=Path, help="where results go (default: build/pyperf-results/<UTC time>)")
     args = parser.parse_args(argv)
     inputs = [args.baseline, *args.candidates]
     saved = [is_result_file(spec) for spec in inputs]
@@ -434,7 +435,7 @@ def startup_and_save(
 
 def choose_output_dir(requested: Path | None) -> Path:
     """The output directory: new or empty, so results of different runs never mix."""
-    outdir = requested or Path(f"pyperf-results-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+    outdir = requested or REPO / "build" / "pyperf-results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
         raise ConfigError(f"{outdir} already exists and is not empty", hint="choose a new or empty --output-dir")
     (outdir / "logs").mkdir(parents=True, exist_ok=True)

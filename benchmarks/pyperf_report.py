@@ -138,15 +138,16 @@ def format_cell(row: Row) -> str:
 
 def format_summary(name: str, comparison: Comparison) -> str:
     """One line: the geometric mean of the time ratios and the faster/slower/not-significant counts."""
-    if not comparison.rows:
-        return f"{name}: no benchmark in common with the baseline"
-    gm = comparison.geometric_mean
-    word = "slower" if gm > 1 else "faster"
-    text = (
-        f"{name}/base geometric mean {gm:.3f} ({name} is {max(gm, 1 / gm):.3f}x {word})"
-        f" over {len(comparison.rows)} benchmark(s): {comparison.count('faster')} faster,"
-        f" {comparison.count('slower')} slower, {comparison.count('~')} not significant"
-    )
+    if comparison.rows:
+        gm = comparison.geometric_mean
+        word = "slower" if gm > 1 else "faster"
+        text = (
+            f"{name}/base geometric mean {gm:.3f} ({name} is {max(gm, 1 / gm):.3f}x {word})"
+            f" over {len(comparison.rows)} benchmark(s): {comparison.count('faster')} faster,"
+            f" {comparison.count('slower')} slower, {comparison.count('~')} not significant"
+        )
+    else:
+        text = f"{name}: no benchmark in common with the baseline"
     if comparison.only_baseline or comparison.only_candidate:
         text += f"; left out: {', '.join(comparison.only_baseline + comparison.only_candidate)}"
     return text
@@ -159,7 +160,7 @@ def format_report(columns: Sequence[Column], results: Results, header: str) -> s
         "",
         "ratio = candidate time / baseline time (above 1: slower); '~' = not significant by pyperf's two-sample"
         " t-test (95 %)",
-        *(f"  {c.short:5s} {c.label}  {c.description}" for c in columns),
+        *(f"  {c.short:5s} {c.label}  {c.description}".rstrip() for c in columns),
     ]
     for title, suites, median in (
         ("benchmark", results.suites, False),
