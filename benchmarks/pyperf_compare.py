@@ -32,7 +32,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +73,18 @@ class BenchmarkError(HermeticError):
 
 @dataclass(frozen=True)
 class Interpreter:
-    """One interpreter under comparison: its label, the executable pyperformance runs, and its version."""
+    """One interpreter under comparison: its label, the executable pyperformance runs, its version, and the
+    environment variables it runs with (e.g. PYTHONMALLOC=mimalloc to compare allocators on one build)."""
 
     label: str
     python: Path
     version: str
+    env: dict[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """Version, executable and environment, for the report's legend."""
+        settings = "".join(f", {name}={value}" for name, value in sorted(self.env.items()))
+        return f"Python {self.version}, {self.python}{settings}"
 
 
 # ---------------------------------------------------------------------------------------------- arguments
@@ -98,9 +105,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--startup-runs", type=non_negative_int, default=40, help="start-up samples (0: skip)")
     parser.add_argument(
         "--startup-flags",
-        default="-I",
-        help="interpreter flags for the start-up samples (default -I: no PYTHON* variables, no user site; the"
-        " site module and its .pth files still run, add -S to leave them out)",
+        default="-s",
+        help="interpreter flags for the start-up samples (default -s: no user site; the site module and the .pth"
+        " files of the interpreter's own site-packages still run, add -S to leave them out)",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="LABEL:NAME=VALUE",
+        help="run the interpreter labelled LABEL with this environment variable (repeatable)",
     )
     parser.add_argument("--output-dir", type=Path, help="where results go (default: build/pyperf-results/<UTC time>)")
     args = parser.parse_args(argv)
@@ -257,6 +271,20 @@ def prepare_interpreters(specs: Sequence[str], unpack_root: Path) -> list[Interp
     return interpreters
 
 
+def with_environment(interpreters: Sequence[Interpreter], settings: Sequence[str]) -> list[Interpreter]:
+    """Apply `--env LABEL:NAME=VALUE` settings to the interpreters they name."""
+    env: dict[str, dict[str, str]] = {i.label: {} for i in interpreters}
+    for setting in settings:
+        label, _, assignment = setting.partition(":")
+        name, equals, value = assignment.partition("=")
+        if not equals or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            raise ConfigError(f"--env {setting}: not LABEL:NAME=VALUE", hint="e.g. --env ours:PYTHONMALLOC=mimalloc")
+        if label not in env:
+            raise ConfigError(f"--env {setting}: no interpreter is labelled {label}", hint=f"labels: {', '.join(env)}")
+        env[label][name] = value
+    return [replace(i, env=env[i.label]) for i in interpreters]
+
+
 # ---------------------------------------------------------------------------------------------- running
 
 
@@ -268,24 +296,30 @@ def rotated(items: Sequence[Any], shift: int) -> list[Any]:
     return [*items[shift:], *items[:shift]]
 
 
-def run_pyperformance(argv: Sequence[str], workdir: Path, log: Path) -> int:
-    """Run `python -m pyperformance ARGV` in `workdir` (where it keeps its venvs), appending its output to `log`."""
-    with open(log, "a") as out:
+def run_pyperformance(interpreter: Interpreter, argv: Sequence[str], workdir: Path, logs: Path) -> int:
+    """Run `python -m pyperformance ARGV --python <interpreter>` in `workdir` (where it keeps its venvs), with the
+    interpreter's environment variables passed down to the benchmark processes; output goes to its log."""
+    argv = [*argv, "--python", str(interpreter.python)]
+    if interpreter.env:
+        argv += ["--inherit-environ", ",".join(sorted(interpreter.env))]
+    with open(logs / f"{interpreter.label}.log", "a") as out:
         out.write(f"\n$ pyperformance {shlex.join(argv)}\n")
         out.flush()
         return subprocess.run(
-            [sys.executable, "-m", "pyperformance", *argv], cwd=workdir, stdout=out, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "pyperformance", *argv],
+            cwd=workdir,
+            env={**os.environ, **interpreter.env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
         ).returncode
 
 
 def prepare_venv(interpreter: Interpreter, benchmarks: Sequence[str], workdir: Path, logs: Path) -> None:
     """Create the interpreter's pyperformance venv with every benchmark's requirements, before timing anything."""
-    log = logs / f"{interpreter.label}.log"
-    argv = ["venv", "create", "--python", str(interpreter.python), "--benchmarks", ",".join(benchmarks)]
-    if run_pyperformance(argv, workdir, log) != 0:
+    if run_pyperformance(interpreter, ["venv", "create", "--benchmarks", ",".join(benchmarks)], workdir, logs) != 0:
         raise BenchmarkError(
             f"pyperformance could not create a venv for {interpreter.label} ({interpreter.python})",
-            hint=f"see the end of {log}",
+            hint=f"see the end of {logs / interpreter.label}.log",
         )
 
 
@@ -295,8 +329,8 @@ def run_benchmark(
     """One benchmark on one interpreter; None when pyperformance failed (its log says why)."""
     output = workdir / f"{interpreter.label}.{benchmark}.json"
     output.unlink(missing_ok=True)
-    argv = ["run", "--python", str(interpreter.python), "--benchmarks", benchmark, *mode, "--output", str(output)]
-    if run_pyperformance(argv, workdir, logs / f"{interpreter.label}.log") != 0 or not output.exists():
+    argv = ["run", "--benchmarks", benchmark, *mode, "--output", str(output)]
+    if run_pyperformance(interpreter, argv, workdir, logs) != 0 or not output.exists():
         return None
     suite = pyperf.BenchmarkSuite.load(str(output))
     output.unlink()
@@ -366,14 +400,17 @@ def summarize(suite: pyperf.BenchmarkSuite) -> str:
     return ", ".join(parts)
 
 
-def time_startup(python: Path, flags: Sequence[str], code: str) -> float:
+def time_startup(interpreter: Interpreter, flags: Sequence[str], code: str) -> float:
     """Wall time of one `python FLAGS -c CODE` as seen by its parent, in seconds."""
+    argv = [str(interpreter.python), *flags, "-c", code]
+    # PYTHON* variables of the harness's own environment would change what is measured; --env ones are wanted.
+    env = {name: value for name, value in os.environ.items() if not name.startswith("PYTHON")} | interpreter.env
     started = time.perf_counter()
-    result = subprocess.run([str(python), *flags, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    result = subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     took = time.perf_counter() - started
     if result.returncode != 0:
         detail = (result.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        raise BenchmarkError(f"{python} -c {code!r} failed: {detail}")
+        raise BenchmarkError(f"{interpreter.python} -c {code!r} failed: {detail}")
     return took
 
 
@@ -388,7 +425,7 @@ def measure_startup(
     for sample in range(STARTUP_WARMUPS + runs):
         for name, code in STARTUP_COMMANDS.items():
             for interpreter in rotated(interpreters, sample):
-                took = time_startup(interpreter.python, flags, code)
+                took = time_startup(interpreter, flags, code)
                 if sample >= STARTUP_WARMUPS:
                     samples[interpreter.label][name].append(took)
     return samples
@@ -404,7 +441,8 @@ def startup_suite(
             "name": name,
             "unit": "second",
             "loops": 1,
-            "description": f"wall time of `python {shlex.join(flags)} -c {STARTUP_COMMANDS[name]!r}` (parent's view)",
+            "description": f"wall time of `python {shlex.join(flags)} -c {STARTUP_COMMANDS[name]!r}` (parent's view)"
+            + "".join(f", {var}={value}" for var, value in sorted(interpreter.env.items())),
             "python_executable": str(interpreter.python),
             "python_version": interpreter.version,
         }
@@ -448,6 +486,7 @@ def run_and_report(args: argparse.Namespace) -> int:
     mode = pyperformance_mode(args)
     with tempfile.TemporaryDirectory(prefix="pyperf-compare-") as tmp:
         interpreters = prepare_interpreters([args.baseline, *args.candidates], Path(tmp) / "unpacked")
+        interpreters = with_environment(interpreters, args.env)
         outdir = choose_output_dir(args.output_dir)
         for interpreter in interpreters:
             print(f"preparing the pyperformance venv of {interpreter.label} ({interpreter.python})", flush=True)
@@ -463,7 +502,7 @@ def run_and_report(args: argparse.Namespace) -> int:
         f"\ncommand: {shlex.join(sys.argv)}"
         f"\nload average (1/5/15 min) before: {load_before}; after: {load_average()} ({os.cpu_count()} CPUs)"
     )
-    descriptions = {i.label: f"Python {i.version}, {i.python}" for i in interpreters}
+    descriptions = {i.label: i.describe() for i in interpreters}
     columns = columns_for([i.label for i in interpreters], descriptions)
     return finish(outdir, columns, results, header)
 

@@ -256,22 +256,45 @@ def test_a_file_that_is_not_a_pyperf_result_is_one_line(tmp_path: Path, capsys: 
 def test_startup_samples_are_interleaved_and_round_trip(tmp_path: Path) -> None:
     python = Path(sys.executable)
     interpreters = [pc.Interpreter("one", python, "3.x"), pc.Interpreter("two", python, "3.x")]
-    samples = pc.measure_startup(interpreters, 3, ["-I"])
+    samples = pc.measure_startup(interpreters, 3, ["-s"])
     assert set(samples) == {"one", "two"}
     assert all(
         len(values) == 3 and min(values) > 0 for by_command in samples.values() for values in by_command.values()
     )
     path = tmp_path / "one.startup.json"
-    pc.dump_atomic(pc.startup_suite(interpreters[0], samples["one"], ["-I"]), path)
+    pc.dump_atomic(pc.startup_suite(interpreters[0], samples["one"], ["-s"]), path)
     loaded = pyperf.BenchmarkSuite.load(str(path)).get_benchmark("startup_import_ssl_hashlib")
     assert loaded.get_values() == tuple(samples["one"]["startup_import_ssl_hashlib"])
-    assert "python -I -c 'import ssl, hashlib'" in loaded.get_metadata()["description"]
+    assert "python -s -c 'import ssl, hashlib'" in loaded.get_metadata()["description"]
     assert [p.name for p in tmp_path.iterdir()] == ["one.startup.json"]  # no temporary file left
 
 
 def test_a_failing_startup_command_is_one_line() -> None:
     with pytest.raises(pc.BenchmarkError, match=r"failed: .*No module named"):
-        pc.time_startup(Path(sys.executable), ["-I"], "import no_such_module_here")
+        pc.time_startup(pc.Interpreter("x", Path(sys.executable), "3.x"), ["-s"], "import no_such_module_here")
+
+
+def test_startup_gets_the_interpreters_variables_and_not_the_harness_python_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("PYTHONPATH", "/leaked")
+    monkeypatch.setenv("PYTHONHASHSEED", "7")
+    interpreter = pc.Interpreter("x", Path(sys.executable), "3.x", {"PYTHONHASHSEED": "0", "BENCH_MARK": "1"})
+    check = "import os, sys; sys.exit(os.environ.get('PYTHONPATH') or os.environ['PYTHONHASHSEED'] != '0')"
+    assert pc.time_startup(interpreter, [], check + " or os.environ['BENCH_MARK'] != '1'") > 0
+    with pytest.raises(pc.BenchmarkError):  # the same check fails when the interpreter's variable is missing
+        pc.time_startup(pc.Interpreter("y", Path(sys.executable), "3.x"), [], check)
+
+
+def test_env_settings_name_a_labelled_interpreter() -> None:
+    interpreters = [pc.Interpreter("a", Path(sys.executable), "3.x"), pc.Interpreter("b", Path(sys.executable), "3.x")]
+    applied = pc.with_environment(interpreters, ["b:PYTHONMALLOC=mimalloc", "b:X=1=2"])
+    assert [i.env for i in applied] == [{}, {"PYTHONMALLOC": "mimalloc", "X": "1=2"}]
+    assert applied[1].describe() == f"Python 3.x, {sys.executable}, PYTHONMALLOC=mimalloc, X=1=2"
+    with pytest.raises(ConfigError, match="no interpreter is labelled c"):
+        pc.with_environment(interpreters, ["c:X=1"])
+    with pytest.raises(ConfigError, match="not LABEL:NAME=VALUE"):
+        pc.with_environment(interpreters, ["a:1X=1"])
 
 
 # ---------------------------------------------------------------------------------------------- a real run
