@@ -305,8 +305,9 @@ def run_pyperformance(interpreter: Interpreter, argv: Sequence[str], workdir: Pa
     with open(logs / f"{interpreter.label}.log", "a") as out:
         out.write(f"\n$ pyperformance {shlex.join(argv)}\n")
         out.flush()
+        # -E: the variables are for the benchmarked interpreter; the harness's Python must not act on them.
         return subprocess.run(
-            [sys.executable, "-m", "pyperformance", *argv],
+            [sys.executable, "-E", "-m", "pyperformance", *argv],
             cwd=workdir,
             env={**os.environ, **interpreter.env},
             stdout=out,
