@@ -202,16 +202,20 @@ def archive_stem(path: Path) -> str:
     return path.name
 
 
+# Where the interpreter is in an install_only archive, a full archive, and the build's own CPython artifact
+# (build/<target>/cpython-<version>-<options>.tar.zst, handy for comparing builds before a distribution exists).
+ARCHIVE_INTERPRETERS = ("python/bin/python3", "python/install/bin/python3", "install/bin/python3")
+
+
 def unpack_archive(archive: Path, dest: Path) -> Path:
-    """Unpack an install_only (`python/bin/python3`) or full (`python/install/bin/python3`) archive; return the
-    interpreter inside it."""
+    """Unpack a distribution (or CPython artifact) archive into `dest`; return the interpreter inside it."""
     extract_tar(archive, dest)
-    for candidate in (dest / "python" / "bin" / "python3", dest / "python" / "install" / "bin" / "python3"):
-        if candidate.is_file():
-            return candidate
+    for candidate in ARCHIVE_INTERPRETERS:
+        if (dest / candidate).is_file():
+            return dest / candidate
     raise ConfigError(
-        f"{archive.name} holds no python/bin/python3 nor python/install/bin/python3",
-        hint="give an install_only or full distribution archive",
+        f"{archive.name} holds no {' nor '.join(ARCHIVE_INTERPRETERS)}",
+        hint="give an install_only or full distribution archive, or a CPython build artifact",
     )
 
 
