@@ -80,6 +80,7 @@ class Interpreter:
     python: Path
     version: str
     env: dict[str, str] = field(default_factory=dict)
+    prefix: Path | None = None  # sys.prefix: where `{prefix}` in an --env value points
 
     def describe(self) -> str:
         """Version, executable and environment, for the report's legend."""
@@ -114,7 +115,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="LABEL:NAME=VALUE",
-        help="run the interpreter labelled LABEL with this environment variable (repeatable)",
+        help="run the interpreter labelled LABEL with this environment variable (repeatable); {prefix} in VALUE"
+        " is that interpreter's sys.prefix",
     )
     parser.add_argument("--output-dir", type=Path, help="where results go (default: build/pyperf-results/<UTC time>)")
     args = parser.parse_args(argv)
@@ -231,11 +233,12 @@ def locate(spec_path: str) -> Path:
     return path.absolute()
 
 
-def describe(python: Path) -> tuple[Path, str]:
-    """The real executable behind `python` (pyenv shims and the like resolve here) and its version."""
+def describe(python: Path) -> tuple[Path, str, Path]:
+    """The real executable behind `python` (pyenv shims and the like resolve here), its version and sys.prefix."""
+    code = "import sys, platform; print(sys.executable); print(platform.python_version()); print(sys.prefix)"
     try:
         result = subprocess.run(
-            [str(python), "-I", "-c", "import sys, platform; print(sys.executable); print(platform.python_version())"],
+            [str(python), "-I", "-c", code],
             capture_output=True,
             text=True,
             timeout=60,
@@ -243,11 +246,11 @@ def describe(python: Path) -> tuple[Path, str]:
         )
     except OSError as exc:
         raise ConfigError(f"{python}: cannot run it ({exc.strerror})", hint="give a Python interpreter") from None
-    lines = result.stdout.split()
-    if result.returncode != 0 or len(lines) != 2:
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) != 3:
         detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise ConfigError(f"{python} is not a working Python interpreter: {detail}", hint="give a Python interpreter")
-    return Path(lines[0]), lines[1]
+    return Path(lines[0]), lines[1], Path(lines[2])
 
 
 def default_label(spec_path: str, python: Path) -> str:
@@ -266,8 +269,8 @@ def prepare_interpreters(specs: Sequence[str], unpack_root: Path) -> list[Interp
         path = locate(spec_path)
         if is_archive(path):
             path = unpack_archive(path, unpack_root / str(index))
-        python, version = describe(path)
-        interpreters.append(Interpreter(label or default_label(spec_path, python), python, version))
+        python, version, prefix = describe(path)
+        interpreters.append(Interpreter(label or default_label(spec_path, python), python, version, prefix=prefix))
     labels = [i.label for i in interpreters]
     duplicates = sorted({label for label in labels if labels.count(label) > 1})
     if duplicates:
@@ -276,7 +279,8 @@ def prepare_interpreters(specs: Sequence[str], unpack_root: Path) -> list[Interp
 
 
 def with_environment(interpreters: Sequence[Interpreter], settings: Sequence[str]) -> list[Interpreter]:
-    """Apply `--env LABEL:NAME=VALUE` settings to the interpreters they name."""
+    """Apply `--env LABEL:NAME=VALUE` settings to the interpreters they name; `{prefix}` in a value is the
+    interpreter's sys.prefix (e.g. OPENSSL_CONF={prefix}/share/ssl/openssl-fips.cnf for an unpacked archive)."""
     env: dict[str, dict[str, str]] = {i.label: {} for i in interpreters}
     for setting in settings:
         label, _, assignment = setting.partition(":")
@@ -286,7 +290,10 @@ def with_environment(interpreters: Sequence[Interpreter], settings: Sequence[str
         if label not in env:
             raise ConfigError(f"--env {setting}: no interpreter is labelled {label}", hint=f"labels: {', '.join(env)}")
         env[label][name] = value
-    return [replace(i, env=env[i.label]) for i in interpreters]
+    return [
+        replace(i, env={name: value.replace("{prefix}", str(i.prefix)) for name, value in env[i.label].items()})
+        for i in interpreters
+    ]
 
 
 # ---------------------------------------------------------------------------------------------- running

@@ -189,6 +189,7 @@ def test_install_only_and_full_archives_unpack_to_a_working_interpreter(tmp_path
         ("cpython-3.x-noopt", version),
     ]
     assert (tmp_path / "unpacked" / "0" / "python" / "lib" / "marker").read_bytes() == b"x"
+    assert all(i.prefix == Path(sys.prefix) for i in interpreters)  # the wrapper runs the tests' Python
 
 
 def test_archive_without_python_and_unsafe_archive_exit_with_one_line(
@@ -229,7 +230,7 @@ def test_shims_resolve_to_the_real_executable(tmp_path: Path) -> None:
     shim = tmp_path / "python-shim"
     shim.write_bytes(wrapper_script())
     shim.chmod(0o755)
-    assert pc.describe(shim) == (Path(sys.executable), ".".join(map(str, sys.version_info[:3])))
+    assert pc.describe(shim) == (Path(sys.executable), ".".join(map(str, sys.version_info[:3])), Path(sys.prefix))
 
 
 # ---------------------------------------------------------------------------------------------- saved results
@@ -289,10 +290,11 @@ def test_startup_gets_the_interpreters_variables_and_not_the_harness_python_ones
 
 
 def test_env_settings_name_a_labelled_interpreter() -> None:
-    interpreters = [pc.Interpreter("a", Path(sys.executable), "3.x"), pc.Interpreter("b", Path(sys.executable), "3.x")]
-    applied = pc.with_environment(interpreters, ["b:PYTHONMALLOC=mimalloc", "b:X=1=2"])
-    assert [i.env for i in applied] == [{}, {"PYTHONMALLOC": "mimalloc", "X": "1=2"}]
-    assert applied[1].describe() == f"Python 3.x, {sys.executable}, PYTHONMALLOC=mimalloc, X=1=2"
+    python = Path(sys.executable)
+    interpreters = [pc.Interpreter("a", python, "3.x"), pc.Interpreter("b", python, "3.x", prefix=Path("/opt/py"))]
+    applied = pc.with_environment(interpreters, ["b:PYTHONMALLOC=mimalloc", "b:X=1=2", "b:CONF={prefix}/ssl.cnf"])
+    assert [i.env for i in applied] == [{}, {"PYTHONMALLOC": "mimalloc", "X": "1=2", "CONF": "/opt/py/ssl.cnf"}]
+    assert applied[1].describe() == f"Python 3.x, {python}, CONF=/opt/py/ssl.cnf, PYTHONMALLOC=mimalloc, X=1=2"
     with pytest.raises(ConfigError, match="no interpreter is labelled c"):
         pc.with_environment(interpreters, ["c:X=1"])
     with pytest.raises(ConfigError, match="not LABEL:NAME=VALUE"):
