@@ -4,9 +4,10 @@
     python benchmarks/pyperf_compare.py --baseline /usr/bin/python3.11 dist/cpython-...-install_only-....tar.gz
     python benchmarks/pyperf_compare.py --baseline base.json candidate.json     # re-compare saved results
 
-An interpreter is a path or a name on PATH, or an install_only (or full) archive, which is unpacked into a
-temporary directory; `LABEL=PATH` names it in the table and in the result files. By default the 12-benchmark
-subset of issue 13 runs; `--full` runs pyperformance's default group; `--benchmarks` picks any list.
+An interpreter is a path or a name on PATH, or an archive (install_only, full, or the build's own
+build/<target>/cpython-*.tar.zst), which is unpacked into a temporary directory; `LABEL=PATH` names it in the
+table and in the result files; `--env LABEL:NAME=VALUE` runs it with an extra environment variable. By default
+the 12-benchmark subset of issue 13 runs; `--full` runs pyperformance's default group; `-b` picks any list.
 
 The interpreters are interleaved: every benchmark runs on each interpreter before the next benchmark starts,
 and the order of the interpreters rotates from one benchmark (and round) to the next. A change in machine load
@@ -38,7 +39,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site_scons"))
 
-import pyperf
+try:
+    import pyperf
+except ImportError:
+    hint = "run ./scripts/bootstrap, then use .venv/bin/python"
+    print(f"pyperf_compare: error: pyperformance is not installed here; {hint}", file=sys.stderr)
+    sys.exit(2)
 from pyperf_report import Column, Results, columns_for, format_report
 
 from hermetic.archive import extract_tar

@@ -86,6 +86,16 @@ def test_explicit_benchmark_list_and_full_suite() -> None:
     assert len(full) > 50 and len(set(full)) == len(full)
 
 
+def test_without_pyperformance_the_script_says_how_to_get_it() -> None:
+    script = REPO_ROOT / "benchmarks" / "pyperf_compare.py"
+    # -S: without site-packages, so pyperf cannot be imported.
+    result = subprocess.run([sys.executable, "-S", str(script), "--baseline", "a", "b"], capture_output=True, text=True)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.splitlines() == [
+        "pyperf_compare: error: pyperformance is not installed here; run ./scripts/bootstrap, then use .venv/bin/python"
+    ]
+
+
 def test_labels_and_saved_results() -> None:
     assert pc.split_label("debian=/usr/bin/python3.11") == ("debian", "/usr/bin/python3.11")
     assert pc.split_label("/opt/a=b/python3") == (None, "/opt/a=b/python3")
