@@ -314,15 +314,20 @@ def test_env_settings_name_a_labelled_interpreter() -> None:
 # ---------------------------------------------------------------------------------------------- a real run
 
 
-def raw_means(path: Path) -> dict[str, float]:
-    """Each benchmark's mean straight from pyperf's JSON (no pyperf code): every value of every run."""
+def raw_runs(path: Path) -> dict[str, list[list[float]]]:
+    """Each benchmark's runs (their values) straight from pyperf's JSON, without pyperf's code."""
     data = json.loads(path.read_text())
-    means = {}
-    for bench in data["benchmarks"]:
-        name = bench.get("metadata", {}).get("name") or data["metadata"]["name"]
-        values = [v for run in bench["runs"] for v in run.get("values", [])]
-        means[name] = statistics.fmean(values)
-    return means
+    return {
+        bench.get("metadata", {}).get("name") or data["metadata"]["name"]: [
+            run["values"] for run in bench["runs"] if "values" in run
+        ]
+        for bench in data["benchmarks"]
+    }
+
+
+def raw_means(path: Path) -> dict[str, float]:
+    """Each benchmark's mean over every value of every run."""
+    return {name: statistics.fmean(v for run in runs for v in run) for name, runs in raw_runs(path).items()}
 
 
 @pytest.mark.integration
@@ -332,11 +337,13 @@ def test_tiny_real_run_on_two_interpreters(tmp_path: Path, capsys: pytest.Captur
     other = Path(sys.base_prefix) / "bin" / "python3"
     out = tmp_path / "results"
     argv = ["--baseline", f"debian={debian}", f"other={other}", "-b", "unpack_sequence,nbody"]
-    argv += ["--debug-single-value", "--startup-runs", "2", "--output-dir", str(out)]
+    argv += ["--debug-single-value", "--rounds", "2", "--startup-runs", "2", "--output-dir", str(out)]
     assert pc.main(argv) == 0, capsys.readouterr().out
     printed = capsys.readouterr().out
     base, cand = raw_means(out / "debian.json"), raw_means(out / "other.json")
     assert set(base) == set(cand) == {"unpack_sequence", "nbody"}
+    # --debug-single-value gives one run of one value per round; both rounds were merged.
+    assert all(len(runs) == 2 for f in ("debian", "other") for runs in raw_runs(out / f"{f}.json").values())
     ratios = {name: cand[name] / base[name] for name in base}
     geomean = math.prod(ratios.values()) ** 0.5
     assert f"B/base geometric mean {geomean:.3f} " in printed
