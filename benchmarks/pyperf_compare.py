@@ -88,9 +88,19 @@ class Interpreter:
     env: dict[str, str] = field(default_factory=dict)
     prefix: Path | None = None  # sys.prefix: where `{prefix}` in an --env value points
 
+    @property
+    def benchmark_env(self) -> dict[str, str]:
+        """The variables pyperformance passes down to the benchmarks: only PYTHON* ones. pyperformance's own
+        process must hold a variable to pass it on; it runs with -E, which keeps PYTHON* variables from acting on
+        it, but nothing keeps e.g. OPENSSL_CONF from switching its own hashlib to FIPS mode (where it fails)."""
+        return {name: value for name, value in self.env.items() if name.startswith("PYTHON")}
+
     def describe(self) -> str:
         """Version, executable and environment, for the report's legend."""
-        settings = "".join(f", {name}={value}" for name, value in sorted(self.env.items()))
+        settings = "".join(
+            f", {name}={value}" + ("" if name in self.benchmark_env else " (start-up only)")
+            for name, value in sorted(self.env.items())
+        )
         return f"Python {self.version}, {self.python}{settings}"
 
 
@@ -121,8 +131,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="LABEL:NAME=VALUE",
-        help="run the interpreter labelled LABEL with this environment variable (repeatable); {prefix} in VALUE"
-        " is that interpreter's sys.prefix",
+        help="run the interpreter labelled LABEL with this environment variable (repeatable; PYTHON* variables"
+        " for the benchmarks and start-up, others for start-up only); {prefix} in VALUE is its sys.prefix",
     )
     parser.add_argument("--output-dir", type=Path, help="where results go (default: build/pyperf-results/<UTC time>)")
     args = parser.parse_args(argv)
@@ -286,7 +296,8 @@ def prepare_interpreters(specs: Sequence[str], unpack_root: Path) -> list[Interp
 
 def with_environment(interpreters: Sequence[Interpreter], settings: Sequence[str]) -> list[Interpreter]:
     """Apply `--env LABEL:NAME=VALUE` settings to the interpreters they name; `{prefix}` in a value is the
-    interpreter's sys.prefix (e.g. OPENSSL_CONF={prefix}/share/ssl/openssl-fips.cnf for an unpacked archive)."""
+    interpreter's sys.prefix (e.g. OPENSSL_CONF={prefix}/share/ssl/openssl-fips.cnf for an unpacked archive:
+    start-up in FIPS mode)."""
     env: dict[str, dict[str, str]] = {i.label: {} for i in interpreters}
     for setting in settings:
         label, _, assignment = setting.partition(":")
@@ -317,8 +328,8 @@ def run_pyperformance(interpreter: Interpreter, argv: Sequence[str], workdir: Pa
     """Run `python -m pyperformance ARGV --python <interpreter>` in `workdir` (where it keeps its venvs), with the
     interpreter's environment variables passed down to the benchmark processes; output goes to its log."""
     argv = [*argv, "--python", str(interpreter.python)]
-    if interpreter.env:
-        argv += ["--inherit-environ", ",".join(sorted(interpreter.env))]
+    if interpreter.benchmark_env:
+        argv += ["--inherit-environ", ",".join(sorted(interpreter.benchmark_env))]
     with open(logs / f"{interpreter.label}.log", "a") as out:
         out.write(f"\n$ pyperformance {shlex.join(argv)}\n")
         out.flush()
@@ -326,7 +337,7 @@ def run_pyperformance(interpreter: Interpreter, argv: Sequence[str], workdir: Pa
         return subprocess.run(
             [sys.executable, "-E", "-m", "pyperformance", *argv],
             cwd=workdir,
-            env={**os.environ, **interpreter.env},
+            env={**os.environ, **interpreter.benchmark_env},
             stdout=out,
             stderr=subprocess.STDOUT,
         ).returncode

@@ -304,7 +304,10 @@ def test_env_settings_name_a_labelled_interpreter() -> None:
     interpreters = [pc.Interpreter("a", python, "3.x"), pc.Interpreter("b", python, "3.x", prefix=Path("/opt/py"))]
     applied = pc.with_environment(interpreters, ["b:PYTHONMALLOC=mimalloc", "b:X=1=2", "b:CONF={prefix}/ssl.cnf"])
     assert [i.env for i in applied] == [{}, {"PYTHONMALLOC": "mimalloc", "X": "1=2", "CONF": "/opt/py/ssl.cnf"}]
-    assert applied[1].describe() == f"Python 3.x, {python}, CONF=/opt/py/ssl.cnf, PYTHONMALLOC=mimalloc, X=1=2"
+    assert applied[1].benchmark_env == {"PYTHONMALLOC": "mimalloc"}
+    assert applied[1].describe() == (
+        f"Python 3.x, {python}, CONF=/opt/py/ssl.cnf (start-up only), PYTHONMALLOC=mimalloc, X=1=2 (start-up only)"
+    )
     with pytest.raises(ConfigError, match="no interpreter is labelled c"):
         pc.with_environment(interpreters, ["c:X=1"])
     with pytest.raises(ConfigError, match="not LABEL:NAME=VALUE"):
