@@ -136,6 +136,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--output-dir", type=Path, help="where results go (default: build/pyperf-results/<UTC time>)")
     args = parser.parse_args(argv)
+    try:
+        args.startup_argv = shlex.split(args.startup_flags)
+    except ValueError as exc:
+        parser.error(f"--startup-flags: {exc}")
     inputs = [args.baseline, *args.candidates]
     saved = [is_result_file(spec) for spec in inputs]
     if any(saved) and not all(saved):
@@ -523,7 +527,7 @@ def run_and_report(args: argparse.Namespace) -> int:
         load_before = load_average()
         results = run_interleaved(interpreters, benchmarks, args.rounds, mode, Path(tmp), outdir)
         if args.startup_runs:
-            startup_and_save(interpreters, args.startup_runs, shlex.split(args.startup_flags), results, outdir)
+            startup_and_save(interpreters, args.startup_runs, args.startup_argv, results, outdir)
     header = (
         f"pyperformance {package_version('pyperformance')}, pyperf {pyperf.__version__}:"
         f" {len(benchmarks)} benchmark(s), mode {' '.join(mode) or 'normal'}, {args.rounds} round(s),"

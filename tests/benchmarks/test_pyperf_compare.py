@@ -51,7 +51,7 @@ def test_defaults_select_the_issue_subset_in_normal_mode() -> None:
         "json_loads", "regex_v8", "unpack_sequence", "spectral_norm", "fannkuch",
     ]  # fmt: skip
     assert pc.pyperformance_mode(args) == []
-    assert (args.rounds, args.startup_runs, args.compare_only) == (1, 40, False)
+    assert (args.rounds, args.startup_runs, args.startup_argv, args.compare_only) == (1, 40, ["-s"], False)
 
 
 @pytest.mark.parametrize("flag", ["--fast", "--rigorous", "--debug-single-value"])
@@ -68,6 +68,7 @@ def test_mode_flags_pass_through(flag: str) -> None:
         ["--baseline", "a", "b", "--startup-runs", "-1"],
         ["--baseline", "a.json", "b"],  # saved results and interpreters mixed
         ["--baseline", "a"],  # no candidate
+        ["--baseline", "a", "b", "--startup-flags", "-s '"],
     ],
 )
 def test_malformed_command_lines_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
