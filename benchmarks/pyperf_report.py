@@ -1,0 +1,177 @@
+"""Comparing pyperf results: per-benchmark time ratios against a baseline, pyperf's significance test, the
+geometric mean of the ratios, and the report that `pyperf_compare.py` prints and saves."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import pyperf
+from pyperf._compare import is_significant_benchs  # pyperf's own t-test; pyperf is pinned exactly in pyproject.toml
+
+
+@dataclass
+class Results:
+    """What a run (or a re-comparison) has per interpreter: pyperformance suites, start-up suites, failures."""
+
+    suites: dict[str, pyperf.BenchmarkSuite] = field(default_factory=dict)
+    startup: dict[str, pyperf.BenchmarkSuite] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------- comparing
+
+
+@dataclass(frozen=True)
+class Row:
+    """One benchmark compared: the two mean times, their ratio, and whether pyperf finds the difference real."""
+
+    name: str
+    baseline: pyperf.Benchmark
+    candidate: pyperf.Benchmark
+    ratio: float
+    significant: bool
+
+    @property
+    def verdict(self) -> str:
+        """`slower`, `faster`, or `~` when pyperf's t-test does not find the difference significant."""
+        if not self.significant or self.ratio == 1.0:
+            return "~"
+        return "slower" if self.ratio > 1.0 else "faster"
+
+
+def compare_benchmarks(baseline: pyperf.Benchmark, candidate: pyperf.Benchmark, *, use_median: bool = False) -> Row:
+    """Compare one benchmark: time ratio candidate/baseline of the means (or medians), and pyperf's t-test."""
+    ratio = candidate.median() / baseline.median() if use_median else candidate.mean() / baseline.mean()
+    significant, _ = is_significant_benchs(baseline, candidate)
+    return Row(baseline.get_name(), baseline, candidate, ratio, significant)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A candidate suite against the baseline suite: rows for the benchmarks both have, and the leftovers."""
+
+    rows: list[Row]
+    only_baseline: list[str]
+    only_candidate: list[str]
+
+    @property
+    def geometric_mean(self) -> float:
+        """The geometric mean of the time ratios (above 1: the candidate is slower overall)."""
+        return geometric_mean(row.ratio for row in self.rows)
+
+    def count(self, verdict: str) -> int:
+        """How many rows have this verdict."""
+        return sum(row.verdict == verdict for row in self.rows)
+
+
+def geometric_mean(ratios: Iterable[float]) -> float:
+    """exp(mean(log r)): the average of ratios that treats 2x slower and 2x faster symmetrically."""
+    logs = [math.log(r) for r in ratios]
+    if not logs:
+        raise ValueError("no ratios to average")
+    return math.exp(math.fsum(logs) / len(logs))
+
+
+def compare_suites(
+    baseline: pyperf.BenchmarkSuite, candidate: pyperf.BenchmarkSuite, *, use_median: bool = False
+) -> Comparison:
+    """Compare every benchmark the two suites share, in the baseline's order."""
+    base = {b.get_name(): b for b in baseline.get_benchmarks()}
+    cand = {b.get_name(): b for b in candidate.get_benchmarks()}
+    rows = [compare_benchmarks(base[name], cand[name], use_median=use_median) for name in base if name in cand]
+    return Comparison(rows, [n for n in base if n not in cand], [n for n in cand if n not in base])
+
+
+# ---------------------------------------------------------------------------------------------- reporting
+
+
+@dataclass(frozen=True)
+class Column:
+    """An interpreter as the report shows it: its label, its short column name, and where it came from."""
+
+    label: str
+    short: str
+    description: str
+
+
+def columns_for(labels: Sequence[str], descriptions: dict[str, str]) -> list[Column]:
+    """Columns in command-line order: the baseline is `base`, the candidates `B`, `C`, ..."""
+    shorts = ["base", *(chr(ord("B") + i) if i < 25 else f"#{i + 2}" for i in range(len(labels) - 1))]
+    return [Column(label, name, descriptions.get(label, "")) for label, name in zip(labels, shorts, strict=True)]
+
+
+def format_value(bench: pyperf.Benchmark, *, median: bool) -> str:
+    """A benchmark's mean (or median) in pyperf's units, e.g. `72.1 ms`."""
+    return bench.format_value(bench.median() if median else bench.mean())
+
+
+def format_table(
+    title: str, columns: Sequence[Column], suites: dict[str, pyperf.BenchmarkSuite], *, median: bool
+) -> str:
+    """Per-benchmark times of every interpreter and each candidate's ratio to the baseline, then the summaries."""
+    baseline, candidates = columns[0], columns[1:]
+    comparisons = {
+        c.label: compare_suites(suites[baseline.label], suites[c.label], use_median=median) for c in candidates
+    }
+    stat = "median" if median else "mean"
+    header = [title, f"{baseline.short} {stat}"]
+    for c in candidates:
+        header += [f"{c.short} {stat}", f"{c.short}/base"]
+    lines = [header]
+    for base_bench in suites[baseline.label].get_benchmarks():
+        line = [base_bench.get_name(), format_value(base_bench, median=median)]
+        for c in candidates:
+            row = next((r for r in comparisons[c.label].rows if r.name == base_bench.get_name()), None)
+            line += ["missing", ""] if row is None else [format_value(row.candidate, median=median), format_cell(row)]
+        lines.append(line)
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    table = [("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True))).rstrip() for line in lines]
+    return "\n".join(table + [format_summary(c.short, comparisons[c.label]) for c in candidates])
+
+
+def format_cell(row: Row) -> str:
+    """The ratio and its verdict, e.g. `1.064 slower`."""
+    return f"{row.ratio:.3f} {row.verdict}"
+
+
+def format_summary(name: str, comparison: Comparison) -> str:
+    """One line: the geometric mean of the time ratios and the faster/slower/not-significant counts."""
+    if comparison.rows:
+        gm = comparison.geometric_mean
+        word = "slower" if gm > 1 else "faster"
+        text = (
+            f"{name}/base geometric mean {gm:.3f} ({name} is {max(gm, 1 / gm):.3f}x {word})"
+            f" over {len(comparison.rows)} benchmark(s): {comparison.count('faster')} faster,"
+            f" {comparison.count('slower')} slower, {comparison.count('~')} not significant"
+        )
+    else:
+        text = f"{name}: no benchmark in common with the baseline"
+    if comparison.only_baseline or comparison.only_candidate:
+        text += f"; left out: {', '.join(comparison.only_baseline + comparison.only_candidate)}"
+    return text
+
+
+def format_report(columns: Sequence[Column], results: Results, header: str) -> str:
+    """The whole report: header, legend, the pyperformance table, the start-up table and any failures."""
+    parts = [
+        header,
+        "",
+        "ratio = candidate time / baseline time (above 1: slower); '~' = not significant by pyperf's two-sample"
+        " t-test (95 %)",
+        *(f"  {c.short:5s} {c.label}  {c.description}".rstrip() for c in columns),
+    ]
+    for title, suites, median in (
+        ("benchmark", results.suites, False),
+        ("start-up", results.startup, True),
+    ):
+        present = [c for c in columns if c.label in suites]
+        if len(present) > 1 and present[0] is columns[0]:
+            parts += ["", format_table(title, present, suites, median=median)]
+        elif suites:
+            absent = ", ".join(c.short for c in columns if c.label not in suites)
+            parts += ["", f"{title}: no comparison, no results from {absent}"]
+    if results.failures:
+        parts += ["", "FAILED: " + ", ".join(f"{bench} on {label}" for label, bench in results.failures)]
+    return "\n".join(parts) + "\n"
