@@ -1,9 +1,9 @@
 """``fipsmodule.cnf`` written from the bytes of a FIPS provider module, as OpenSSL 3.5 writes it.
 
-A cross-built module (aarch64 ``fips.so``, ``fips.dylib``) cannot be loaded by the build host, so OpenSSL's own
-tools cannot write its configuration there. Nothing in the file needs the module to run, though: it is a fixed
-list of switches plus ``module-mac``, an HMAC-SHA256 of the module's bytes under a key that is public and the
-same in every OpenSSL 3.x build.
+The build host cannot run ``openssl fipsinstall`` for a module of another architecture (aarch64 ``fips.so``,
+``fips.dylib``), and nothing in the file needs the module to run: it is a fixed list of switches plus
+``module-mac``, an HMAC-SHA256 of the module's bytes under a key that is public and the same in every OpenSSL 3.x
+build. So the build can write (or re-check) the file for any target without an emulator.
 
 OpenSSL 3.5.7 has two writers, with the same keys in a different order:
 
