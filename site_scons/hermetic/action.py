@@ -119,6 +119,9 @@ class Action:
         steps: (tuple[Step, ...]) the commands.
         output: (str) the in-sandbox directory packed as the artifact.
         source_date_epoch: (int) the fixed timestamp used instead of "now".
+        dep_mounts: (Mapping[str, str]) dependencies shown at a directory of their own instead of merged into
+            ``/build/deps`` (e.g. a cross build's build Python at its configured prefix).
+        tmpfs: (tuple[str, ...]) empty directories laid over paths of the sandbox (hiding what is under them).
     """
 
     name: str
@@ -137,6 +140,8 @@ class Action:
     output_prefix: str = ""
     output_compression: Compression = "zst"
     record: bool = True
+    dep_mounts: Mapping[str, str] = field(default_factory=dict)
+    tmpfs: tuple[str, ...] = ()
 
     @property
     def label(self) -> str:
@@ -178,6 +183,8 @@ class Action:
             "sandbox": {"kind": self.toolchain.sandbox, "network": False},
             "env": dict(sorted(self.full_env().items())),
             "steps": [s.describe() for s in self.steps],
+            **({"dep_mounts": dict(sorted(self.dep_mounts.items()))} if self.dep_mounts else {}),
+            **({"tmpfs": list(self.tmpfs)} if self.tmpfs else {}),
             "output": {
                 "dir": self.output,
                 "prefix": self.output_prefix,
@@ -266,6 +273,8 @@ class ActionRunner:
         cancel.check(f"preparing {action.label}")
         sandbox = _sandbox(action.toolchain, work.sandbox, toolchain)
         mounts = work.mounts(toolchain)
+        mounts += [Mount(work.mounted(name), target) for name, target in action.dep_mounts.items()]
+        mounts += [Mount(None, target) for target in action.tmpfs]
         base_env = action.full_env()
         # Parallelism does not shape the output, so it stays out of the action key.
         base_env["MAKEFLAGS"] = f"-j{self.jobs}"
@@ -305,9 +314,10 @@ class ActionRunner:
         for file in action.files:
             shutil.copy2(file.path, work.files / file.path.name)
         dep_digests = {}
-        for dep in dep_artifacts:
+        # The artifacts come in the order of action.deps (the graph declares them so).
+        for name, dep in zip(action.deps, dep_artifacts, strict=True):
             cancel.check(f"unpacking {dep.name} for {action.label}")
-            extract_tar(dep, work.deps, label=str(dep))
+            extract_tar(dep, work.mounted(name) if name in action.dep_mounts else work.deps, label=str(dep))
             dep_digests[dep.name] = sha256_file(dep)
         return dep_digests
 
@@ -418,6 +428,12 @@ class _WorkTree:
     def sandbox(self) -> Path:
         """The sandbox's own scratch files (generated /etc)."""
         return self.root / "sandbox"
+
+    def mounted(self, dep: str) -> Path:
+        """Where a dependency shown at a directory of its own is unpacked."""
+        path = self.root / "mounted" / dep
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def create(self) -> None:
         """Start from empty directories (a failed or interrupted earlier run left its tree for inspection)."""

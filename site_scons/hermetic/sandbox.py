@@ -78,9 +78,9 @@ HOST_TOOLS = (
 
 @dataclass(frozen=True)
 class Mount:
-    """A host path shown inside the sandbox."""
+    """A host path shown inside the sandbox (an empty tmpfs when `source` is None)."""
 
-    source: Path
+    source: Path | None
     target: str
     writable: bool = False
 
@@ -271,7 +271,10 @@ class Bubblewrap:
             cmd += ["--ro-bind", "/etc/alternatives", "/etc/alternatives"]
         cmd += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
         for mount in sorted(mounts, key=lambda m: m.target):
-            cmd += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
+            if mount.source is None:
+                cmd += ["--tmpfs", mount.target]
+            else:
+                cmd += ["--bind" if mount.writable else "--ro-bind", str(mount.source), mount.target]
         # The root itself (bubblewrap's tmpfs) becomes read-only; only the writable mounts and /tmp remain.
         cmd += ["--remount-ro", "/", "--chdir", cwd, "--", *argv]
         return cmd
@@ -317,7 +320,8 @@ class Unsandboxed:
     def rewrite(text: str, mounts: Sequence[Mount]) -> str:
         """`text` with every mount target replaced by its host path (longest target first)."""
         for mount in sorted(mounts, key=lambda m: len(m.target), reverse=True):
-            text = text.replace(mount.target, str(mount.source))
+            if mount.source is not None:
+                text = text.replace(mount.target, str(mount.source))
         return text
 
     def run(

@@ -8,6 +8,7 @@ A macOS toolchain is the host's Xcode, checked against pinned versions instead.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -274,6 +275,11 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
         sysroot = PackageSet(kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"]))
         if host in data["compilers"]:
             compiler = load_compiler(toolchains_dir / data["compilers"][host], schema)
+            extras = tuple(Pin.from_mapping(p) for p in data.get("compiler_extras", {}).get(host, ()))
+            if extras:
+                # Unpacked into this target's own copy of the compiler: other targets' keys stay as they were.
+                packages = dataclasses.replace(compiler.packages, packages=(*compiler.packages.packages, *extras))
+                compiler = dataclasses.replace(compiler, packages=packages)
         if host in data.get("emulators", {}):
             emulator = load_emulator(toolchains_dir / data["emulators"][host], schema)
     return Toolchain(

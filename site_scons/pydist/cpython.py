@@ -28,8 +28,10 @@ from pydist.paths import IN_SANDBOX, repo_label
 PREFIX = "/install"
 # The CPython artifact's layout: /build/out/python/{install,build,build-info.json}.
 ARTIFACT_ROOT = f"{OUT}/python"
-# Where a cross build finds the build Python (the build host's own CPython artifact, unpacked with the deps).
-BUILD_PYTHON = f"{DEPS}{PREFIX}/bin/python3"
+# A cross build's build Python (the build host's own CPython artifact) is shown at the prefix the target is
+# configured for, so what it installs for the target (pip, by ensurepip) lands in the target's layout.
+BUILD_PYTHON = f"{PREFIX}/bin/python3"
+BUILD_PYTHON_DEP = "build-python"
 
 # Helper files the CPython action reads (their hashes are part of its key).
 HELPER_FILES = tuple(
@@ -37,8 +39,14 @@ HELPER_FILES = tuple(
     for name in ("collect_build_info.py", "printvar.mk")
 )
 
-# What configure cannot find out by running a program when the build host cannot run the target's programs.
-_CROSS_CONFIG_SITE = {"ac_cv_file__dev_ptmx": "yes", "ac_cv_file__dev_ptc": "no"}
+
+def build_python_mounts(request: BuildRequest, ce: CompileEnv) -> tuple[dict[str, str], tuple[str, ...]]:
+    """For a cross build: the build Python dependency shown at the prefix, and its site-packages hidden (so
+    ensurepip, which runs under it, installs pip for the target instead of finding its own). Native: none."""
+    if ce.platform.native:
+        return {}, ()
+    # The build Python is a noopt build with the GIL: its stdlib directory has no "t" suffix.
+    return {BUILD_PYTHON_DEP: PREFIX}, (f"{PREFIX}/lib/python{request.python_minor}/site-packages",)
 
 
 def not_built(request: BuildRequest, ce: CompileEnv) -> Mapping[str, str]:
@@ -150,6 +158,8 @@ def cpython_env(request: BuildRequest, ce: CompileEnv, label: str) -> dict[str, 
     env["LLVM_PROFILE_FILE"] = f"{SRC}/code-%p.profclangr"
     if not ce.platform.native:
         env["CONFIG_SITE"] = f"{SRC}/config.site.cross"
+        # 3.11's configure insists on a readelf for the host when cross-building.
+        env["READELF"] = "llvm-readelf"
     return env
 
 
@@ -158,8 +168,10 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Ste
     overrides = make_overrides(request, ce)
     steps = []
     if not ce.platform.native:
-        answers = "".join(f"{name}={value}\\n" for name, value in sorted(_CROSS_CONFIG_SITE.items()))
-        steps.append(sh("write config.site", f"printf '{answers}' > {SRC}/config.site.cross"))
+        # What configure cannot find out by running a program when it cannot run the target's programs.
+        answers = ce.platform.toolchain.platform.get("cpython_cross_answers", {})
+        lines = "".join(f"{name}={value}\\n" for name, value in sorted(answers.items()))
+        steps.append(sh("write config.site", f"printf '{lines}' > {SRC}/config.site.cross"))
     if request.minor.setup_stdlib:
         steps.append(sh("write Setup.local", _setup_local(request, ce)))
     steps.append(Step(name="configure", argv=("./configure", *configure_args(request, ce))))

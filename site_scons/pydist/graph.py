@@ -110,6 +110,7 @@ def library_action(recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: Source
 def cpython_action(request: matrix.BuildRequest, ce: CompileEnv, lock: SourcesLock, deps: tuple[str, ...]) -> Action:
     """The action that configures, builds and installs CPython against the dependency artifacts."""
     label = f"cpython-{request.python_version}-{request.options}"
+    dep_mounts, tmpfs = cpython.build_python_mounts(request, ce)
     return Action(
         name=label,
         rule="cpython",
@@ -124,6 +125,8 @@ def cpython_action(request: matrix.BuildRequest, ce: CompileEnv, lock: SourcesLo
         output=cpython.ARTIFACT_ROOT,
         source_date_epoch=lock.source_date_epoch,
         files=cpython.HELPER_FILES,
+        dep_mounts=dep_mounts,
+        tmpfs=tmpfs,
     )
 
 
@@ -183,7 +186,7 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
     dep_names = tuple(libraries)
     if not platform.native:
         deps.append(declare_build_python(ctx, request, platform))
-        dep_names += ("build-python",)
+        dep_names += (cpython.BUILD_PYTHON_DEP,)
     action = cpython_action(request, ce, ctx.lock, dep_names)
     artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
     node = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
@@ -220,16 +223,24 @@ def check_host(platform: Platform) -> None:
         )
 
 
-def declare(env: Any, settings: Settings, *, checking_host: bool = True, planning: bool = False) -> list[Any]:
+def declare(
+    env: Any,
+    settings: Settings,
+    *,
+    checking_host: bool = True,
+    planning: bool = False,
+    build_host: str | None = None,
+) -> list[Any]:
     """Validate the request and declare every target of the build in `env`; return the default targets.
 
     `planning` (``scons -n``) declares what would run without running it, for minors not yet buildable too.
+    `build_host` (``<arch>-<os>``, default this machine) lets a test declare the graph another host would.
     """
     lock = load_lock(LOCK_FILE, PINS_SCHEMA)
     request = matrix.validate_request(
         lock, target=settings.target, py=settings.py, options=settings.options, planning=planning
     )
-    platform = load_platform(request.target)
+    platform = load_platform(request.target, build_host)
     if checking_host:
         check_host(platform)
     ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings))

@@ -1,0 +1,83 @@
+"""The graph each build host declares for a target: which toolchain pins, emulator and build Python it uses.
+
+Declared with real SCons (nothing is built), for hosts these machines are not: a native aarch64 Linux host,
+and the x86_64 host that cross-builds aarch64.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import SCons.Environment
+
+from hermetic import scons_glue
+from hermetic.action import Action
+from pydist import graph, settings
+
+
+def _declared(tmp_path: Path, target: str, build_host: str, options: str = "pgo+lto") -> list[Action]:
+    scons_glue._REGISTRY.clear()
+    env = SCons.Environment.Environment(ENV={}, tools=[])
+    config = settings.resolve(
+        {
+            "target": target,
+            "py": "3.13",
+            "options": options,
+            "build_dir": str(tmp_path / f"build-{target}"),
+            "dist_dir": str(tmp_path / f"dist-{target}"),
+            "tag": "t",
+        }
+    )
+    graph.declare(env, config, checking_host=False, build_host=build_host)
+    return [action for action, _runner in scons_glue._REGISTRY.values()]
+
+
+def _packages(action: Action) -> list[str]:
+    return [p.filename for p in action.toolchain.all_packages()]
+
+
+def test_a_native_aarch64_host_builds_with_its_own_compiler_and_no_emulator(tmp_path: Path) -> None:
+    actions = _declared(tmp_path, "aarch64-unknown-linux-gnu", "aarch64-linux")
+    assert {a.target for a in actions} == {"aarch64-unknown-linux-gnu"}  # no build Python of another target
+    cpython = next(a for a in actions if a.rule == "cpython")
+    assert "build-python" not in cpython.deps and not cpython.dep_mounts
+    configure = next(s for s in cpython.steps if s.name == "configure")
+    assert "--build=aarch64-linux-gnu" in configure.argv and "--host=aarch64-linux-gnu" in configure.argv
+    assert not any(arg.startswith("--with-build-python") for arg in configure.argv)
+    for action in actions:
+        assert action.toolchain.emulator is None
+        assert "emulator" not in action.description()["toolchain"]
+        assert all(name.endswith(("_arm64.deb", "_all.deb")) for name in _packages(action)), _packages(action)
+
+
+def test_an_x86_64_host_cross_builds_aarch64_with_qemu_and_a_build_python(tmp_path: Path) -> None:
+    actions = _declared(tmp_path, "aarch64-unknown-linux-gnu", "x86_64-linux")
+    by_target = {t: [a for a in actions if a.target == t] for t in {a.target for a in actions}}
+    cpython = next(a for a in by_target["aarch64-unknown-linux-gnu"] if a.rule == "cpython")
+    build_python = next(a for a in by_target["x86_64-unknown-linux-gnu"] if a.rule == "cpython")
+    # The build Python: the host's own noopt CPython of the same version, shown at the target's prefix.
+    assert build_python.name == "cpython-3.13.15-noopt" and build_python.toolchain.emulator is None
+    assert cpython.deps[-1] == "build-python" and cpython.dep_mounts == {"build-python": "/install"}
+    assert cpython.tmpfs == ("/install/lib/python3.13/site-packages",)
+    configure = next(s for s in cpython.steps if s.name == "configure")
+    assert "--with-build-python=/install/bin/python3" in configure.argv
+    assert "--build=x86_64-linux-gnu" in configure.argv and "--host=aarch64-linux-gnu" in configure.argv
+    for action in by_target["aarch64-unknown-linux-gnu"]:
+        assert action.toolchain.emulator is not None and action.toolchain.emulator.programs == {
+            "aarch64": "usr/bin/qemu-aarch64-static"
+        }
+        # The x86_64 compiler, with the aarch64 compiler runtimes PGO links.
+        packages = _packages(action)
+        assert "clang-19_19.1.7-3~deb12u1_amd64.deb" in packages
+        assert "libclang-rt-19-dev_19.1.7-3~deb12u1_arm64.deb" in packages
+    # The host's own actions keep the host's plain toolchain, so their keys are those of a native build.
+    for action in by_target["x86_64-unknown-linux-gnu"]:
+        assert "libclang-rt-19-dev_19.1.7-3~deb12u1_arm64.deb" not in _packages(action)
+
+
+def test_the_build_python_side_is_exactly_the_native_noopt_build(tmp_path: Path) -> None:
+    native = {a.name: a.key() for a in _declared(tmp_path, "x86_64-unknown-linux-gnu", "x86_64-linux", "noopt")}
+    cross = _declared(tmp_path, "aarch64-unknown-linux-gnu", "x86_64-linux")
+    host_side = {a.name: a.key() for a in cross if a.target == "x86_64-unknown-linux-gnu"}
+    assert host_side == {name: key for name, key in native.items() if name in host_side}
+    assert set(host_side) == set(native)
