@@ -20,6 +20,7 @@ from typing import Any
 
 import SCons.Action
 import SCons.Errors
+import SCons.SConsign
 import SCons.Script
 import SCons.Taskmaster.Job
 
@@ -216,6 +217,20 @@ def _release(handle: Any) -> None:
     handle.seek(0)
     handle.truncate()
     handle.close()
+
+
+def report_state_write_failures() -> None:
+    """Turn a failure to save SCons's build state at the end (a full disk, usually the very error the build
+    already reported) into one warning line instead of a traceback; the next build then redoes what it lost."""
+    original = SCons.SConsign.write
+
+    def write() -> None:
+        try:
+            original()
+        except OSError as e:
+            log.warn(f"could not save the build state ({e.strerror or e}); the next build will check everything again")
+
+    SCons.SConsign.write = write
 
 
 def handle_stop_requests() -> None:

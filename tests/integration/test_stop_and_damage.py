@@ -171,3 +171,21 @@ def test_read_only_directories_are_one_line(repo: Path, tmp_path: Path, variable
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
     assert f"{variable}=" in lines[0] and "Read-only file system" in lines[0]
+
+
+def test_a_full_disk_during_a_step_is_one_line_naming_where(repo: Path, tmp_path: Path) -> None:
+    small = tmp_path / "small"
+    small.mkdir()
+    # 2 MiB holds the lock, logs and the work tree's first files, not zlib's unpacked source.
+    script = (
+        f"mount -t tmpfs -o size=2m tmpfs {small} && "
+        f"exec {' '.join(scons_command())} -Q zlib scons_cache=off build_dir={small / 'build'}"
+    )
+    result = subprocess.run(
+        ["unshare", "-m", "sh", "-c", script], cwd=repo, capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 7, result.stdout + result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("scons: ***")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "no space left on the device holding" in errors[0] and str(small / "build") in errors[0]
+    assert "build_dir=" in errors[0]
