@@ -100,11 +100,16 @@ def configure_args(request: BuildRequest, ce: CompileEnv) -> list[str]:
 
 def make_overrides(request: BuildRequest) -> list[str]:
     """Make variables that link the interpreter with libpython's objects, give it an $ORIGIN rpath so
-    extensions that wrongly link libpython.so still find the shipped one, and run the PGO training on
-    every core (-j0: as many workers as CPUs, which the key does not depend on)."""
+    extensions that wrongly link libpython.so still find the shipped one, byte-compile the stdlib
+    reproducibly, and run the PGO training on every core (-j0: as many workers as CPUs, which the key does
+    not depend on)."""
     overrides = [
         "LINK_PYTHON_OBJS=$(LIBRARY_OBJS)",
         r"LINKFORSHARED=-Xlinker -export-dynamic -Wl,--disable-new-dtags -Wl,-rpath,\$$ORIGIN/../lib",
+        # Byte-compile the stdlib in one process: a .pyc depends on what the compiling process interned and
+        # merged before it (e.g. whether a string constant is marshalled as interned), so -j0's workers,
+        # which get files in a timing-dependent order, gave different .pyc files from build to build.
+        "COMPILEALL_OPTS=-j1",
     ]
     if "pgo" in request.optimizations.split("+"):
         overrides.append("PROFILE_TASK=-m test --pgo --timeout=1200 -j0")
