@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The two-build check: build one commit twice from scratch in two different environments and compare.
 
-    sudo python benchmarks/reproducibility.py [--commit REV] [--keep] [--work DIR] [name=value ...]
+    sudo python benchmarks/reproducibility.py [--commit REV] [--keep] [--work DIR] [target ...] [name=value ...]
     e.g. python benchmarks/reproducibility.py py=3.13.15 options=noopt
 
 Build A and build B each get their own clone of the commit (in differently named directories), their own
@@ -154,7 +154,7 @@ def compare_dirs(a: Path, b: Path, reports: Path) -> int:
     """``pydist compare`` on every output directory of the two builds; the worst exit status."""
     worst = 0
     directories = [p.relative_to(a) for p in sorted((a / "dist").glob("*"))]
-    directories += [Path("build") / TARGET / "deps", Path("build") / TARGET]
+    directories += [d for d in (Path("build") / TARGET / "deps", Path("build") / TARGET) if (a / d).is_dir()]
     for relative in directories:
         print(f"\n$ pydist compare A/{relative} B/{relative}", flush=True)
         argv = [str(REPO / ".venv" / "bin" / "python"), "-m", "pydist", "compare", str(a / relative), str(b / relative)]
@@ -194,7 +194,9 @@ def main() -> None:
     parser.add_argument("--commit", default="HEAD", help="the commit to build (default HEAD; commit your changes)")
     parser.add_argument("--work", type=Path, help="working directory (default: a new one under /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the checkouts and builds afterwards")
-    parser.add_argument("variables", nargs="*", help="scons variables, e.g. py=3.13.15 options=noopt jobs=2")
+    parser.add_argument(
+        "variables", nargs="*", help="scons variables and targets, e.g. py=3.13.15 options=noopt jobs=2 (default: dist)"
+    )
     args = parser.parse_args()
     if os.getuid() != 0:
         sys.exit("run as root: it creates a user and switches to it (setpriv) in a new UTS namespace (unshare)")
