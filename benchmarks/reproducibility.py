@@ -202,6 +202,7 @@ def main() -> None:
         sys.exit("run as root: it creates a user and switches to it (setpriv) in a new UTS namespace (unshare)")
     commit = run(["git", "-C", str(REPO), "rev-parse", args.commit]).stdout.strip()
     work = args.work or Path(tempfile.mkdtemp(prefix="repro-", dir="/tmp"))
+    work.mkdir(parents=True, exist_ok=True)
     work.chmod(0o755)
     user = ensure_user(USER_B)
     a, b = sides(work, user)
