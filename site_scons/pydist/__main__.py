@@ -84,8 +84,8 @@ def _compare(args: argparse.Namespace) -> int:
     if different and report_dir is not None and not any(r.reports for r in different):
         why = "diffoscope is not installed: ./scripts/bootstrap, or pip install '.[compare]'"
         print(f"no diffoscope report: {why if find_diffoscope() is None else 'it failed or timed out'}")
-    if report_dir is not None and not any(report_dir.iterdir()) and args.report_dir is None:
-        report_dir.rmdir()
+    if args.report_dir is None and report_dir is not None and not any(report_dir.iterdir()):
+        report_dir.rmdir()  # the temporary directory made for reports that were not needed
     print(f"{'DIFFERENT' if different else 'IDENTICAL'}: {len(results) - len(different)} of {len(results)} identical")
     return 1 if different else 0
 

@@ -51,12 +51,17 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
     return code, captured.out + captured.err
 
 
-def test_identical_archives_exit_zero(pair: tuple[Path, Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_identical_archives_exit_zero(
+    pair: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root, a, b_dir = pair
     b = pack(root, b_dir / a.name)
     code, out = run(capsys, str(a), str(b))
     assert code == 0
     assert out.splitlines() == [f"identical  {a.name}", "IDENTICAL: 1 of 1 identical"]
+    # A report directory named but not needed is not created.
+    assert run(capsys, str(a), str(b), "--report-dir", str(tmp_path / "reports"))[0] == 0
+    assert not (tmp_path / "reports").exists()
 
 
 def test_an_altered_member_is_named_and_diffoscope_reports_it(
