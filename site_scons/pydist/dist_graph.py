@@ -105,13 +105,8 @@ def rule_code_files(source_root: Path = SITE_SCONS, data_files: Iterable[Path] =
     return sorted({*module_closure(RULE_MODULES, source_root), *data_files})
 
 
-def code_digest(files: Iterable[Path], base: Path = REPO_ROOT) -> str:
-    """sha256 over the paths (relative to `base`) and contents of `files`: an edit, a rename, an added
-    or removed file all change it."""
-    return _digest_of((path.relative_to(base).as_posix(), sha256_file(path)) for path in files)
-
-
 def _digest_of(entries: Iterable[tuple[str, str]]) -> str:
+    """sha256 over (repository path, sha256) pairs: an edit, a rename, an added or removed file all change it."""
     digest = hashlib.sha256()
     for label, file_digest in sorted(entries):
         digest.update(f"{label}\0{file_digest}\n".encode())
