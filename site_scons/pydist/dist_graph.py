@@ -1,36 +1,48 @@
-"""The distribution half of the graph: full archive, install_only, install_only_stripped, SHA256SUMS.
+"""The distribution half of the graph: full archive, install_only, install_only_stripped, SHA256SUMS, the SBOM
+and the provenance.
 
 Each archive is checked before it appears: the full archive's PYTHON.json must validate, and each
 install_only archive is unpacked in a fresh directory of a sandbox and must pass the runtime tests
 (``in_sandbox/runtime_tests.py``), or it is not produced.
+
+These steps run in this process, so their key cannot come from an action description alone: it digests the
+code that runs them, derived from the import statements of this module and, transitively, of every module
+of ``site_scons/`` they reach (see :func:`rule_code_files`), plus the data files they read. Editing any of
+those files rebuilds what the steps made; editing anything else (a test, the README) does not.
 """
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
+import cyclonedx
+
 from hermetic import log, scons_glue
 from hermetic.action import DEPS, FILES, OUT, Action, ActionRunner, InputFile, Step
-from hermetic.archive import extract_tar
+from hermetic.archive import extract_tar, open_tar
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.sandbox import bubblewrap_version
 from hermetic.toolchain import Toolchain
-from pydist import distribution, provenance
+from pydist import distribution, provenance, sbom
 from pydist.distribution import DistNames, DistributionError
 from pydist.libraries import bash, sh
 from pydist.matrix import BuildRequest
 from pydist.validate import validate
 
 HERE = Path(__file__).resolve().parent
+SITE_SCONS = HERE.parent
+REPO_ROOT = SITE_SCONS.parent
 RUNTIME_TESTS = InputFile(
     path=HERE / "in_sandbox" / "runtime_tests.py", label="site_scons/pydist/in_sandbox/runtime_tests.py"
 )
@@ -38,13 +50,74 @@ RUNTIME_TESTS = InputFile(
 # Bump when what these rules write changes in a way their code digest would not show.
 DIST_RULE_VERSION = 1
 
+# The module whose import closure is the code of the in-process steps (they are all defined here).
+RULE_MODULES = ("pydist.dist_graph",)
+# Files the in-process steps read that are not Python modules.
+RULE_DATA_FILES = (distribution.PYTHON_JSON_SCHEMA, RUNTIME_TESTS.path)
 
-def code_digest(*paths: Path) -> str:
-    """sha256 over the source of in-process rules: editing them rebuilds what they made."""
+
+def _module_file(name: str, source_root: Path) -> Path | None:
+    """The file of module `name` under `source_root` (a package's ``__init__.py``), or None if not there."""
+    base = source_root.joinpath(*name.split("."))
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(name: str, path: Path) -> Iterator[str]:
+    """Every module name an import statement in `path` may load (anywhere: function bodies too), with the
+    packages above it, and ``from X import y`` also as ``X.y`` in case y is a submodule."""
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    for node in ast.walk(ast.parse(path.read_bytes(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            found = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            anchor = package.split(".")[: len(package.split(".")) - node.level + 1] if node.level else []
+            module = ".".join([*anchor, *([node.module] if node.module else [])])
+            found = [module, *(f"{module}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for full in found:
+            parts = full.split(".")
+            yield from (".".join(parts[:i]) for i in range(1, len(parts) + 1))
+
+
+def module_closure(roots: Iterable[str], source_root: Path) -> list[Path]:
+    """The source files of `roots` and of every module they import, transitively, found under `source_root`
+    (third-party and standard-library modules are not followed: their versions are pinned elsewhere)."""
+    files: dict[str, Path] = {}
+    pending = list(roots)
+    while pending:
+        name = pending.pop()
+        if name in files or not name:
+            continue
+        path = _module_file(name, source_root)
+        if path is None:
+            continue
+        files[name] = path
+        pending.extend(_imported_names(name, path))
+    return sorted(set(files.values()))
+
+
+def rule_code_files(source_root: Path = SITE_SCONS, data_files: Iterable[Path] = RULE_DATA_FILES) -> list[Path]:
+    """Every file whose content shapes what the in-process steps write: their modules' import closure
+    within ``site_scons/`` and the data files they read."""
+    return sorted({*module_closure(RULE_MODULES, source_root), *data_files})
+
+
+def _digest_of(entries: Iterable[tuple[str, str]]) -> str:
+    """sha256 over (repository path, sha256) pairs: an edit, a rename, an added or removed file all change it."""
     digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
+    for label, file_digest in sorted(entries):
+        digest.update(f"{label}\0{file_digest}\n".encode())
     return digest.hexdigest()
+
+
+@cache
+def _rule_code() -> tuple[tuple[str, str], ...]:
+    """(repository path, sha256) of every file of :func:`rule_code_files`, computed once per build."""
+    return tuple((p.relative_to(REPO_ROOT).as_posix(), sha256_file(p)) for p in rule_code_files())
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,13 +144,7 @@ class DistContext:
                 "python": self.request.python.identity(),
                 "options": str(self.request.options),
             },
-            "code": code_digest(
-                HERE / "distribution.py",
-                HERE / "dist_graph.py",
-                RUNTIME_TESTS.path,
-                distribution.PYTHON_JSON_SCHEMA,
-                *sorted((HERE / "validate").glob("*.py")),
-            ),
+            "code": _digest_of(_rule_code()),
             "toolchain": self.toolchain.identity_digest(),
             "licenses": [pin.identity() for pin in self.license_pins],
             "source_date_epoch": self.lock.source_date_epoch,
@@ -192,7 +259,7 @@ def _in_process_record(ctx: DistContext, name: str, inputs: dict[str, str]) -> d
         "sandbox": {"kind": "in-process", "network": False},
         "source": None,
         "patches": [],
-        "files": [{"path": f"site_scons/pydist/{n}", "sha256": code_digest(HERE / n)} for n in ("distribution.py",)],
+        "files": [{"path": path, "sha256": digest} for path, digest in _rule_code()],
         "toolchain": {},
         "host_tools": {},
     }
@@ -223,6 +290,67 @@ def _repository_commit() -> str:
     return head.stdout.strip() + (" (with uncommitted changes)" if dirty.stdout.strip() else "")
 
 
+# Where the FIPS module is in an install_only archive (the SBOM hashes the shipped bytes).
+FIPS_MODULE = "share/ssl/ossl-modules/fips.so"
+
+
+def member_sha256(archive: Path, name: str) -> str:
+    """sha256 of the regular member `name` of `archive`; DistributionError if it has none."""
+    with open_tar(archive) as tar:
+        for member in tar:
+            if member.name == name and member.isfile():
+                source = tar.extractfile(member)
+                assert source is not None
+                digest = hashlib.sha256()
+                while chunk := source.read(1 << 20):
+                    digest.update(chunk)
+                return digest.hexdigest()
+    raise DistributionError(f"{archive.name}: has no {name}")
+
+
+def built_components(ctx: DistContext, artifacts: list[Path]) -> dict[str, sbom.BuiltComponent]:
+    """What each artifact's action built, by source name: the pinned source, the patches and the libraries
+    it was built against, as its action record (``.hermetic/*.action.json``) says."""
+    pins = {pin.sha256: pin for pin in ctx.license_pins}
+    built = {}
+    for artifact in artifacts:
+        for record in provenance.action_records(artifact):
+            description = record["description"]
+            source = description.get("source")
+            if not source:
+                continue
+            if source["sha256"] not in pins:
+                raise DistributionError(f"{artifact.name}: built from {source['name']} {source['version']}, not a pin")
+            pin = pins[source["sha256"]]
+            built[pin.name] = sbom.BuiltComponent(
+                pin=pin,
+                patches=tuple((p["path"], p["sha256"]) for p in description["patches"]),
+                deps=tuple(description["deps"]),
+            )
+    return built
+
+
+def sbom_inputs(ctx: DistContext, names: DistNames, archives: list[Path], artifacts: list[Path]) -> sbom.SbomInputs:
+    """What the SBOM of this build lists: the archives, what the artifacts were built from, the toolchain."""
+    built = built_components(ctx, artifacts)
+    cpython, openssl = built.pop(ctx.request.python.name), built.pop("openssl")
+    install_only = next(a for a in archives if "-install_only-" in a.name)
+    compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
+    toolchain = [(pin, "compiler") for pin in (compiler.packages.packages if compiler else ())]
+    toolchain += [(pin, "sysroot") for pin in (sysroot.packages if sysroot else ())]
+    return sbom.SbomInputs(
+        distribution=names.directory,
+        tag=names.tag,
+        archives=tuple((a.name, sha256_file(a)) for a in archives),
+        cpython=cpython,
+        openssl=openssl,
+        libraries=tuple(built[name] for name in sorted(built)),
+        fips_module=(FIPS_MODULE, member_sha256(install_only, f"python/{FIPS_MODULE}")),
+        toolchain=tuple(toolchain),
+        source_date_epoch=ctx.lock.source_date_epoch,
+    )
+
+
 def declare_distribution(
     env: Any,
     ctx: DistContext,
@@ -232,7 +360,7 @@ def declare_distribution(
     openssl_node: Any,
     library_nodes: list[Any],
 ) -> list[Any]:
-    """Declare the archives, SHA256SUMS and provenance of one build; returns their nodes."""
+    """Declare the archives, SHA256SUMS, the SBOM and the provenance of one build; returns their nodes."""
     out_dir = dist_dir / names.directory
     openssl_path = Path(str(openssl_node))
 
@@ -299,11 +427,28 @@ def declare_distribution(
     )
     sums_node = declare("SHA256SUMS", [full_node, install_only_node, stripped_node], sums)
 
+    def write_sbom(targets: list[Path], sources: list[Path]) -> None:
+        archives, artifacts = sources[:3], sources[3:]
+        with log.step(f"write {sbom.SBOM_NAME}"):
+            sbom.write_sbom(targets[0], sbom_inputs(ctx, names, archives, artifacts))
+
+    # Its own key: the SBOM's bytes also depend on the CycloneDX library that writes them.
+    [sbom_node] = scons_glue.declare_function(
+        env,
+        [str(out_dir / sbom.SBOM_NAME)],
+        [full_node, install_only_node, stripped_node, cpython_node, *library_nodes],
+        {**ctx.identity(sbom.SBOM_NAME), "cyclonedx-python-lib": cyclonedx.__version__},
+        write_sbom,
+    )
+
     def provenance_statement(targets: list[Path], sources: list[Path]) -> None:
-        full_archive, install_only_archive, stripped_archive, _sums, cpython_artifact, *artifacts = sources
+        full_archive, install_only_archive, stripped_archive, _sums, sbom_file, cpython_artifact, *artifacts = sources
         openssl_artifact = openssl_path.resolve()
         digest = {p: sha256_file(p) for p in (full_archive, install_only_archive, stripped_archive)}
+        sbom_read = {p.name: d for p, d in digest.items()}
+        sbom_read |= {a.name: sha256_file(a) for a in (cpython_artifact, *artifacts)}
         extra = [
+            (_in_process_record(ctx, "write-sbom", sbom_read), sha256_file(sbom_file)),
             (
                 _in_process_record(
                     ctx,
@@ -352,6 +497,7 @@ def declare_distribution(
                 "toolchain": ctx.toolchain.identity_digest(),
             },
             builder_version=builder_version(),
+            sbom=sbom_file,
         )
         staged = targets[0].with_name(f".{targets[0].name}.part")
         staged.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
@@ -361,11 +507,11 @@ def declare_distribution(
     [provenance_node] = scons_glue.declare_function(
         env,
         [str(out_dir / provenance.PROVENANCE_NAME)],
-        [full_node, install_only_node, stripped_node, sums_node, cpython_node, *library_nodes],
+        [full_node, install_only_node, stripped_node, sums_node, sbom_node, cpython_node, *library_nodes],
         {**ctx.identity("provenance"), "builder": version},
         provenance_statement,
     )
-    return [full_node, install_only_node, stripped_node, sums_node, provenance_node]
+    return [full_node, install_only_node, stripped_node, sums_node, sbom_node, provenance_node]
 
 
 def strip_action(ctx: DistContext, install_only: Path) -> Action:

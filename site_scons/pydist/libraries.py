@@ -213,6 +213,12 @@ def _ncurses(ce: CompileEnv, label: str) -> list[Step]:
     ]
 
 
+def _ncurses_env(ce: CompileEnv) -> dict[str, str]:
+    # ncurses' configure prefers ``ar -curvU`` when the archiver accepts it, and U makes llvm-ar record
+    # each member's real mtime and owner; preset its cached answer to the deterministic D variant.
+    return {"cf_cv_ar_flags": "-curvD"}
+
+
 def _libedit_env(ce: CompileEnv) -> dict[str, str]:
     return {"CPPFLAGS": f"-I{DEPS}/include -I{DEPS}/include/ncursesw"}
 
@@ -294,7 +300,7 @@ RECIPES: dict[str, LibraryRecipe] = {
         LibraryRecipe(name="expat", steps=_expat),
         LibraryRecipe(name="mpdecimal", steps=_autotools("--disable-cxx")),
         LibraryRecipe(name="sqlite", steps=_sqlite, extra_env=_sqlite_env),
-        LibraryRecipe(name="ncurses", steps=_ncurses),
+        LibraryRecipe(name="ncurses", steps=_ncurses, extra_env=_ncurses_env),
         LibraryRecipe(
             name="libedit", deps=("ncurses",), steps=_autotools("--disable-examples"), extra_env=_libedit_env
         ),

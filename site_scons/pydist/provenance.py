@@ -5,14 +5,19 @@ its subjects are the archives; ``resolvedDependencies`` lists every pinned input
 sysroot packages, patches, helper scripts, the host tools the sandbox exposes) by sha256; ``byproducts``
 lists every action that ran, by its action key, with its sandbox, its inputs and the digest of its output.
 
+``byproducts`` also names the SBOM (``sbom.cdx.json``, kind ``sbom``) by its digest.
+
 ``audit(directory)`` checks, with no network and nothing but the directory: the archives' digests match the
 statement and SHA256SUMS; every input is pinned by sha256; every action ran in bubblewrap without network;
-every input an action names is among the pinned inputs; and every artifact an action consumed was produced
-by another recorded action (the chain is closed).
+every input an action names is among the pinned inputs; every artifact an action consumed was produced
+by another recorded action (the chain is closed); and the SBOM is the one the statement names, valid
+CycloneDX, and lists exactly the archives, source pins, toolchain pins and patches the statement lists,
+with the same digests, and the FIPS module the archives hold.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -23,6 +28,7 @@ from hermetic.action import RECORD_DIR
 from hermetic.archive import open_tar
 from hermetic.fetch import sha256_file
 from hermetic.pins import Pin
+from pydist import sbom as cdx
 
 BUILD_TYPE = "urn:fips-python-standalone:buildtype:scons-bubblewrap:v1"
 BUILDER_ID = "urn:fips-python-standalone:builder:scons"
@@ -84,6 +90,7 @@ def build_statement(
     external: dict[str, Any],
     internal: dict[str, Any],
     builder_version: dict[str, str],
+    sbom: Path | None = None,
 ) -> dict[str, Any]:
     """The provenance statement of one build.
 
@@ -96,6 +103,7 @@ def build_statement(
         external: (dict) what the user asked for (target, python, options, tag).
         internal: (dict) settings of the build itself (source_date_epoch, lock digest).
         builder_version: (dict) versions of the builder (this repository's commit, SCons, bubblewrap).
+        sbom: (Path | None) the SBOM written beside the archives, named among the byproducts by its digest.
     """
     subjects = [slsa.ResourceDescriptor(name=a.name, sha256=sha256_file(a)) for a in archives]
     actions = []
@@ -120,6 +128,10 @@ def build_statement(
         for tool, digest in host_tools.items()
         if _SHA256.match(digest)
     ]
+    byproducts = list(actions)
+    if sbom is not None:
+        notes = {"kind": "sbom", "mediaType": cdx.MEDIA_TYPE}
+        byproducts.append(slsa.ResourceDescriptor(name=sbom.name, sha256=sha256_file(sbom), annotations=notes))
     return slsa.statement(
         subjects=subjects,
         build_type=BUILD_TYPE,
@@ -128,7 +140,7 @@ def build_statement(
         dependencies=dependencies,
         builder_id=BUILDER_ID,
         builder_version=builder_version,
-        byproducts=actions,
+        byproducts=byproducts,
     )
 
 
@@ -145,7 +157,8 @@ def audit(directory: Path) -> tuple[list[str], str]:
     predicate = document.get("predicate", {})
     definition = predicate.get("buildDefinition", {})
     dependencies = definition.get("resolvedDependencies", [])
-    actions = predicate.get("runDetails", {}).get("byproducts", [])
+    byproducts = predicate.get("runDetails", {}).get("byproducts", [])
+    actions = [b for b in byproducts if b.get("annotations", {}).get("kind") != "sbom"]
 
     sums = {}
     if (directory / "SHA256SUMS").is_file():
@@ -191,8 +204,80 @@ def audit(directory: Path) -> tuple[list[str], str]:
         for artifact, digest in notes.get("inputs", {}).items():
             if digest not in outputs and digest not in pinned:
                 problems.append(f"{name}: consumed {artifact} ({digest[:16]}), which no recorded action produced")
+    sboms = [b for b in byproducts if b.get("annotations", {}).get("kind") == "sbom"]
+    problems += audit_sbom(directory, document, sboms)
     summary = (
         f"{len(document.get('subject', []))} archives, {len(dependencies)} pinned inputs, "
-        f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps: {len(problems)} problem(s)"
+        f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps, "
+        f"{len(sboms)} SBOM: {len(problems)} problem(s)"
     )
     return problems, summary
+
+
+def _by_kind(document: dict[str, Any], *kinds: str) -> dict[str, str]:
+    """Resolved dependencies of the given kinds, name -> sha256."""
+    dependencies = document.get("predicate", {}).get("buildDefinition", {}).get("resolvedDependencies", [])
+    return {d["name"]: d["digest"]["sha256"] for d in dependencies if d.get("annotations", {}).get("kind") in kinds}
+
+
+def _mismatches(what: str, in_sbom: dict[str, str], in_provenance: dict[str, str]) -> list[str]:
+    """One line per entry that is in only one of the two, or in both with different digests."""
+    problems = []
+    for name in sorted(in_sbom.keys() | in_provenance.keys()):
+        if name not in in_provenance:
+            problems.append(f"{cdx.SBOM_NAME}: {what} {name} is not in the provenance")
+        elif name not in in_sbom:
+            problems.append(f"{cdx.SBOM_NAME}: lacks the {what} {name} the provenance lists")
+        elif in_sbom[name] != in_provenance[name]:
+            problems.append(f"{cdx.SBOM_NAME}: {what} {name} has another sha256 than in the provenance")
+    return problems
+
+
+def audit_sbom(directory: Path, document: dict[str, Any], sboms: list[dict[str, Any]]) -> list[str]:
+    """Check the SBOM against the provenance statement `document` of `directory`."""
+    if len(sboms) != 1 or sboms[0]["name"] != cdx.SBOM_NAME:
+        return [f"{PROVENANCE_NAME}: names {len(sboms)} SBOMs; expected exactly one, {cdx.SBOM_NAME}"]
+    path = directory / cdx.SBOM_NAME
+    if not path.is_file():
+        return [f"{cdx.SBOM_NAME}: named in the provenance but missing"]
+    problems = []
+    if sha256_file(path) != sboms[0]["digest"]["sha256"]:
+        problems.append(f"{cdx.SBOM_NAME}: sha256 differs from the provenance (changed after the build?)")
+    text = path.read_text()
+    invalid = cdx.schema_errors(text)
+    if invalid:
+        return [*problems, f"{cdx.SBOM_NAME}: not valid CycloneDX 1.6: {invalid[0][:200]}"]
+    facts = cdx.facts(json.loads(text))
+    subjects = {s["name"]: s["digest"]["sha256"] for s in document.get("subject", [])}
+    problems += _mismatches("archive", facts.archives, subjects)
+    problems += _mismatches("source", facts.sources, _by_kind(document, "source"))
+    problems += _mismatches("toolchain package", facts.toolchain, _by_kind(document, "compiler", "sysroot"))
+    files = _by_kind(document, "repository-file")
+    patches = {name: digest for name, digest in files.items() if name.endswith(".patch")}
+    problems += _mismatches("patch", facts.patches, patches)
+    problems += _fips_module_problems(directory, facts.fips_module, subjects)
+    return problems
+
+
+def _fips_module_problems(directory: Path, expected: str | None, archives: dict[str, str]) -> list[str]:
+    """The FIPS module in every archive must be the one the SBOM hashes."""
+    if expected is None:
+        return [f"{cdx.SBOM_NAME}: lists no FIPS provider"]
+    problems = []
+    for name in sorted(archives):
+        found = _fips_module_digest(directory / name)
+        if found is not None and found != expected:
+            problems.append(f"{name}: its fips.so is not the FIPS provider the SBOM lists")
+    return problems
+
+
+def _fips_module_digest(archive: Path) -> str | None:
+    if not archive.is_file():
+        return None
+    with open_tar(archive) as tar:
+        for member in tar:
+            if member.isfile() and member.name.endswith("/share/ssl/ossl-modules/fips.so"):
+                source = tar.extractfile(member)
+                assert source is not None
+                return hashlib.sha256(source.read()).hexdigest()
+    return None

@@ -15,7 +15,10 @@ from elftools.elf.elffile import ELFFile
 
 from conftest import archive, unpack
 from hermetic.archive import open_tar
-from pydist import buildpaths, distribution, provenance
+from hermetic.lock import load_lock
+from hermetic.toolchain import load_toolchain
+from pydist import buildpaths, distribution, provenance, sbom
+from pydist.paths import LOCK_FILE, PINS_SCHEMA, TOOLCHAINS_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +38,7 @@ def members(path: Path) -> list[tarfile.TarInfo]:
 def test_outputs_and_checksums(dist: Path) -> None:
     files = sorted(p.name for p in dist.iterdir())
     expected = [archive(dist, k).name for k in ("full", "install_only", "stripped")]
-    assert files == sorted([*expected, "SHA256SUMS", "provenance.json"])
+    assert files == sorted([*expected, "SHA256SUMS", "provenance.json", "sbom.cdx.json"])
     for line in (dist / "SHA256SUMS").read_text().splitlines():
         digest, name = line.split("  ")
         assert hashlib.sha256((dist / name).read_bytes()).hexdigest() == digest
@@ -192,3 +195,37 @@ def test_audit_finds_a_changed_archive_and_a_tampered_record(dist: Path, tmp_pat
     assert f"{stripped.name}: sha256 differs from the provenance" in text
     assert "action/zlib-1.3.1: did not run in bubblewrap without network" in text
     assert "action/libffi-3.4.4: its source libffi 3.4.4 is not a pinned input" in text
+
+
+def test_sbom_of_the_real_build(dist: Path, tmp_path: Path) -> None:
+    text = (dist / sbom.SBOM_NAME).read_text()
+    assert sbom.schema_errors(text) == []
+    document = json.loads(text)
+    facts = sbom.facts(document)
+    assert facts.archives == {
+        archive(dist, k).name: hashlib.sha256(archive(dist, k).read_bytes()).hexdigest()
+        for k in ("full", "install_only", "stripped")
+    }
+    fips = unpack(archive(dist, "install_only"), tmp_path) / "python/share/ssl/ossl-modules/fips.so"
+    assert facts.fips_module == hashlib.sha256(fips.read_bytes()).hexdigest()
+    lock = load_lock(LOCK_FILE, PINS_SCHEMA)
+    names = ["cpython", "openssl", "bzip2", "expat", "libedit", "libffi", "mpdecimal", "ncurses", "sqlite"]
+    names += ["util-linux", "xz", "zlib", "zstd"]
+    expected = [lock.get(n, "3.13.15" if n == "cpython" else None) for n in names]
+    assert facts.sources == {pin.filename: pin.sha256 for pin in expected}
+    toolchain = load_toolchain(TOOLCHAINS_DIR, TARGET, PINS_SCHEMA)
+    assert facts.toolchain == {pin.filename: pin.sha256 for pin in toolchain.all_packages()}
+    assert "patches/cpython/3.13/0002-hashlib-no-builtin-fallback-in-fips-mode.patch" in facts.patches
+
+
+def test_audit_finds_a_tampered_sbom(dist: Path, tmp_path: Path) -> None:
+    copy = copy_dist(dist, tmp_path / "dist")
+    document = json.loads((copy / sbom.SBOM_NAME).read_text())
+    for component in document["components"]:
+        if component["name"] == "clang-19":
+            component["hashes"][0]["content"] = "f" * 64
+    (copy / sbom.SBOM_NAME).unlink()
+    (copy / sbom.SBOM_NAME).write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
+    problems, _ = provenance.audit(copy)
+    assert f"{sbom.SBOM_NAME}: sha256 differs from the provenance (changed after the build?)" in problems
+    assert any(p.startswith(f"{sbom.SBOM_NAME}: toolchain package clang-19_") for p in problems)

@@ -1,0 +1,168 @@
+"""``pydist audit`` checks the SBOM against the provenance: a dist directory made here from real archives (packed
+with the build's own packer), the real pins and patches, an SBOM and a provenance statement written by the
+build's own functions; then tampered with in the ways an auditor must catch."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_sbom import make_inputs
+
+from hermetic.archive import pack_tree
+from pydist import distribution, provenance, sbom
+from pydist.dist_graph import FIPS_MODULE
+
+EPOCH = 1767225600
+
+
+def _record(component: sbom.BuiltComponent, name: str) -> dict[str, Any]:
+    """An action record as the runner writes it (the fields the provenance reads)."""
+    description = {
+        "name": name,
+        "rule": "library",
+        "target": "x86_64-unknown-linux-gnu",
+        "sandbox": {"kind": "bubblewrap", "network": False},
+        "source": component.pin.identity(),
+        "patches": [{"path": path, "sha256": digest} for path, digest in component.patches],
+        "files": [],
+        "toolchain": {},
+        "host_tools": {},
+    }
+    return {"key": hashlib.sha256(name.encode()).hexdigest(), "description": description, "dep_artifacts": {}}
+
+
+def _archive(directory: Path, name: str, fips: bytes) -> Path:
+    tree = directory / f".{name}.tree"
+    (tree / FIPS_MODULE).parent.mkdir(parents=True)
+    (tree / FIPS_MODULE).write_bytes(fips)
+    (tree / "bin").mkdir()
+    (tree / "bin" / "python3").write_text("#!/bin/sh\n")
+    out = directory / name
+    pack_tree(tree, out, mtime=EPOCH, prefix="python", compression="gz")
+    return out
+
+
+@pytest.fixture
+def dist(tmp_path: Path) -> Path:
+    directory = tmp_path / "cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-test"
+    directory.mkdir()
+    fips = b"\x7fELF a FIPS module stand-in"
+    archives = [
+        _archive(directory, "cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-install_only-test.tar.gz", fips),
+        _archive(directory, "cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-install_only_stripped-test.tar.gz", fips),
+    ]
+    for tree in directory.glob(".*.tree"):
+        for path in sorted(tree.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+        tree.rmdir()
+    distribution.write_sha256sums(directory / "SHA256SUMS", archives)
+    template = make_inputs()
+    inputs = sbom.SbomInputs(
+        **{
+            **template.__dict__,
+            "archives": tuple((a.name, hashlib.sha256(a.read_bytes()).hexdigest()) for a in archives),
+            "fips_module": (FIPS_MODULE, hashlib.sha256(fips).hexdigest()),
+        }
+    )
+    sbom_path = directory / sbom.SBOM_NAME
+    sbom.write_sbom(sbom_path, inputs)
+    built = [inputs.cpython, inputs.openssl, *inputs.libraries]
+    records = [(_record(c, c.pin.id), hashlib.sha256(c.pin.id.encode()).hexdigest()) for c in built]
+    document = provenance.build_statement(
+        archives=archives,
+        artifacts=[],
+        extra_actions=records,
+        pins=[(c.pin, "source") for c in built] + [(pin, role) for pin, role in inputs.toolchain],
+        external={"target": "x86_64-unknown-linux-gnu"},
+        internal={"source_date_epoch": EPOCH},
+        builder_version={"fips-python-standalone": "test"},
+        sbom=sbom_path,
+    )
+    (directory / provenance.PROVENANCE_NAME).write_text(json.dumps(document, indent=2))
+    return directory
+
+
+def edit_json(path: Path, change: Any) -> None:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def sbom_component(data: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in data["components"] if c["name"] == name)
+
+
+def restamp(dist: Path) -> None:
+    """What a careful tamperer does next: write the new SBOM's digest into the provenance."""
+    digest = hashlib.sha256((dist / sbom.SBOM_NAME).read_bytes()).hexdigest()
+
+    def change(document: dict[str, Any]) -> None:
+        for byproduct in document["predicate"]["runDetails"]["byproducts"]:
+            if byproduct["name"] == sbom.SBOM_NAME:
+                byproduct["digest"]["sha256"] = digest
+
+    edit_json(dist / provenance.PROVENANCE_NAME, change)
+
+
+def test_a_consistent_build_audits_clean(dist: Path) -> None:
+    problems, summary = provenance.audit(dist)
+    assert problems == []
+    assert "1 SBOM" in summary
+    document = json.loads((dist / provenance.PROVENANCE_NAME).read_text())
+    [listed] = [b for b in document["predicate"]["runDetails"]["byproducts"] if b["name"] == sbom.SBOM_NAME]
+    assert listed["annotations"] == {"kind": "sbom", "mediaType": "application/vnd.cyclonedx+json"}
+    assert listed["digest"]["sha256"] == hashlib.sha256((dist / sbom.SBOM_NAME).read_bytes()).hexdigest()
+
+
+def test_a_tampered_sbom_fails_even_when_the_provenance_digest_is_updated(dist: Path) -> None:
+    def swap_source(data: dict[str, Any]) -> None:
+        for reference in sbom_component(data, "zlib")["externalReferences"]:
+            reference["hashes"][0]["content"] = "0" * 64
+
+    edit_json(dist / sbom.SBOM_NAME, swap_source)
+    problems, _ = provenance.audit(dist)
+    assert f"{sbom.SBOM_NAME}: sha256 differs from the provenance (changed after the build?)" in problems
+    zlib = "zlib_1.3.dfsg+really1.3.1.orig.tar.gz"
+    assert f"{sbom.SBOM_NAME}: source {zlib} has another sha256 than in the provenance" in problems
+    restamp(dist)
+    problems, _ = provenance.audit(dist)
+    assert problems == [f"{sbom.SBOM_NAME}: source {zlib} has another sha256 than in the provenance"]
+
+
+def test_a_dropped_toolchain_package_patch_or_archive_is_named(dist: Path) -> None:
+    def drop(data: dict[str, Any]) -> None:
+        data["components"] = [c for c in data["components"] if c["name"] != "libc6-dev"]
+        cpython = sbom_component(data, "cpython")
+        patch = "0001-openssl-modules-dir.patch"
+        cpython["properties"] = [p for p in cpython["properties"] if not p["value"].endswith(patch)]
+        data["metadata"]["component"]["components"].pop()
+
+    edit_json(dist / sbom.SBOM_NAME, drop)
+    restamp(dist)
+    text = "\n".join(provenance.audit(dist)[0])
+    assert "lacks the toolchain package libc6-dev_2.31-13+deb11u11_amd64.deb the provenance lists" in text
+    assert "lacks the patch patches/cpython/3.13/0001-openssl-modules-dir.patch the provenance lists" in text
+    assert "lacks the archive cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-install_only_stripped-test.tar.gz" in text
+
+
+def test_an_sbom_that_is_not_cyclonedx_or_is_missing(dist: Path) -> None:
+    edit_json(dist / sbom.SBOM_NAME, lambda data: sbom_component(data, "openssl").update(scope="sometimes"))
+    restamp(dist)
+    [problem] = provenance.audit(dist)[0]
+    assert problem.startswith(f"{sbom.SBOM_NAME}: not valid CycloneDX 1.6:")
+    (dist / sbom.SBOM_NAME).unlink()
+    assert provenance.audit(dist)[0] == [f"{sbom.SBOM_NAME}: named in the provenance but missing"]
+
+
+def test_a_provenance_without_the_sbom_is_a_problem(dist: Path) -> None:
+    def forget(document: dict[str, Any]) -> None:
+        details = document["predicate"]["runDetails"]
+        details["byproducts"] = [b for b in details["byproducts"] if b["name"] != sbom.SBOM_NAME]
+
+    edit_json(dist / provenance.PROVENANCE_NAME, forget)
+    problems, _ = provenance.audit(dist)
+    assert problems == [f"{provenance.PROVENANCE_NAME}: names 0 SBOMs; expected exactly one, {sbom.SBOM_NAME}"]
