@@ -524,22 +524,29 @@ def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) ->
 
 
 def check_xcode(toolchain: Toolchain) -> None:
-    """On macOS, verify the host's clang and SDK are the pinned versions."""
+    """On macOS, verify the host's Xcode, its clang and its macOS SDK are the pinned versions (asking ``xcrun``,
+    which answers for the Xcode that ``xcode-select`` or ``DEVELOPER_DIR`` chose)."""
     assert toolchain.xcode is not None
+    pinned = toolchain.xcode
+    select = f"select Xcode {pinned['xcode_version']} with xcode-select (or DEVELOPER_DIR)"
     try:
-        sdk = subprocess.run(
-            ["xcrun", "--sdk", "macosx", "--show-sdk-version"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        clang = subprocess.run(["xcrun", "clang", "--version"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        raise ToolchainError("xcrun failed: Xcode is not installed", hint="install the pinned Xcode") from None
-    if sdk != toolchain.xcode["sdk_version"]:
+        xcode = _xcrun("xcodebuild", "-version").splitlines()[0].removeprefix("Xcode").strip()
+        sdk = _xcrun("--sdk", "macosx", "--show-sdk-version").strip()
+        clang = _xcrun("clang", "--version")
+    except (OSError, subprocess.CalledProcessError, IndexError):
         raise ToolchainError(
-            f"macOS SDK {sdk} found, {toolchain.xcode['sdk_version']} pinned",
-            hint=f"select Xcode {toolchain.xcode['xcode_version']} with xcode-select",
-        )
-    if toolchain.xcode["clang_version"] not in clang:
-        raise ToolchainError(
-            f"host clang is not {toolchain.xcode['clang_version']}",
-            hint=f"select Xcode {toolchain.xcode['xcode_version']} with xcode-select",
-        )
+            "xcrun failed: Xcode is not installed (the command line tools alone are not enough)",
+            hint=f"install Xcode {pinned['xcode_version']} and {select}",
+        ) from None
+    if xcode != pinned["xcode_version"]:
+        raise ToolchainError(f"Xcode {xcode} found, {pinned['xcode_version']} pinned", hint=select)
+    if sdk != pinned["sdk_version"]:
+        raise ToolchainError(f"macOS SDK {sdk} found, {pinned['sdk_version']} pinned", hint=select)
+    if pinned["clang_version"] not in clang:
+        found = clang.splitlines()[0] if clang.strip() else "nothing"
+        raise ToolchainError(f"xcrun clang is {found!r}, {pinned['clang_version']!r} pinned", hint=select)
+
+
+def _xcrun(*args: str) -> str:
+    """What ``xcrun ARGS`` prints (it runs the selected Xcode's tool)."""
+    return subprocess.run(["xcrun", *args], capture_output=True, text=True, check=True).stdout

@@ -171,3 +171,80 @@ def test_selecting_members_of_a_deb_is_refused(tmp_path: Path, packages: tuple[P
     with pytest.raises(toolchain.ToolchainError, match="only zip packages"):
         materialize(selective, fetcher, tmp_path / "toolchains")
     assert not any((tmp_path / "toolchains").iterdir())
+
+
+# ------------------------------------------------------------------------------------- the pinned Xcode
+
+XCODE_PIN = {
+    "xcode_version": "16.4",
+    "clang_version": "Apple clang version 17.0.0 (clang-1700.0.13.5)",
+    "sdk_version": "15.5",
+}
+
+
+def _fake_xcrun(
+    tmp_path: Path, *, xcode: str = "16.4", sdk: str = "15.5", clang: str = XCODE_PIN["clang_version"]
+) -> Path:
+    """An ``xcrun`` that answers like one of a given Xcode (these machines have no Mac)."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    (bin_dir / "xcrun").write_text(
+        "#!/bin/sh\n"
+        'case "$*" in\n'
+        f'  "xcodebuild -version") printf "Xcode {xcode}\\nBuild version 16F6\\n";;\n'
+        f'  "--sdk macosx --show-sdk-version") echo "{sdk}";;\n'
+        f'  "clang --version") printf "{clang}\\nTarget: arm64-apple-darwin24.5.0\\n";;\n'
+        '  *) echo "xcrun: error: unable to find utility" >&2; exit 72;;\n'
+        "esac\n"
+    )
+    (bin_dir / "xcrun").chmod(0o755)
+    return bin_dir
+
+
+def _xcode_toolchain() -> toolchain.Toolchain:
+    from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
+
+    return toolchain.load_toolchain(TOOLCHAINS_DIR, "aarch64-apple-darwin", PINS_SCHEMA, build_host="aarch64-macos")
+
+
+def test_the_pinned_xcode_passes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pins = _xcode_toolchain()
+    assert pins.xcode == XCODE_PIN
+    monkeypatch.setenv("PATH", str(_fake_xcrun(tmp_path)))
+    toolchain.check_xcode(pins)
+
+
+@pytest.mark.parametrize(
+    ("found", "message"),
+    [
+        ({"xcode": "16.2"}, "Xcode 16.2 found, 16.4 pinned"),
+        ({"sdk": "15.4"}, "macOS SDK 15.4 found, 15.5 pinned"),
+        (
+            {"clang": "Apple clang version 16.0.0 (clang-1600.0.26.6)"},
+            "xcrun clang is 'Apple clang version 16.0.0 (clang-1600.0.26.6)', "
+            "'Apple clang version 17.0.0 (clang-1700.0.13.5)' pinned",
+        ),
+    ],
+)
+def test_another_xcode_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, found: dict[str, str], message: str
+) -> None:
+    monkeypatch.setenv("PATH", str(_fake_xcrun(tmp_path, **found)))
+    with pytest.raises(toolchain.ToolchainError) as error:
+        toolchain.check_xcode(_xcode_toolchain())
+    assert error.value.one_line().startswith(message)
+    assert "select Xcode 16.4 with xcode-select" in error.value.one_line()
+
+
+def test_no_xcode_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no xcrun at all
+    with pytest.raises(toolchain.ToolchainError, match="Xcode is not installed"):
+        toolchain.check_xcode(_xcode_toolchain())
+    # Only the command line tools: xcrun exists, xcodebuild does not.
+    bin_dir = tmp_path / "clt"
+    bin_dir.mkdir()
+    (bin_dir / "xcrun").write_text('#!/bin/sh\necho "xcrun: error: unable to find utility \\"$1\\"" >&2\nexit 72\n')
+    (bin_dir / "xcrun").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    with pytest.raises(toolchain.ToolchainError, match="the command line tools alone are not enough"):
+        toolchain.check_xcode(_xcode_toolchain())
