@@ -9,9 +9,9 @@ are cached under ``<cache>/macos-evidence/`` by action key and checked by the Ma
 (``tests/integration/test_macos_cross.py``; ``python -m pydist.macos_evidence`` builds them and prints the
 checks).
 
-Left out: ncurses and libedit (ncurses runs programs it compiles with the target's compiler while it builds,
-which a Linux host cannot run), util-linux (Linux only), CPython (its configure refuses to cross-compile for a
-Darwin host, and ``_scproxy`` needs frameworks the wheel does not have).
+Left out (``NOT_CROSS_BUILT``): ncurses, libedit and SQLite, whose builds run programs they compile with the
+target's compiler (a Mac runs them; Linux cannot), util-linux (Linux only), and CPython (its configure refuses
+to cross-compile for a Darwin host, and ``_scproxy`` needs frameworks the wheel does not have).
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ from pydist.platforms.macos import MacOSPlatform
 
 TRIPLE = "aarch64-apple-darwin"
 # The libraries a Linux host can cross-compile for macOS, dependencies first; OpenSSL last.
-LIBRARIES = ("zlib", "bzip2", "xz", "libffi", "expat", "mpdecimal", "sqlite", "zstd", "openssl")
+LIBRARIES = ("zlib", "bzip2", "xz", "libffi", "expat", "mpdecimal", "zstd", "openssl")
+# Why the others are not: each needs to run a program built for the build host (a Mac has one compiler for
+# both, so these recipes are fine there).
 NOT_CROSS_BUILT = {
     "ncurses": "runs programs it compiles with the target's compiler during its build",
     "libedit": "needs ncurses",
+    "sqlite": "its configure builds its Tcl interpreter (jimsh) with the target's compiler, then runs it",
     "util-linux": "Linux only",
 }
 

@@ -21,7 +21,7 @@ OPENSSLDIR = "/etc/ssl"
 
 def _steps(ce: CompileEnv, label: str) -> list[Step]:
     # Flags go on the Configure line so OpenSSL keeps its own optimization and threading flags.
-    flags = ce.cflags(label, optimize="-O3").split()
+    flags = _without_arch(ce.cflags(label, optimize="-O3").split())
     configure = [
         "perl",
         "./Configure",
@@ -48,6 +48,21 @@ def _steps(ce: CompileEnv, label: str) -> list[Step]:
             f"install -D -m 0644 {OUT}{OPENSSLDIR}/fipsmodule.cnf {INSTALL_ROOT}/ssl/fipsmodule.cnf",
         ),
     ]
+
+
+def _without_arch(flags: list[str]) -> list[str]:
+    """`flags` without ``-arch X``: Configure's target names the architecture (Darwin targets add ``-arch``
+    themselves), and Configure would take the bare ``X`` for a second target name."""
+    kept: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == "-arch":
+            skip = True
+        else:
+            kept.append(flag)
+    return kept
 
 
 def _env(ce: CompileEnv) -> dict[str, str]:

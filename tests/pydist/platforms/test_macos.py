@@ -100,6 +100,9 @@ def test_openssl_builds_signs_then_macs_the_module(mac: MacOSPlatform) -> None:
     configure = steps[0].argv
     assert configure[:4] == ("perl", "./Configure", "darwin64-arm64-cc", "enable-fips")
     assert not any("visibility" in arg for arg in configure)
+    # The target adds -arch arm64 itself; Configure would take a bare "arm64" for a second target.
+    assert "-arch" not in configure and "arm64" not in configure
+    assert "-mmacosx-version-min=11.0" in configure
     # Only the module is linked with DSO_LDFLAGS: it exports its entry point and nothing else.
     export_only = "DSO_LDFLAGS=-bundle $(CNF_LDFLAGS) $(LDFLAGS) -Wl,-exported_symbol,_OSSL_provider_init"
     assert steps[1].argv == ("make", export_only, "build_sw")
