@@ -95,8 +95,10 @@ def _bzip2(ce: CompileEnv, label: str) -> list[Step]:
         ),
         sh(
             "install",
-            f"install -D -m 0644 libbz2.a {INSTALL_ROOT}/lib/libbz2.a && "
-            f"install -D -m 0644 bzlib.h {INSTALL_ROOT}/include/bzlib.h",
+            # (BSD install, on a Mac, has no -D: the directories are made first.)
+            f"mkdir -p {INSTALL_ROOT}/lib {INSTALL_ROOT}/include && "
+            f"install -m 0644 libbz2.a {INSTALL_ROOT}/lib/libbz2.a && "
+            f"install -m 0644 bzlib.h {INSTALL_ROOT}/include/bzlib.h",
         ),
     ]
 

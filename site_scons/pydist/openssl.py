@@ -45,7 +45,8 @@ def _steps(ce: CompileEnv, label: str) -> list[Step]:
         cmd("install", "make", *make, "install_sw", "install_fips", f"DESTDIR={OUT}"),
         sh(
             "collect fipsmodule.cnf",
-            f"install -D -m 0644 {OUT}{OPENSSLDIR}/fipsmodule.cnf {INSTALL_ROOT}/ssl/fipsmodule.cnf",
+            # (BSD install, on a Mac, has no -D: the directory is made first.)
+            f"mkdir -p {INSTALL_ROOT}/ssl && install -m 0644 {OUT}{OPENSSLDIR}/fipsmodule.cnf {INSTALL_ROOT}/ssl/",
         ),
     ]
 
