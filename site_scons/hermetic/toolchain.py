@@ -3,6 +3,8 @@
 A Linux toolchain is a compiler (Debian packages of clang/lld/llvm for the build host) plus a sysroot for
 the target (Debian packages of an old glibc). Each is unpacked into ``<cache>/toolchains/<kind>-<id>``, where
 ``<id>`` is derived from the package hashes, so two checkouts share it and a different pin never reuses it.
+A set can also take parts of a zip package (a wheel: ``extract``) and finish them with named steps (``finish``),
+as the macOS libc SDK a Linux host cross-compiles against is made from the ziglang wheel.
 A macOS toolchain is the host's Xcode, checked against pinned versions instead.
 """
 
