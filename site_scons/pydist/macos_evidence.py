@@ -165,8 +165,9 @@ def _with_dependencies(names: Sequence[str], recipes: dict[str, object]) -> list
     order: list[str] = []
 
     def visit(name: str) -> None:
-        if name not in recipes:
-            raise ToolchainError(f"{name} is not cross-built for macOS here ({NOT_CROSS_BUILT.get(name, 'unknown')})")
+        if name not in LIBRARIES or name not in recipes:
+            why = NOT_CROSS_BUILT.get(name, "no such library")
+            raise ToolchainError(f"{name} is not cross-built for macOS here: {why}", hint=f"choose from {LIBRARIES}")
         for dep in getattr(recipes[name], "deps", ()):
             visit(dep)
         if name not in order:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_scons
+from conftest import REPO_ROOT, run_scons
 from hermetic.archive import extract_tar
 from hermetic.lock import load_lock
 from hermetic.sandbox import Mount
@@ -146,8 +146,8 @@ def load_commands(evidence: Evidence, path: Path) -> str:
 # ------------------------------------------------------------------------------------- before any work
 
 
-def test_the_macos_build_is_refused_on_linux_before_any_work(project: Path) -> None:
-    result = run_scons(project, "target=aarch64-apple-darwin", "py=3.11")
+def test_the_macos_build_is_refused_on_linux_before_any_work(tmp_path: Path) -> None:
+    result = run_scons(REPO_ROOT, "target=aarch64-apple-darwin", "py=3.11", f"build_dir={tmp_path / 'build'}")
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert (
@@ -155,7 +155,8 @@ def test_the_macos_build_is_refused_on_linux_before_any_work(project: Path) -> N
         "run the build on a macOS host on Apple silicon (arm64) with the pinned Xcode"
     ) in output
     assert "Traceback" not in output
-    assert not (project / "build" / "aarch64-apple-darwin").exists()
+    assert "[start]" not in result.stdout
+    assert not (tmp_path / "build" / "aarch64-apple-darwin").exists()
 
 
 # ------------------------------------------------------------------------------------ what was built
