@@ -1,4 +1,4 @@
-"""Archives in and out: safe extraction of tarballs and .deb files, deterministic packing of trees.
+"""Archives in and out: safe extraction of tarballs, .deb and zip files (wheels), deterministic packing of trees.
 
 Extraction treats every archive as hostile: it refuses absolute names, ``..``, devices and fifos, never
 creates, links, chmods or re-dates anything through a symlink (each path is walked from the destination with
@@ -12,16 +12,19 @@ headers, so the same tree always gives the same bytes.
 from __future__ import annotations
 
 import bz2
+import calendar
 import contextlib
 import errno
 import gzip
 import lzma
 import os
 import posixpath
+import re
 import shutil
 import stat
 import tarfile
 import tempfile
+import zipfile
 import zlib
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -622,6 +625,110 @@ def extract_deb(deb: Path, dest: Path, *, label: str | None = None) -> None:
                 return
             f.seek(size + (size & 1), os.SEEK_CUR)
     raise CorruptArchiveError(f"{label}: no data.tar member (not a Debian binary package?)", hint=_CORRUPT_HINT)
+
+
+# What a selection of a zip file may expand to: far above any wheel a toolchain uses, far below a zip bomb.
+ZIP_LIMIT = 4 << 30
+
+
+def extract_zip(
+    archive: Path,
+    dest: Path,
+    *,
+    select: Sequence[tuple[str, str]] = (),
+    label: str | None = None,
+    limit: int = ZIP_LIMIT,
+) -> None:
+    """Unpack (parts of) a zip file, such as a wheel, into `dest` with the rules of :func:`extract_tar`.
+
+    Args:
+        archive: (Path) the zip file.
+        dest: (Path) the directory to fill; created if missing.
+        select: ((member path, destination) pairs) take only the member at, or the tree under, each member
+            path, and put it at the destination (relative to `dest`); empty: every member where it is.
+        label: (str | None) the name used in error messages (defaults to the archive's name).
+        limit: (int) the most bytes the selected members may expand to.
+
+    Raises:
+        UnsafeArchiveError: a member name is absolute, climbs out with "..", uses backslashes, appears twice,
+            or is a symlink or another special file (a wheel holds only files and directories).
+        ArchiveTooLargeError: the selected members would expand to more than `limit` bytes.
+        CorruptArchiveError: the file is not a zip, or a member is damaged (CRC, truncated data).
+    """
+    label = label or archive.name
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            chosen = _zip_selection(zf.infolist(), select, label)
+            total = sum(info.file_size for info, _rel in chosen)
+            if total > limit:
+                raise ArchiveTooLargeError(
+                    f"{label}: the selected members expand to {total} bytes, more than the {limit} allowed",
+                    hint=_UNSAFE_HINT,
+                )
+            extraction = _Extraction(dest, label, fix_absolute_links=False)
+            try:
+                for info, rel in chosen:
+                    cancel.check(f"unpacking {label}")
+                    member = _zip_tarinfo(info, rel)
+                    if info.is_dir():
+                        extraction.directory(rel, member)
+                    else:
+                        with zf.open(info) as source:
+                            extraction.regular(rel, member, source)
+                extraction.finish()
+            finally:
+                extraction.close()
+    except (zipfile.BadZipFile, zlib.error, EOFError) as e:
+        raise CorruptArchiveError(f"{label}: {e}", hint=_CORRUPT_HINT) from None
+
+
+def _zip_selection(
+    infos: list[zipfile.ZipInfo], select: Sequence[tuple[str, str]], label: str
+) -> list[tuple[zipfile.ZipInfo, str]]:
+    """The members to unpack with their destination paths, every name checked before anything is written."""
+    seen: set[str] = set()
+    chosen = []
+    for info in infos:
+        name = info.filename
+        if "\\" in name or re.match(r"[A-Za-z]:", name):
+            raise UnsafeArchiveError(f"{label}: member {name!r} is a Windows path", hint=_UNSAFE_HINT)
+        rel = _member_path(name, 0, label)
+        if rel is None:
+            continue
+        if rel in seen:
+            raise UnsafeArchiveError(f"{label}: member {name!r} appears twice", hint=_UNSAFE_HINT)
+        seen.add(rel)
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+            what = "a symlink" if kind == stat.S_IFLNK else f"a special file (mode {kind:#o})"
+            raise UnsafeArchiveError(f"{label}: member {name!r} is {what}", hint=_UNSAFE_HINT)
+        target = _zip_destination(rel, select)
+        if target is not None:
+            chosen.append((info, target))
+    return chosen
+
+
+def _zip_destination(rel: str, select: Sequence[tuple[str, str]]) -> str | None:
+    """Where member `rel` goes under the selection (None: not selected)."""
+    if not select:
+        return rel
+    for prefix, destination in select:
+        prefix, destination = prefix.strip("/"), destination.strip("/")
+        if rel == prefix:
+            return destination
+        if rel.startswith(prefix + "/"):
+            return f"{destination}/{rel[len(prefix) + 1 :]}".lstrip("/")
+    return None
+
+
+def _zip_tarinfo(info: zipfile.ZipInfo, rel: str) -> tarfile.TarInfo:
+    """The member as the tar extraction code describes one (name, size, mode, mtime)."""
+    member = tarfile.TarInfo(rel)
+    member.size = info.file_size
+    member.mode = (info.external_attr >> 16) & 0o777 or 0o644
+    member.mtime = int(calendar.timegm((*info.date_time, 0, 0, 0)))
+    return member
 
 
 # ---------------------------------------------------------------------------------------------- writing

@@ -3,6 +3,8 @@
 A Linux toolchain is a compiler (Debian packages of clang/lld/llvm for the build host) plus a sysroot for
 the target (Debian packages of an old glibc). Each is unpacked into ``<cache>/toolchains/<kind>-<id>``, where
 ``<id>`` is derived from the package hashes, so two checkouts share it and a different pin never reuses it.
+A set can also take parts of a zip package (a wheel: ``extract``) and finish them with named steps (``finish``),
+as the macOS libc SDK a Linux host cross-compiles against is made from the ziglang wheel.
 A macOS toolchain is the host's Xcode, checked against pinned versions instead.
 """
 
@@ -17,12 +19,13 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hermetic import log
-from hermetic.archive import extract_deb
+from hermetic import log, tapi
+from hermetic.archive import extract_deb, extract_zip
 from hermetic.errors import ConfigError, ToolchainError
 from hermetic.fetch import Fetcher, sha256_file
 from hermetic.pins import Pin, load_toml
@@ -83,6 +86,9 @@ class PackageSet:
         tools_dir: (str) where the launched programs are, relative to the unpacked packages.
         lib_dirs: (tuple[str, ...]) where the programs' shared libraries are, relative to the packages.
         target_triples: (tuple[str, ...]) triples that get ``bin/<triple>-clang[++]`` launchers.
+        extract: (tuple[tuple[str, str], ...]) for zip packages (wheels): the (member path, destination)
+            pairs to unpack, nothing else; empty: the whole archive.
+        finish: (tuple[str, ...]) names of :data:`FINISHERS` run over the unpacked tree, in order.
     """
 
     kind: str
@@ -91,16 +97,29 @@ class PackageSet:
     tools_dir: str = ""
     lib_dirs: tuple[str, ...] = ()
     target_triples: tuple[str, ...] = ()
+    extract: tuple[tuple[str, str], ...] = ()
+    finish: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.finish if name not in FINISHERS]
+        if unknown:
+            raise ToolchainError(f"unknown finishing step(s) {', '.join(unknown)}; known: {', '.join(FINISHERS)}")
 
     @property
     def id(self) -> str:
         """Short content id: changes whenever a package, a tool link or the materializer changes."""
-        layout = [self.tools_dir, self.tools, self.lib_dirs, self.target_triples]
+        layout: list[Any] = [self.tools_dir, self.tools, self.lib_dirs, self.target_triples]
+        if self.extract or self.finish:  # absent for .deb sets, whose ids stay what they were
+            layout += [self.extract, self.finish]
         return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[:20]
 
     def identity(self) -> list[dict[str, Any]]:
-        """Every package's identity, for action keys and provenance."""
-        return [p.identity() for p in self.packages]
+        """Every package's identity (and what is taken from them, and how it is changed), for action keys and
+        provenance."""
+        identity: list[dict[str, Any]] = [p.identity() for p in self.packages]
+        if self.extract or self.finish:
+            identity.append({"extract": [list(pair) for pair in self.extract], "finish": list(self.finish)})
+        return identity
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,7 +319,24 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
     )
 
 
+def load_sdk(path: Path, schema: Path) -> PackageSet:
+    """Read an SDK pin file (``toolchains/sdks/*.toml``): packages, what to take from them, how to finish it."""
+    data = load_toml(path, schema, "sdk")
+    return PackageSet(
+        kind="sdk",
+        packages=tuple(Pin.from_mapping(p) for p in data["package"]),
+        extract=tuple(sorted(data.get("extract", {}).items())),
+        finish=tuple(data.get("finish", ())),
+    )
+
+
 # ------------------------------------------------------------------------------------------ materializing
+
+# Steps a pin file may ask for after its packages are unpacked, by name (the name is part of the directory's id).
+FINISHERS: dict[str, Callable[[Path], object]] = {
+    # LLVM 19's ld64.lld rejects the arm64e.x1 targets current macOS .tbd stubs list (see hermetic.tapi).
+    "tbd-arm64e.x1-as-arm64": tapi.rewrite_tree,
+}
 
 _MARKER = ".materialized.json"
 # The sha256 of every file, beside the marker (which keeps its older size-only format, so checkouts of older
@@ -404,7 +440,9 @@ def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
         staging.mkdir(mode=0o755)
         try:
             for pin in packages.packages:
-                extract_deb(fetcher.fetch(pin), staging, label=pin.filename)
+                _unpack(fetcher.fetch(pin), staging, pin, packages)
+            for name in packages.finish:
+                FINISHERS[name](staging)
             _link_tools(staging, packages)
             files = _manifest(staging)
             _write_json(staging / _DIGESTS, _digests(staging, files))
@@ -415,6 +453,16 @@ def materialize(packages: PackageSet, fetcher: Fetcher, root: Path) -> Path:
             raise
     _VERIFIED.add(final)
     return final
+
+
+def _unpack(path: Path, staging: Path, pin: Pin, packages: PackageSet) -> None:
+    """Unpack one package: a zip file (a wheel) as selected by ``packages.extract``, else a .deb."""
+    if pin.filename.endswith((".whl", ".zip")):
+        extract_zip(path, staging, select=packages.extract, label=pin.filename)
+    elif packages.extract:
+        raise ToolchainError(f"{pin.filename}: only zip packages (wheels) can be unpacked selectively")
+    else:
+        extract_deb(path, staging, label=pin.filename)
 
 
 def _remove_stale_staging(root: Path) -> None:
@@ -484,22 +532,29 @@ def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) ->
 
 
 def check_xcode(toolchain: Toolchain) -> None:
-    """On macOS, verify the host's clang and SDK are the pinned versions."""
+    """On macOS, verify the host's Xcode, its clang and its macOS SDK are the pinned versions (asking ``xcrun``,
+    which answers for the Xcode that ``xcode-select`` or ``DEVELOPER_DIR`` chose)."""
     assert toolchain.xcode is not None
+    pinned = toolchain.xcode
+    select = f"select Xcode {pinned['xcode_version']} with xcode-select (or DEVELOPER_DIR)"
     try:
-        sdk = subprocess.run(
-            ["xcrun", "--sdk", "macosx", "--show-sdk-version"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        clang = subprocess.run(["xcrun", "clang", "--version"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        raise ToolchainError("xcrun failed: Xcode is not installed", hint="install the pinned Xcode") from None
-    if sdk != toolchain.xcode["sdk_version"]:
+        xcode = _xcrun("xcodebuild", "-version").splitlines()[0].removeprefix("Xcode").strip()
+        sdk = _xcrun("--sdk", "macosx", "--show-sdk-version").strip()
+        clang = _xcrun("clang", "--version")
+    except (OSError, subprocess.CalledProcessError, IndexError):
         raise ToolchainError(
-            f"macOS SDK {sdk} found, {toolchain.xcode['sdk_version']} pinned",
-            hint=f"select Xcode {toolchain.xcode['xcode_version']} with xcode-select",
-        )
-    if toolchain.xcode["clang_version"] not in clang:
-        raise ToolchainError(
-            f"host clang is not {toolchain.xcode['clang_version']}",
-            hint=f"select Xcode {toolchain.xcode['xcode_version']} with xcode-select",
-        )
+            "xcrun failed: Xcode is not installed (the command line tools alone are not enough)",
+            hint=f"install Xcode {pinned['xcode_version']} and {select}",
+        ) from None
+    if xcode != pinned["xcode_version"]:
+        raise ToolchainError(f"Xcode {xcode} found, {pinned['xcode_version']} pinned", hint=select)
+    if sdk != pinned["sdk_version"]:
+        raise ToolchainError(f"macOS SDK {sdk} found, {pinned['sdk_version']} pinned", hint=select)
+    if pinned["clang_version"] not in clang:
+        found = clang.splitlines()[0] if clang.strip() else "nothing"
+        raise ToolchainError(f"xcrun clang is {found!r}, {pinned['clang_version']!r} pinned", hint=select)
+
+
+def _xcrun(*args: str) -> str:
+    """What ``xcrun ARGS`` prints (it runs the selected Xcode's tool)."""
+    return subprocess.run(["xcrun", *args], capture_output=True, text=True, check=True).stdout

@@ -67,6 +67,7 @@ class CompileEnv:
             **self.platform.binutils(),
             "BUILD_CC": self.build_cc,
             "CC_FOR_BUILD": self.build_cc,
+            **self.platform.compile_env(),
         }
 
     def configure_args(self, prefix: str = DEPS) -> list[str]:

@@ -166,7 +166,7 @@ def cpython_env(request: BuildRequest, ce: CompileEnv, label: str) -> dict[str, 
 def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Step]:
     """configure, make (PGO training included for pgo builds), install, and collect build facts."""
     overrides = make_overrides(request, ce)
-    steps = []
+    steps = list(ce.platform.cpython_prepare_steps())
     if not ce.platform.native:
         # What configure cannot find out by running a program when it cannot run the target's programs.
         answers = ce.platform.toolchain.platform.get("cpython_cross_answers", {})
@@ -182,6 +182,7 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Ste
         sh("check optimizations", _check_optimizations(request)),
         Step(name="build", argv=("make", *overrides)),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
+        *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.
         sh("python symlink", f'cd {ARTIFACT_ROOT}{PREFIX}/bin && ln -s "$(readlink python3)" python'),
         sh(

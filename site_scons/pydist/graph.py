@@ -210,17 +210,14 @@ def declare_build_python(ctx: GraphContext, request: matrix.BuildRequest, platfo
 
 
 def check_host(platform: Platform) -> None:
-    """Stop before any work when this machine cannot build the target, saying what it needs."""
+    """Stop before any work when this machine cannot build the target, saying what it needs: another host
+    (a Mac for a macOS target), bubblewrap, or the pinned Xcode, clang and SDK versions."""
     platform.check_host()
     platform.toolchain.check_host()
     if platform.toolchain.sandbox == "bubblewrap":
         require_bubblewrap()
     if platform.toolchain.xcode is not None:
         check_xcode(platform.toolchain)
-        raise ConfigError(
-            f"{platform.triple}: the pinned Xcode is present, but the macOS build rules are not implemented yet",
-            hint="build a Linux target on a Linux host",
-        )
 
 
 def declare(

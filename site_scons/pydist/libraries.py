@@ -95,8 +95,10 @@ def _bzip2(ce: CompileEnv, label: str) -> list[Step]:
         ),
         sh(
             "install",
-            f"install -D -m 0644 libbz2.a {INSTALL_ROOT}/lib/libbz2.a && "
-            f"install -D -m 0644 bzlib.h {INSTALL_ROOT}/include/bzlib.h",
+            # (BSD install, on a Mac, has no -D: the directories are made first.)
+            f"mkdir -p {INSTALL_ROOT}/lib {INSTALL_ROOT}/include && "
+            f"install -m 0644 libbz2.a {INSTALL_ROOT}/lib/libbz2.a && "
+            f"install -m 0644 bzlib.h {INSTALL_ROOT}/include/bzlib.h",
         ),
     ]
 
@@ -115,13 +117,13 @@ def _expat(ce: CompileEnv, label: str) -> list[Step]:
         "-DCMAKE_C_FLAGS_RELEASE=-DNDEBUG",
         f"-DCMAKE_INSTALL_PREFIX={DEPS}",
         "-DCMAKE_INSTALL_LIBDIR=lib",
-        "-DCMAKE_C_COMPILER=clang",
-        f"-DCMAKE_C_COMPILER_TARGET={ce.host_triple}",
-        "-DCMAKE_SYSROOT=/sysroot",
+        # The platform's compiler command carries the target and the sysroot (the pinned clang's launcher on
+        # Linux, Xcode's clang and SDK on a Mac); CMake wants the archiver by path.
+        '-DCMAKE_C_COMPILER="$CC"',
         '-DCMAKE_C_FLAGS="$CFLAGS"',
         '-DCMAKE_EXE_LINKER_FLAGS="$LDFLAGS"',
-        "-DCMAKE_AR=/toolchain/bin/llvm-ar",
-        "-DCMAKE_RANLIB=/toolchain/bin/llvm-ranlib",
+        '-DCMAKE_AR="$(command -v "$AR")"',
+        '-DCMAKE_RANLIB="$(command -v "$RANLIB")"',
         "-DCMAKE_POSITION_INDEPENDENT_CODE=ON",
         "-DEXPAT_SHARED_LIBS=OFF",
         "-DEXPAT_BUILD_TOOLS=OFF",

@@ -5,7 +5,8 @@ entry point, ``OSSL_provider_init``, carries no visibility attribute, so that fl
 module could never be loaded. Installed with ``install_fips``, which runs the module's self tests and writes
 ``fipsmodule.cnf`` (its ``module-mac`` is an HMAC of exactly the installed ``fips.so``). The artifact holds
 ``lib/libcrypto.a``, ``lib/libssl.a``, the headers, ``bin/openssl``, ``lib/ossl-modules/fips.so`` and
-``ssl/fipsmodule.cnf``.
+``ssl/fipsmodule.cnf``. Where the module must be changed before its MAC is taken (signed, on macOS), the
+platform adds the steps between build and install.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ OPENSSLDIR = "/etc/ssl"
 
 def _steps(ce: CompileEnv, label: str) -> list[Step]:
     # Flags go on the Configure line so OpenSSL keeps its own optimization and threading flags.
-    flags = ce.cflags(label, optimize="-O3").split()
+    flags = _without_arch(ce.cflags(label, optimize="-O3").split())
     configure = [
         "perl",
         "./Configure",
@@ -35,15 +36,34 @@ def _steps(ce: CompileEnv, label: str) -> list[Step]:
         f"--openssldir={OPENSSLDIR}",
         *flags,
     ]
+    make = ce.platform.openssl_make_args()
+    module = f"providers/{ce.platform.fips_module}"
     return [
         cmd("configure", *configure),
-        cmd("build", "make", "build_sw"),
-        cmd("install", "make", "install_sw", "install_fips", f"DESTDIR={OUT}"),
+        cmd("build", "make", *make, "build_sw"),
+        *ce.platform.fips_module_steps(module),
+        cmd("install", "make", *make, "install_sw", "install_fips", f"DESTDIR={OUT}"),
         sh(
             "collect fipsmodule.cnf",
-            f"install -D -m 0644 {OUT}{OPENSSLDIR}/fipsmodule.cnf {INSTALL_ROOT}/ssl/fipsmodule.cnf",
+            # (BSD install, on a Mac, has no -D: the directory is made first.)
+            f"mkdir -p {INSTALL_ROOT}/ssl && install -m 0644 {OUT}{OPENSSLDIR}/fipsmodule.cnf {INSTALL_ROOT}/ssl/",
         ),
     ]
+
+
+def _without_arch(flags: list[str]) -> list[str]:
+    """`flags` without ``-arch X``: Configure's target names the architecture (Darwin targets add ``-arch``
+    themselves), and Configure would take the bare ``X`` for a second target name."""
+    kept: list[str] = []
+    skip = False
+    for flag in flags:
+        if skip:
+            skip = False
+        elif flag == "-arch":
+            skip = True
+        else:
+            kept.append(flag)
+    return kept
 
 
 def _env(ce: CompileEnv) -> dict[str, str]:

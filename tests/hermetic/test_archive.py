@@ -7,6 +7,7 @@ destination must be exactly as before (content, mode, mtime, link count), and no
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import io
 import os
@@ -15,6 +16,7 @@ import subprocess
 import tarfile
 import time
 import tomllib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +24,8 @@ import pytest
 import zstandard
 
 from conftest import REPO_ROOT
-from hermetic.archive import extract_deb, extract_tar, open_tar, pack_tree
-from hermetic.errors import CorruptArchiveError, UnsafeArchiveError
+from hermetic.archive import extract_deb, extract_tar, extract_zip, open_tar, pack_tree
+from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError, UnsafeArchiveError
 from pydist.settings import default_cache_root
 
 # ---------------------------------------------------------------------------------------------- building archives
@@ -615,3 +617,87 @@ def test_packed_trees_unpack_to_the_same_tree(tmp_path: Path) -> None:
     extract_tar(tmp_path / "z.tar.zst", tmp_path / "out")
     assert os.readlink(tmp_path / "out" / "lib" / "libz.so") == "libz.so.1"
     assert (tmp_path / "out" / "lib" / "libz.so").read_bytes() == b"\x7fELF"
+
+
+# ---------------------------------------------------------------------------------------------- zip files
+
+
+def write_zip(path: Path, members: list[tuple[str, bytes, int]]) -> Path:
+    """A zip file with (name, data, unix mode) members, exactly as given (names are not cleaned)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data, mode in members:
+            info = zipfile.ZipInfo(name, date_time=(2024, 5, 1, 12, 0, 0))
+            info.external_attr = mode << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(info, data)
+    return path
+
+
+REG = stat.S_IFREG | 0o644
+HOSTILE_ZIPS: dict[str, tuple[list[tuple[str, bytes, int]], str]] = {
+    "absolute member name": ([("/tmp/evil.txt", b"x", REG)], "has an absolute path"),
+    "'..' in a member name": ([("pkg/../../../../../sentinel/evil.txt", b"x", REG)], "escapes its directory"),
+    "backslashes": ([("pkg\\..\\..\\evil.txt", b"x", REG)], "is a Windows path"),
+    "drive letter": ([("C:/evil.txt", b"x", REG)], "is a Windows path"),
+    "symlink": ([("pkg/link", b"../../../../../sentinel", stat.S_IFLNK | 0o777)], "is a symlink"),
+    "fifo": ([("pkg/fifo", b"", stat.S_IFIFO | 0o644)], "is a special file"),
+    "the same name twice": ([("pkg/a.h", b"one", REG), ("pkg/./a.h", b"two", REG)], "appears twice"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_ZIPS))
+def test_hostile_zip_files_are_refused_and_the_host_is_untouched(host: Host, case: str) -> None:
+    members, reason = HOSTILE_ZIPS[case]
+    archive = write_zip(host.top / "archives" / "hostile.whl", [("pkg/ok.h", b"fine", REG), *members])
+    before = host.snapshot()
+    with pytest.raises(UnsafeArchiveError) as error:
+        extract_zip(archive, host.dest, label="demo.whl")
+    line = error.value.one_line()
+    assert line.startswith("demo.whl: ") and reason in line and "\n" not in line, line
+    assert host.snapshot() == before
+    # Every name is checked before anything is written.
+    assert list(host.dest.iterdir()) == []
+
+
+def test_zip_selection_places_files_and_skips_the_rest(tmp_path: Path) -> None:
+    archive = write_zip(
+        tmp_path / "demo.whl",
+        [
+            ("zig/include/any/", b"", stat.S_IFDIR | 0o755),
+            ("zig/include/any/stdio.h", b"int printf(const char *, ...);\n", REG),
+            ("zig/include/any/sys/types.h", b"typedef long ssize_t;\n", REG),
+            ("zig/include/anything-else.h", b"not under the selected directory\n", REG),
+            ("zig/darwin/libSystem.tbd", b"--- !tapi-tbd\n", REG),
+            ("zig/zig", b"\x7fELF", stat.S_IFREG | 0o755),
+            ("zig/bin/tool", b"#!/bin/sh\n", stat.S_IFREG | 0o755),
+        ],
+    )
+    dest = tmp_path / "out"
+    extract_zip(archive, dest, select=[("zig/include/any", "usr/include"), ("zig/darwin/libSystem.tbd", "lib/S.tbd")])
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert files == ["lib/S.tbd", "usr/include/stdio.h", "usr/include/sys/types.h"]
+    assert (dest / "usr/include/sys/types.h").read_bytes() == b"typedef long ssize_t;\n"
+    assert stat.S_IMODE((dest / "lib/S.tbd").stat().st_mode) == 0o644
+    # The member's time is kept (make decides from it), as for tarballs.
+    assert (dest / "lib/S.tbd").stat().st_mtime == calendar.timegm((2024, 5, 1, 12, 0, 0))
+    everything = tmp_path / "all"
+    extract_zip(archive, everything)
+    assert stat.S_IMODE((everything / "zig/bin/tool").stat().st_mode) == 0o755
+    assert (everything / "zig/include/anything-else.h").is_file()
+
+
+def test_zip_bombs_and_damaged_zips(tmp_path: Path) -> None:
+    archive = write_zip(tmp_path / "bomb.whl", [("zeros", bytes(1 << 20), REG)])
+    assert archive.stat().st_size < 10_000
+    with pytest.raises(ArchiveTooLargeError, match="expand to 1048576 bytes, more than the 65536 allowed"):
+        extract_zip(archive, tmp_path / "out", limit=1 << 16)
+    assert not (tmp_path / "out" / "zeros").exists()
+    # One flipped byte in the compressed data: the CRC (or the deflate stream) tells.
+    data = bytearray(write_zip(tmp_path / "ok.whl", [("a.txt", b"hello world " * 1000, REG)]).read_bytes())
+    data[60] ^= 0xFF
+    (tmp_path / "damaged.whl").write_bytes(bytes(data))
+    with pytest.raises(CorruptArchiveError, match=r"damaged\.whl"):
+        extract_zip(tmp_path / "damaged.whl", tmp_path / "out2")
+    (tmp_path / "cut.whl").write_bytes(bytes(data[: len(data) // 2]))
+    with pytest.raises(CorruptArchiveError, match=r"cut\.whl"):
+        extract_zip(tmp_path / "cut.whl", tmp_path / "out3")

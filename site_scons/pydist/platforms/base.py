@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from hermetic.action import Step
 from hermetic.errors import ConfigError
 from hermetic.toolchain import HOST_DESCRIPTIONS, Toolchain
 from pydist.validate.targets import TargetRules, rules_from_toolchain
@@ -81,7 +82,7 @@ class Platform(ABC):
 
     def uses_library(self, name: str) -> bool:
         """Whether the dependency library recipe `name` is built for this target."""
-        return name not in self.toolchain.target.get("libraries_not_used", ())
+        return name not in self.toolchain.platform.get("libraries_not_used", ())
 
     def check_host(self) -> None:
         """Stop at once, naming the host it needs, when this machine cannot build the target."""
@@ -126,3 +127,35 @@ class Platform(ABC):
     def compiler_launcher_pattern(self) -> str:
         """A regex matching the sandbox's compiler launcher names recorded in build settings (group 1 is the
         plain driver name they are rewritten to)."""
+
+    # ------------------------------------------------- steps and settings only some targets need (default: none)
+
+    def compile_env(self) -> Mapping[str, str]:
+        """Environment every C build of this target gets on top of the compiler settings."""
+        return {}
+
+    def openssl_make_args(self) -> tuple[str, ...]:
+        """Arguments of OpenSSL's ``make`` (variable overrides) on top of the targets."""
+        return ()
+
+    def fips_module_steps(self, module: str) -> list[Step]:
+        """Steps between building the FIPS provider `module` (a path in the OpenSSL tree) and installing it:
+        whatever must happen to its bytes before ``fipsmodule.cnf``'s MAC is taken over them."""
+        return []
+
+    def cpython_prepare_steps(self) -> list[Step]:
+        """Steps before CPython's configure (e.g. files its linker flags name)."""
+        return []
+
+    def cpython_install_steps(self, install: str) -> list[Step]:
+        """Steps on CPython's install tree `install` right after ``make install`` (install names, signatures)."""
+        return []
+
+    def build_only_flags(self) -> tuple[str, ...]:
+        """Regexes of flags in the recorded build settings that only the build itself can use (they name
+        sandbox files), to be scrubbed before sysconfig is shipped."""
+        return ()
+
+    def python_json_extras(self) -> dict[str, str]:
+        """PYTHON.json keys only this target has (e.g. the Apple SDK it was built with)."""
+        return {}

@@ -9,6 +9,8 @@ Rule ids:
     macho.dylib-allowlist      dylibs loaded only from the target's allowlist or @rpath/libpython3.X.dylib
     macho.dependency-symbols   interpreter, libpython and extensions export no static dependency's symbol
     macho.headerpad            at least 16 free bytes after the load commands (object files excepted)
+    macho.code-signature       arm64 images carry a code signature (LC_CODE_SIGNATURE), and every signature's
+                               page hashes match the bytes it covers: nothing changed the file after signing
     macho.unreadable           the file starts like Mach-O but macholib cannot parse it
 
 Versions in LC_BUILD_VERSION and LC_VERSION_MIN_MACOSX are nibble-encoded ``xxxx.yy.zz`` and are compared as
@@ -17,6 +19,7 @@ Versions in LC_BUILD_VERSION and LC_VERSION_MIN_MACOSX are nibble-encoded ``xxxx
 
 from __future__ import annotations
 
+import hashlib
 import re
 import struct
 from collections.abc import Iterable
@@ -75,6 +78,8 @@ _DYLIB_LOADS = frozenset(
 _LIBPYTHON_DYLIB = re.compile(r"@rpath/libpython3\.\d+t?d?\.dylib")
 _ZEROFILL_TYPES = frozenset({S_ZEROFILL, S_GB_ZEROFILL, S_THREAD_LOCAL_ZEROFILL})
 _HEADERPAD_MIN = 16
+# Apple silicon runs no unsigned code: every arm64 image needs a signature (an ad-hoc one will do).
+_CPU_TYPE_ARM64 = 0x0100000C
 _SYMBOL_ROLES = (Role.INTERPRETER, Role.LIBPYTHON, Role.EXTENSION)
 _CPU_NAMES = {
     7: "i386",
@@ -148,6 +153,13 @@ def check_macho(
         _check_header(header, member, where, rules, report, sdk_version)
     if exports:
         _check_dependency_symbols(exports, member, report)
+    if role is not Role.OBJECT:
+        data = path.read_bytes()
+        for header in headers:
+            where = f" in the {_arch_name(header)} slice" if macho.fat is not None else ""
+            problem = None if int(header.header.filetype) == MH_OBJECT else code_signature_problem(data, header)
+            if problem:
+                report.add(member, "macho.code-signature", problem + where)
 
 
 def _check_header(
@@ -322,6 +334,84 @@ def _slice_exports(data: bytes, header: MachOHeader) -> set[str]:
             terminator = strtab.find(b"\0", strx)
             names.add(strtab[strx : terminator if terminator >= 0 else None].decode("utf-8", "replace"))
     return names
+
+
+# Code signing structures (all big-endian): an embedded-signature super blob indexing a code directory (and
+# alternates, one per hash type), whose code slots hold the hash of each page of the file up to codeLimit.
+_CSMAGIC_EMBEDDED_SIGNATURE = 0xFADE0CC0
+_CSMAGIC_CODEDIRECTORY = 0xFADE0C02
+_CSSLOT_CODEDIRECTORY = 0
+_CSSLOT_ALTERNATE_CODEDIRECTORIES = range(0x1000, 0x1005)
+_CS_HASHES = {1: ("sha1", 20), 2: ("sha256", 32), 3: ("sha256", 20), 4: ("sha384", 48)}
+_SUPER_BLOB = struct.Struct(">III")
+_BLOB_INDEX = struct.Struct(">II")
+# magic, length, version, flags, hashOffset, identOffset, nSpecialSlots, nCodeSlots, codeLimit, hashSize,
+# hashType, platform, pageSize (log2)
+_CODE_DIRECTORY = struct.Struct(">IIIIIIIIIBBBB")
+
+
+def code_signature_problem(data: bytes, header: MachOHeader) -> str | None:
+    """What is wrong with the code signature of one slice (None: signed, and it matches the file).
+
+    Every code directory's page hashes are recomputed over the slice's bytes, so a file changed after it was
+    signed (stripped, patched, install names rewritten) fails. Only the code directories are checked: an
+    ad-hoc signature has no certificate chain to verify.
+    """
+    signature = [cmd for lc, cmd, _data in header.commands if lc.cmd == LC_CODE_SIGNATURE]
+    if not signature:
+        if int(header.header.cputype) == _CPU_TYPE_ARM64:
+            return "no code signature (LC_CODE_SIGNATURE), expected one: arm64 macOS runs no unsigned code"
+        return None
+    start = header.offset + int(signature[0].dataoff)
+    blob = data[start : start + int(signature[0].datasize)]
+    try:
+        directories = _code_directories(blob)
+    except (struct.error, ValueError) as e:
+        return f"the code signature is unreadable ({e})"
+    if not directories:
+        return "the code signature has no code directory"
+    for offset in directories:
+        problem = _directory_problem(data, header.offset, int(signature[0].dataoff), blob, offset)
+        if problem:
+            return problem
+    return None
+
+
+def _code_directories(blob: bytes) -> list[int]:
+    """Offsets (in the signature) of its code directories."""
+    magic, length, count = _SUPER_BLOB.unpack_from(blob)
+    if magic != _CSMAGIC_EMBEDDED_SIGNATURE or length > len(blob):
+        raise ValueError(f"magic {magic:#x}, length {length} of {len(blob)} bytes")
+    found = []
+    for index in range(count):
+        slot, offset = _BLOB_INDEX.unpack_from(blob, _SUPER_BLOB.size + index * _BLOB_INDEX.size)
+        if slot == _CSSLOT_CODEDIRECTORY or slot in _CSSLOT_ALTERNATE_CODEDIRECTORIES:
+            found.append(offset)
+    return found
+
+
+def _directory_problem(data: bytes, slice_start: int, signature_offset: int, blob: bytes, offset: int) -> str | None:
+    fields = _CODE_DIRECTORY.unpack_from(blob, offset)
+    magic, _length, _version, _flags, hash_offset, _ident, _special, n_code, code_limit = fields[:9]
+    hash_size, hash_type, _platform, page_shift = fields[9:]
+    if magic != _CSMAGIC_CODEDIRECTORY:
+        return f"the code signature's code directory has magic {magic:#x}"
+    if hash_type not in _CS_HASHES or _CS_HASHES[hash_type][1] != hash_size:
+        return f"the code signature uses an unknown hash (type {hash_type}, {hash_size} bytes)"
+    if code_limit != signature_offset:
+        return f"the code signature covers {code_limit} bytes, the file's contents before it are {signature_offset}"
+    algorithm = _CS_HASHES[hash_type][0]
+    page = 1 << page_shift if page_shift else code_limit
+    for slot in range(n_code):
+        begin = slot * page
+        chunk = data[slice_start + begin : slice_start + min(begin + page, code_limit)]
+        expected = blob[offset + hash_offset + slot * hash_size : offset + hash_offset + (slot + 1) * hash_size]
+        if hashlib.new(algorithm, chunk).digest()[:hash_size] != expected:
+            end = min(begin + page, code_limit)
+            return f"page {slot} (bytes {begin}-{end}) differs from its signed hash: the file changed after signing"
+    if n_code * page < code_limit:
+        return f"the code signature hashes {n_code} pages, fewer than the {code_limit} bytes it covers"
+    return None
 
 
 def _arch_name(header: MachOHeader) -> str:

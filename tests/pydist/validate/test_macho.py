@@ -306,13 +306,45 @@ def test_headerpad(built: Path, name: str) -> None:
     path = built / "bad" / name
     signed = "LC_CODE_SIGNATURE" in headers(path)
     assert signed == (name == "nopad-signed.dylib")
-    message = only_message(check(path, LIBPYTHON), "macho.headerpad")
+    report = check(path, LIBPYTHON)
+    # The unsigned one also breaks the signature rule (tested on its own below).
+    assert rules_of(report) == {"macho.headerpad"} | (set() if signed else {"macho.code-signature"})
+    [message] = [v.message for v in report.violations if v.rule == "macho.headerpad"]
     match = re.match(r"(-?\d+) bytes free between the load commands \(end at (\d+)\) and __TEXT,__text", message)
     assert match, message
     free, end = int(match[1]), int(match[2])
     assert free < 16 and "expected at least 16" in message
     assert re.search(rf"sectname __text\n.*\n.*\n.*\n\s+offset {end + free}\n", headers(path))
     assert ("code-signed" in message) == signed
+
+
+def test_code_signature_missing(built: Path) -> None:
+    # ld64.lld -no_adhoc_codesign: an arm64 dylib without the signature Apple silicon requires.
+    path = built / "bad/nopad-unsigned.dylib"
+    assert "LC_CODE_SIGNATURE" not in headers(path)
+    report = check(path, LIBPYTHON)
+    [message] = [v.message for v in report.violations if v.rule == "macho.code-signature"]
+    assert message.startswith("no code signature (LC_CODE_SIGNATURE)")
+    # An unsigned x86_64 file is fine: only arm64 code must be signed.
+    assert "LC_CODE_SIGNATURE" not in headers(built / "bad/x86_64.dylib")
+    assert "macho.code-signature" not in rules_of(check(built / "bad/x86_64.dylib", LIBPYTHON))
+
+
+def test_code_signature_covers_every_byte(built: Path, tmp_path: Path) -> None:
+    # The linker's ad-hoc signature matches the file; one byte changed anywhere before it does not.
+    good = built / "good/libpython3.13.dylib"
+    assert "macho.code-signature" not in rules_of(check(good, LIBPYTHON))
+    data = bytearray(good.read_bytes())
+    text_offset = int(re.search(r"sectname __text\n.*\n.*\n.*\n\s+offset (\d+)\n", headers(good))[1])
+    data[text_offset] ^= 0xFF
+    changed = tmp_path / "libpython3.13.dylib"
+    changed.write_bytes(bytes(data))
+    message = only_message(check(changed, LIBPYTHON), "macho.code-signature")
+    page = text_offset // 4096
+    assert re.fullmatch(
+        rf"page {page} \(bytes {page * 4096}-\d+\) differs from its signed hash: the file changed after signing",
+        message,
+    )
 
 
 def test_unreadable_mach_o(built: Path, tmp_path: Path) -> None:
