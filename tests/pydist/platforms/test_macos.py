@@ -380,9 +380,9 @@ def test_the_full_macos_build_is_declared_and_runs_unsandboxed(
     env = Environment(ENV={}, tools=[])
     req = request(options)
     before = set(scons_glue._REGISTRY)
-    fetcher = graph.make_fetcher(config)
-    nodes = graph.declare_python(env, config, LOCK, req, mac, fetcher, named=True)
-    graph.declare_dist(env, config, LOCK, req, mac, fetcher, nodes)
+    ctx = graph.GraphContext(env=env, settings=config, lock=LOCK, fetcher=graph.make_fetcher(config))
+    nodes = graph.declare_python(ctx, req, mac, named=True)
+    graph.declare_dist(ctx, req, mac, nodes)
     declared = {path: action for path, (action, _runner) in scons_glue._REGISTRY.items() if path not in before}
     by_name = {action.name: action for action in declared.values()}
     libraries = [r.name for r in graph.library_recipes(mac)]
@@ -409,5 +409,6 @@ def test_the_full_macos_build_is_declared_and_runs_unsandboxed(
             f"cpython-3.13.15-{TRIPLE}-{flavor}install_only_stripped-{tag}.tar.gz",
             "SHA256SUMS",
             "provenance.json",
+            "sbom.cdx.json",
         ]
     )
