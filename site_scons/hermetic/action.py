@@ -119,8 +119,9 @@ class Action:
         steps: (tuple[Step, ...]) the commands.
         output: (str) the in-sandbox directory packed as the artifact.
         source_date_epoch: (int) the fixed timestamp used instead of "now".
-        dep_mounts: (Mapping[str, str]) dependencies shown at a directory of their own instead of merged into
-            ``/build/deps`` (e.g. a cross build's build Python at its configured prefix).
+        dep_mounts: (Mapping[str, tuple[str, str]]) dependencies shown at a directory of their own instead of
+            merged into ``/build/deps``: name -> (a directory inside the artifact, where the sandbox shows it),
+            e.g. a cross build's build Python at its configured prefix.
         tmpfs: (tuple[str, ...]) empty directories laid over paths of the sandbox (hiding what is under them).
     """
 
@@ -140,7 +141,7 @@ class Action:
     output_prefix: str = ""
     output_compression: Compression = "zst"
     record: bool = True
-    dep_mounts: Mapping[str, str] = field(default_factory=dict)
+    dep_mounts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     tmpfs: tuple[str, ...] = ()
 
     @property
@@ -183,7 +184,7 @@ class Action:
             "sandbox": {"kind": self.toolchain.sandbox, "network": False},
             "env": dict(sorted(self.full_env().items())),
             "steps": [s.describe() for s in self.steps],
-            **({"dep_mounts": dict(sorted(self.dep_mounts.items()))} if self.dep_mounts else {}),
+            **({"dep_mounts": {k: list(v) for k, v in sorted(self.dep_mounts.items())}} if self.dep_mounts else {}),
             **({"tmpfs": list(self.tmpfs)} if self.tmpfs else {}),
             "output": {
                 "dir": self.output,
@@ -273,7 +274,7 @@ class ActionRunner:
         cancel.check(f"preparing {action.label}")
         sandbox = _sandbox(action.toolchain, work.sandbox, toolchain)
         mounts = work.mounts(toolchain)
-        mounts += [Mount(work.mounted(name), target) for name, target in action.dep_mounts.items()]
+        mounts += [Mount(work.mounted(name) / inner, target) for name, (inner, target) in action.dep_mounts.items()]
         mounts += [Mount(None, target) for target in action.tmpfs]
         base_env = action.full_env()
         # Parallelism does not shape the output, so it stays out of the action key.

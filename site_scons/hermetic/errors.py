@@ -67,6 +67,10 @@ class ActionError(HermeticError):
     exit_code = 7
 
 
+class SandboxError(ActionError):
+    """The sandbox of a build step could not be set up (the step never started)."""
+
+
 class UnsafeArchiveError(HermeticError):
     """An archive member would be written outside its destination directory."""
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hermetic import cancel
-from hermetic.errors import ConfigError
+from hermetic.errors import ConfigError, SandboxError
 
 # The user and host name builds see; fixed so nothing host-specific leaks into outputs.
 SANDBOX_UID = 1000
@@ -168,7 +168,9 @@ _WITH_EMULATORS = (
 )
 
 
-def run_logged(command: Sequence[str], *, env: Mapping[str, str], cwd: str | None, log_file: Path) -> int:
+def run_logged(
+    command: Sequence[str], *, env: Mapping[str, str], cwd: str | None, log_file: Path, pass_fds: Sequence[int] = ()
+) -> int:
     """Run `command` with exactly `env`, appending its output to `log_file`; a stop request ends it and its whole
     process group (it gets one of its own)."""
     with open(log_file, "ab") as log:
@@ -180,8 +182,15 @@ def run_logged(command: Sequence[str], *, env: Mapping[str, str], cwd: str | Non
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
         return cancel.wait(process)
+
+
+def _last_line(log_file: Path, prefix: str) -> str | None:
+    """The last line of `log_file` that starts with `prefix` (bubblewrap's own messages do)."""
+    lines = [line for line in log_file.read_text(errors="replace").splitlines() if line.startswith(prefix)]
+    return lines[-1] if lines else None
 
 
 def require_bubblewrap() -> str:
@@ -288,15 +297,32 @@ class Bubblewrap:
         cwd: str,
         log_file: Path,
     ) -> int:
-        """Run `argv` in the sandbox with exactly `env`, appending its output to `log_file`."""
+        """Run `argv` in the sandbox with exactly `env`, appending its output to `log_file`.
+
+        A sandbox that could not be set up (a mount bubblewrap refuses, no user namespaces) raises SandboxError
+        with bubblewrap's own message, so it is never taken for a failure of the step itself.
+        """
+        status_read, status_write = os.pipe()
         command = self.command(argv, mounts, cwd)
+        command[1:1] = ["--json-status-fd", str(status_write)]
         if self.emulators:
             # The guest's dynamic loader and libraries come from the target's sysroot.
             env = {**env, "QEMU_LD_PREFIX": self.emulators[0].sysroot}
             registrations = [e.registration() for e in self.emulators]
             namespace = ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", _WITH_EMULATORS, "sh"]
             command = [*namespace, *registrations, *command]
-        return run_logged(command, env=env, cwd=None, log_file=log_file)
+        try:
+            rc = run_logged(command, env=env, cwd=None, log_file=log_file, pass_fds=(status_write,))
+        finally:
+            os.close(status_write)
+            with os.fdopen(status_read, "rb") as status:
+                started = b'"exit-code"' in status.read()  # written once the step itself has ended
+        if not started and not cancel.cancelled():
+            raise SandboxError(
+                f"the sandbox could not be set up: {_last_line(log_file, 'bwrap:') or f'exit status {rc}'}",
+                hint=f"full log: {log_file}",
+            )
+        return rc
 
 
 class Unsandboxed:

@@ -40,13 +40,14 @@ HELPER_FILES = tuple(
 )
 
 
-def build_python_mounts(request: BuildRequest, ce: CompileEnv) -> tuple[dict[str, str], tuple[str, ...]]:
+def build_python_mounts(request: BuildRequest, ce: CompileEnv) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
     """For a cross build: the build Python dependency shown at the prefix, and its site-packages hidden (so
     ensurepip, which runs under it, installs pip for the target instead of finding its own). Native: none."""
     if ce.platform.native:
         return {}, ()
     # The build Python is a noopt build with the GIL: its stdlib directory has no "t" suffix.
-    return {BUILD_PYTHON_DEP: PREFIX}, (f"{PREFIX}/lib/python{request.python_minor}/site-packages",)
+    installed = PREFIX.lstrip("/")  # the artifact holds the install tree under install/
+    return {BUILD_PYTHON_DEP: (installed, PREFIX)}, (f"{PREFIX}/lib/python{request.python_minor}/site-packages",)
 
 
 def not_built(request: BuildRequest, ce: CompileEnv) -> Mapping[str, str]:

@@ -197,3 +197,21 @@ def test_progress_lines_and_heartbeat(
     assert re.search(r"\[ ok  \] build slow \(x86_64-unknown-linux-gnu\) in \d+\.\ds", out)
     log_text = runner.log_path(script_action(toolchain, "", name="slow")).read_text()
     assert "$ /bin/bash -c echo compiling-step-1; sleep 2\ncompiling-step-1\n# finished in" in log_text
+
+
+def test_a_sandbox_that_cannot_be_set_up_is_not_a_failed_step(tmp_path: Path) -> None:
+    from hermetic.errors import SandboxError
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    log = tmp_path / "log"
+    log.write_text("")
+    sandbox = Bubblewrap(scratch)
+    # A step that itself fails is an exit status...
+    assert (
+        sandbox.run(["/bin/sh", "-c", "exit 3"], mounts=[], env={"PATH": "/usr/bin:/bin"}, cwd="/", log_file=log) == 3
+    )
+    # ...but a mount bubblewrap cannot make means the step never ran: bubblewrap's own words, as an error.
+    missing = Mount(tmp_path / "does-not-exist", "/build/deps")
+    with pytest.raises(SandboxError, match="the sandbox could not be set up: bwrap: Can't find source path"):
+        sandbox.run(["/bin/true"], mounts=[missing], env={"PATH": "/usr/bin:/bin"}, cwd="/", log_file=log)

@@ -57,7 +57,7 @@ def test_an_x86_64_host_cross_builds_aarch64_with_qemu_and_a_build_python(tmp_pa
     build_python = next(a for a in by_target["x86_64-unknown-linux-gnu"] if a.rule == "cpython")
     # The build Python: the host's own noopt CPython of the same version, shown at the target's prefix.
     assert build_python.name == "cpython-3.13.15-noopt" and build_python.toolchain.emulator is None
-    assert cpython.deps[-1] == "build-python" and cpython.dep_mounts == {"build-python": "/install"}
+    assert cpython.deps[-1] == "build-python" and cpython.dep_mounts == {"build-python": ("install", "/install")}
     assert cpython.tmpfs == ("/install/lib/python3.13/site-packages",)
     configure = next(s for s in cpython.steps if s.name == "configure")
     assert "--with-build-python=/install/bin/python3" in configure.argv
