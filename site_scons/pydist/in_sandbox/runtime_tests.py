@@ -733,6 +733,26 @@ def broken_tests(outcomes: dict[str, str]) -> list[str]:
     return sorted(test for test, outcome in outcomes.items() if outcome in ("failed", "error"))
 
 
+def judge_suite_run(
+    label: str, code: int, outcomes: dict[str, str], tail: str, skips: dict[str, str]
+) -> tuple[bool, str]:
+    """Whether one run of the suites is as it must be, and its one-line account."""
+    broken = broken_tests(outcomes)
+    if label == "skip_list_fails_in_fips_mode":
+        stale = sorted(set(skips) - set(broken))
+        if stale:
+            return False, f"{len(stale)} listed tests do not fail in FIPS mode (stale entries): {stale[:10]}"
+        return True, f"all {len(skips)} listed tests fail in FIPS mode"
+    passed = sum(outcome == "passed" for outcome in outcomes.values())
+    skipped = sum(outcome == "skipped" for outcome in outcomes.values())
+    if code != 0 or broken or not passed:
+        return False, f"exit {code}, {len(broken)} failed: {broken[:10]}; {tail[-1500:]}"
+    detail = f"{passed} passed, {skipped} skipped by upstream's own conditions"
+    if label == "in_fips_mode":
+        detail += f", {len(skips)} left out by the FIPS skip list ({rule_summary(skips)})"
+    return True, detail
+
+
 def cpython_suites(root: Path, args: argparse.Namespace, tmp: Path) -> list[dict[str, str]]:
     """Three runs: outside FIPS mode, in FIPS mode without the skipped tests, and the skipped tests alone
     in FIPS mode, each of which must fail (a listed test that passes is a stale entry)."""
@@ -749,24 +769,7 @@ def cpython_suites(root: Path, args: argparse.Namespace, tmp: Path) -> list[dict
     for label, (env, selection) in runs.items():
         started = time.monotonic()
         code, outcomes, tail = run_suites(root, args, tmp, label, env, selection)
-        if label == "skip_list_fails_in_fips_mode":
-            stale = sorted(set(skips) - set(broken_tests(outcomes)))
-            ok = not stale
-            detail = (
-                f"all {len(skips)} listed tests fail in FIPS mode"
-                if ok
-                else f"{len(stale)} listed tests do not fail in FIPS mode (stale entries): {stale[:10]}"
-            )
-        else:
-            broken = broken_tests(outcomes)
-            counts = {kind: sum(v == kind for v in outcomes.values()) for kind in ("passed", "skipped")}
-            ok = code == 0 and not broken and counts["passed"] > 0
-            detail = (
-                f"{counts['passed']} passed, {counts['skipped']} skipped by upstream's own conditions"
-                + (f", {len(skips)} left out by the FIPS skip list ({rule_summary(skips)})" if env else "")
-                if ok
-                else f"exit {code}, {len(broken)} failed: {broken[:10]}; {tail[-1500:]}"
-            )
+        ok, detail = judge_suite_run(label, code, outcomes, tail, skips)
         status = "ok" if ok else "FAILED"
         print(f"[{status:6s}] suites: {label} ({time.monotonic() - started:.1f}s): {detail}", flush=True)
         results.append({"where": "unpacked", "check": f"cpython_suites_{label}", "status": status, "detail": detail})

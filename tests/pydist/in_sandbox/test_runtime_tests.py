@@ -83,3 +83,17 @@ def test_the_kernel_flag_reads_what_the_check_asks_for_in_its_namespace(flag: st
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout == f"{flag}\n"
+
+
+def test_a_suite_run_passes_only_without_failures_and_the_skip_run_only_when_every_listed_test_fails() -> None:
+    skips = {"test.test_ssl.T.test_psk": "32-bit PSK < 112-bit TLS KDF key"}
+    clean = {"test.test_ssl.T.test_a": "passed", "test.test_ssl.T.test_b": "skipped"}
+    ok, detail = rt.judge_suite_run("in_fips_mode", 0, clean, "", skips)
+    assert ok and detail.startswith("1 passed, 1 skipped") and "32-bit PSK" in detail
+    assert not rt.judge_suite_run("outside_fips_mode", 2, {**clean, "test.test_ssl.T.test_c": "error"}, "", {})[0]
+    assert not rt.judge_suite_run("outside_fips_mode", 0, {}, "no tests ran", {})[0]
+    assert rt.judge_suite_run("skip_list_fails_in_fips_mode", 2, {"test.test_ssl.T.test_psk": "error"}, "", skips)[0]
+    ok, detail = rt.judge_suite_run(
+        "skip_list_fails_in_fips_mode", 0, {"test.test_ssl.T.test_psk": "passed"}, "", skips
+    )
+    assert not ok and "stale" in detail
