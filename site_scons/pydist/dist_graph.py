@@ -191,9 +191,20 @@ def report_path(ctx: DistContext, archive: Path) -> Path:
 
 
 def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
-    """The sandboxed action that unpacks an install_only archive and runs the runtime tests on it."""
+    """The sandboxed action that unpacks an install_only archive and runs the runtime tests on it.
+
+    CPython's test package and test extension modules, which install_only archives leave out, come from
+    the full archive beside it (an archive under test sits in its dist directory, or in .staging below
+    it, and the full archive is named after that directory), so test_hashlib, test_hmac and test_ssl run
+    against the archive under test, in and outside FIPS mode, with the reviewed FIPS skip list."""
     sqlite = ctx.lock.get("sqlite")
     openssl = ctx.lock.get("openssl")
+    dist_dir = archive.parent.parent if archive.parent.name == ".staging" else archive.parent
+    full = dist_dir / f"{dist_dir.name}.tar.zst"
+    skips = HERE / "in_sandbox" / f"fips_skips_{ctx.request.python_minor}.txt"
+    tests = "/build/tmp/cpython-tests"
+    stdlib = "/build/tmp/full/python/install/lib/python3*"
+    test_modules = ("_test*", "_ctypes_test*", "_xxtestfuzz*")
     return _archive_action(
         ctx,
         "runtime-tests",
@@ -202,14 +213,26 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
         steps=(
             sh("unpack", f"mkdir -p /build/tmp/dist && tar -xzf {FILES}/{archive.name} -C /build/tmp/dist"),
             sh(
+                "unpack CPython's tests",
+                f"mkdir -p /build/tmp/full {tests} && tar --zstd -xf {FILES}/{full.name} -C /build/tmp/full "
+                "--wildcards 'python/install/lib/python3*/test/*' "
+                + " ".join(f"'python/install/lib/python3*/lib-dynload/{m}'" for m in test_modules)
+                + f" && mv {stdlib}/test {tests}/ && mv {stdlib}/lib-dynload/* {tests}/",
+            ),
+            sh(
                 "runtime tests",
                 f"/build/tmp/dist/python/bin/python3 -E -s {FILES}/{RUNTIME_TESTS.path.name} "
                 "/build/tmp/dist/python "
                 f"--openssl {openssl.version} --sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
+                f"--cpython-tests {tests} --fips-skips {FILES}/{skips.name} "
                 f"--report {OUT}/report.json",
             ),
         ),
-        helpers=(RUNTIME_TESTS,),
+        helpers=(
+            RUNTIME_TESTS,
+            InputFile(path=skips, label=f"site_scons/pydist/in_sandbox/{skips.name}"),
+            InputFile(path=full, label=full.name),
+        ),
         output=OUT,
     )
 

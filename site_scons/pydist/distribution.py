@@ -63,6 +63,10 @@ TEST_EXTENSIONS = (
 )
 
 FIPS_CONFIG_NAME = "openssl-fips.cnf"
+# This Python's FIPS switches, read by the CPython patches (patches/cpython/*/*-openssl-fips-switch.patch).
+FIPS_ENV_VAR = "PYSTANDALONE_FIPS"
+FIPS_XOPTION = "pystandalone_fips"
+FIPS_MARKER = "share/ssl/fips-mode"
 
 # Pinned compression level of the full archive (python-build-standalone uses 22; 19 is much faster and
 # within a few percent of its size).
@@ -119,11 +123,14 @@ def fips_config(fipsmodule_cnf: str) -> str:
     """The shipped FIPS configuration: the module's own section (as ``openssl fipsinstall`` wrote it for
     exactly the shipped fips.so) plus what activates it, so it works from wherever the install lives."""
     return (
-        "# FIPS mode for this Python's OpenSSL. Turn it on with one step:\n"
-        f"#     export OPENSSL_CONF=<python prefix>/share/ssl/{FIPS_CONFIG_NAME}\n"
-        "# The FIPS provider (share/ssl/ossl-modules/fips.so) is found relative to the interpreter\n"
-        "# unless OPENSSL_MODULES names another directory. Non-approved algorithms stay reachable only\n"
-        "# through explicit non-FIPS requests (hashlib's usedforsecurity=False).\n"
+        "# FIPS mode for this Python's OpenSSL. This Python loads this file itself, for itself only,\n"
+        f"# when {FIPS_ENV_VAR}=1 is in the environment, with -X {FIPS_XOPTION}, when the file\n"
+        f"# <python prefix>/{FIPS_MARKER} exists, or when /proc/sys/crypto/fips_enabled is 1; it then\n"
+        "# refuses to import hashlib and ssl unless the FIPS provider is active.\n"
+        f"# OPENSSL_CONF=<python prefix>/share/ssl/{FIPS_CONFIG_NAME} works too, but for every OpenSSL\n"
+        "# program of the environment. The FIPS provider (share/ssl/ossl-modules/fips.so) is found relative\n"
+        "# to the interpreter unless OPENSSL_MODULES names another directory. Non-approved algorithms stay\n"
+        "# reachable only through explicit non-FIPS requests (hashlib's usedforsecurity=False).\n"
         "config_diagnostics = 1\n"
         "openssl_conf = openssl_init\n"
         "\n"

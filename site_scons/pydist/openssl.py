@@ -2,8 +2,10 @@
 
 Configured ``enable-fips no-shared`` and deliberately **without** ``-fvisibility=hidden``: the provider's only
 entry point, ``OSSL_provider_init``, carries no visibility attribute, so that flag would hide it and the
-module could never be loaded. Installed with ``install_fips``, which runs the module's self tests and writes
-``fipsmodule.cnf`` (its ``module-mac`` is an HMAC of exactly the installed ``fips.so``). The artifact holds
+module could never be loaded. Installed with ``install_fips``, which in 3.5 copies ``fips.so`` and the
+``fipsmodule.cnf`` that ``util/mk-fipsmodule-cnf.pl`` wrote at build time: a Perl HMAC-SHA256 of the module's
+bytes (``module-mac``) and the provider's policy options, without loading or running the module. The module
+checks that MAC and runs its self tests each time it is loaded. The artifact holds
 ``lib/libcrypto.a``, ``lib/libssl.a``, the headers, ``bin/openssl``, ``lib/ossl-modules/fips.so`` and
 ``ssl/fipsmodule.cnf``. Where the module must be changed before its MAC is taken (signed, on macOS), the
 platform adds the steps between build and install.

@@ -149,6 +149,12 @@ def test_runtime_tests_ran_on_both_install_only_archives(project: Path, dist: Pa
         checks = {(r["where"], r["check"]): r["status"] for r in results}
         assert checks and set(checks.values()) == {"ok"}
         assert ("moved", "fips_mode") in checks and ("unpacked", "tls_handshake") in checks
+        fips = ("fips_switches_are_scoped_to_this_python", "fips_request_fails_closed")
+        fips += ("kernel_fips_flag_requests_fips_mode", "pbkdf2_and_hmac_use_the_provider")
+        fips += ("builtin_hashes_refuse_security_use_in_fips_mode",)
+        assert all((where, check) in checks for where in ("unpacked", "moved") for check in fips)
+        suites = ("outside_fips_mode", "in_fips_mode", "skip_list_fails_in_fips_mode")
+        assert all(("unpacked", f"cpython_suites_{run}") in checks for run in suites)
 
 
 def test_install_only_conversion_is_deterministic(dist: Path, tmp_path: Path) -> None:

@@ -57,7 +57,10 @@ def test_fips_config_activates_the_provider_and_embeds_the_module_section() -> N
     assert text.endswith(module)
     assert "openssl_conf = openssl_init" in text
     assert "fips = fips_sect" in text and "default_properties = fips=yes" in text
-    assert "export OPENSSL_CONF=" in text
+    # The comment names every switch, and the config is still usable through OPENSSL_CONF.
+    for switch in ("PYSTANDALONE_FIPS=1", "-X pystandalone_fips", "share/ssl/fips-mode", "OPENSSL_CONF="):
+        assert switch in text
+    assert all(line.startswith("#") for line in text.split("config_diagnostics")[0].splitlines())
 
 
 def test_shebangs_become_relocatable_trampolines(tmp_path: Path) -> None:

@@ -1,11 +1,13 @@
 """Runtime tests of an unpacked distribution; run inside the sandbox with the distribution's own Python.
 
     python/bin/python3 -E -s runtime_tests.py PYTHON_DIR --openssl X.Y.Z --sqlite X.Y.Z \
-        --openssl-cli PATH --report FILE
+        --openssl-cli PATH --cpython-tests DIR --fips-skips FILE --report FILE
 
 Every check runs in a child interpreter of the distribution under test, first where it was unpacked and
-then after moving the whole tree elsewhere (relocation). A failing check fails the build. Standard
-library only.
+then after moving the whole tree elsewhere (relocation). Then CPython's own test_hashlib, test_hmac and
+test_ssl (the test package comes from the full archive, in --cpython-tests) run outside and inside FIPS
+mode, the latter without the tests --fips-skips names with the FIPS rule that makes each fail. A failing
+check fails the build. Standard library only.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
+from xml.etree import ElementTree
 
 CHECKS: list[Callable[[Path, argparse.Namespace, Path], str]] = []
 
@@ -41,16 +45,35 @@ def python_of(root: Path) -> Path:
     return root / "bin" / "python3"
 
 
-def run(root: Path, code: str, *, env: dict[str, str] | None = None, argv: list[str] | None = None) -> str:
-    """Run `code` in a fresh interpreter of the distribution at `root`; return its stdout."""
+def run_unchecked(
+    root: Path,
+    code: str,
+    *,
+    env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
+    python_args: list[str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `code` in a fresh interpreter of the distribution at `root` (with `python_args` before -c)."""
     base = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
-    result = subprocess.run(
-        [str(python_of(root)), "-c", textwrap.dedent(code), *(argv or [])],
+    return subprocess.run(
+        [str(python_of(root)), *(python_args or []), "-c", textwrap.dedent(code), *(argv or [])],
         env={**base, **(env or {})},
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def run(
+    root: Path,
+    code: str,
+    *,
+    env: dict[str, str] | None = None,
+    argv: list[str] | None = None,
+    python_args: list[str] | None = None,
+) -> str:
+    """Run `code` in a fresh interpreter of the distribution at `root`; return its stdout."""
+    result = run_unchecked(root, code, env=env, argv=argv, python_args=python_args)
     if result.returncode != 0:
         raise CheckFailed(f"exit {result.returncode}: {(result.stderr or result.stdout).strip()[-2000:]}")
     return result.stdout.strip()
@@ -242,6 +265,15 @@ def tls_handshake(root: Path, args: argparse.Namespace, tmp: Path) -> str:
     return run(root, TLS_CODE, argv=[str(cert), str(key)])
 
 
+# ------------------------------------------------------------------------------------------------ FIPS
+
+# This Python's FIPS switches (patches/cpython/*/..-openssl-fips-switch.patch).
+FIPS_ENV_VAR = "PYSTANDALONE_FIPS"
+FIPS_XOPTION = "pystandalone_fips"
+FIPS_MARKER = Path("share") / "ssl" / "fips-mode"
+KERNEL_FIPS_FLAG = "/proc/sys/crypto/fips_enabled"
+FIPS_REQUEST_ERROR = "ImportError: FIPS mode was requested ("
+
 FIPS_CODE = """
 import hashlib, _hashlib
 assert _hashlib.get_fips_mode() == 1, "FIPS mode is not on"
@@ -259,12 +291,16 @@ assert hashlib.blake2b(b"abc", usedforsecurity=False).hexdigest()
 sha = hashlib.sha256(b"abc")
 assert sha.hexdigest() == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
 assert type(sha).__module__ == "_hashlib", type(sha)
-print("fips_mode=1; md5 refused:", md5.splitlines()[0][:80])
+print("fips_mode=1; md5 refused:", md5.splitlines()[0][:80], "; requested by:", _hashlib.get_fips_request())
 """
 
 
 def fips_env(root: Path) -> dict[str, str]:
+    """The environment that turns FIPS mode on through OpenSSL's own variable (every OpenSSL user sees it)."""
     return {"OPENSSL_CONF": str(root / "share" / "ssl" / "openssl-fips.cnf")}
+
+
+SWITCH_ENV = {FIPS_ENV_VAR: "1"}
 
 
 @check
@@ -289,7 +325,463 @@ def fips_provider_serves_sha256(root: Path, args: argparse.Namespace, tmp: Path)
         run(broken, "import hashlib; print(hashlib.sha256(b'x').hexdigest())", env=fips_env(broken))
     except CheckFailed as e:
         return f"a modified fips.so stops FIPS mode: {str(e).splitlines()[-1][:120]}"
+    finally:
+        shutil.rmtree(broken)
     raise CheckFailed("FIPS mode still served SHA-256 with a modified fips.so")
+
+
+def other_openssl_users(args: argparse.Namespace, env: dict[str, str], tmp: Path) -> list[str]:
+    """Run the other OpenSSL users of this environment (the OpenSSL command line given as --openssl-cli,
+    and the host's openssl and python3 when present) with `env`; return one failure line per user whose
+    MD5 is refused (MD5 working means that user is not in FIPS mode)."""
+    data = tmp / "md5-input"
+    data.write_bytes(b"abc")
+    full_env = {"PATH": "/usr/bin:/bin", **env}
+    users = [[args.openssl_cli, "dgst", "-md5", str(data)]]
+    if Path("/usr/bin/openssl").exists():
+        users.append(["/usr/bin/openssl", "dgst", "-md5", str(data)])
+    if Path("/usr/bin/python3").exists():
+        users.append(["/usr/bin/python3", "-c", "import hashlib; print(hashlib.md5(b'abc').hexdigest())"])
+    failures = []
+    for argv in users:
+        result = subprocess.run(argv, env=full_env, capture_output=True, text=True, timeout=120)
+        if result.returncode != 0 or "900150983cd24fb0d6963f7d28e17f72" not in result.stdout:
+            failures.append(f"{argv[0]}: {(result.stderr or result.stdout).strip().splitlines()[-1:]}")
+    return failures
+
+
+SWITCH_CODE = """
+import _hashlib, hashlib, subprocess, sys
+assert _hashlib.get_fips_mode() == 1, "FIPS mode is not on"
+try:
+    hashlib.md5(b"x")
+except ValueError:
+    pass
+else:
+    raise AssertionError("MD5 is not refused")
+child = subprocess.run(
+    [sys.executable, "-c", "import _hashlib; print(_hashlib.get_fips_mode(), _hashlib.get_fips_request())"],
+    capture_output=True, text=True, check=True).stdout.strip()
+print(_hashlib.get_fips_request(), "|", child)
+"""
+
+
+@check
+def fips_switches_are_scoped_to_this_python(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    # OPENSSL_CONF turns FIPS on for every OpenSSL user of the environment: the OpenSSL command line
+    # refuses MD5 under it. That shows the check below can see a leak.
+    leaked = other_openssl_users(args, fips_env(root), tmp)
+    if not any(line.startswith(args.openssl_cli) for line in leaked):
+        raise CheckFailed(f"{args.openssl_cli} is not in FIPS mode under OPENSSL_CONF, so a leak would go unseen")
+    marker = root / FIPS_MARKER
+    switches: list[tuple[str, list[str], dict[str, str]]] = [
+        (FIPS_ENV_VAR, [], SWITCH_ENV),
+        ("-X", ["-X", FIPS_XOPTION], {}),
+        ("marker", [], {}),
+    ]
+    seen = []
+    for name, python_args, env in switches:
+        if name == "marker":
+            marker.write_text("")
+        try:
+            out = run(root, SWITCH_CODE, env=env, python_args=python_args)
+        finally:
+            marker.unlink(missing_ok=True)
+        request, child = (part.strip() for part in out.split("|"))
+        expected = {FIPS_ENV_VAR: f"{FIPS_ENV_VAR}=1", "-X": f"-X {FIPS_XOPTION}", "marker": str(marker)}[name]
+        if expected not in request or not child.startswith("1 "):
+            raise CheckFailed(f"{name}: requested by {request!r}; child process: {child!r}")
+        leaks = other_openssl_users(args, env, tmp)
+        if leaks:
+            raise CheckFailed(f"{name} turned FIPS mode on for other OpenSSL users too: {leaks}")
+        seen.append(name)
+    off = run(root, "import _hashlib; print(_hashlib.get_fips_mode(), _hashlib.get_fips_request())")
+    if off != "0 None":
+        raise CheckFailed(f"without a switch: {off}")
+    return f"{', '.join(seen)} each turn FIPS mode on for this Python only (and its children); off without"
+
+
+FAILING_IMPORTS = {
+    "hashlib": "import hashlib",
+    "ssl": "import ssl",
+    "hmac": "import hmac",
+    "_md5 for security": "import _md5; _md5.md5(b'x')",
+}
+
+
+def assert_fails_closed(root: Path, env: dict[str, str], python_args: list[str], cause: str) -> str:
+    """Every FAILING_IMPORTS line must fail with one ImportError line naming the request and `cause`."""
+    last = ""
+    for what, code in FAILING_IMPORTS.items():
+        result = run_unchecked(root, code, env=env, python_args=python_args)
+        lines = result.stderr.strip().splitlines()
+        last = lines[-1] if lines else ""
+        if result.returncode == 0 or not last.startswith(FIPS_REQUEST_ERROR) or cause not in last:
+            raise CheckFailed(f"{what} did not fail closed ({cause!r} expected): exit {result.returncode}, {last!r}")
+        if sum(FIPS_REQUEST_ERROR.split(":")[1].strip() in line for line in lines) != 1:
+            raise CheckFailed(f"{what}: the FIPS error is not one line: {lines}")
+    return last
+
+
+@check
+def fips_request_fails_closed(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    broken = tmp / f"fails-closed-{root.parent.name}"
+    shutil.copytree(root, broken, symlinks=True)
+    ssl_dir = broken / "share" / "ssl"
+    module = ssl_dir / "ossl-modules" / "fips.so"
+    pristine = module.read_bytes()
+    try:
+        tampered = bytearray(pristine)
+        tampered[len(tampered) // 2] ^= 0x01
+        module.write_bytes(bytes(tampered))
+        line = assert_fails_closed(broken, SWITCH_ENV, [], "module integrity failure")
+        assert_fails_closed(broken, {}, ["-X", FIPS_XOPTION], "module integrity failure")
+        (broken / FIPS_MARKER).write_text("")
+        assert_fails_closed(broken, {}, [], "module integrity failure")
+        (broken / FIPS_MARKER).unlink()
+        module.unlink()
+        assert_fails_closed(broken, SWITCH_ENV, [], "fips.so")
+        module.write_bytes(pristine)
+        (ssl_dir / "openssl-fips.cnf").rename(ssl_dir / "renamed.cnf")
+        assert_fails_closed(broken, SWITCH_ENV, [], "the configuration file is missing")
+        # Not requested: the same damaged install still runs, outside FIPS mode.
+        run(broken, "import hashlib, ssl; hashlib.md5(b'x')")
+    finally:
+        shutil.rmtree(broken)
+    return f"tampered, missing module and missing config each refuse hashlib, ssl, hmac, _md5: {line[:160]}"
+
+
+def kernel_flag_command(flag: str, argv: list[str]) -> list[str]:
+    """`argv` run in new user and mount namespaces where /proc/sys/crypto/fips_enabled reads `flag`,
+    whatever the host's kernel says (a tmpfs over the flag's directory, or over /proc/sys when the
+    kernel has no FIPS support and so no such directory)."""
+    script = (
+        "set -e\n"
+        "if [ -d /proc/sys/crypto ]; then dir=/proc/sys/crypto; else dir=/proc/sys; fi\n"
+        'mount -t tmpfs -o size=64k fips-flag "$dir"\n'
+        "mkdir -p /proc/sys/crypto\n"
+        f'printf "%s\\n" "$FIPS_FLAG" > {KERNEL_FIPS_FLAG}\n'
+        'exec "$@"\n'
+    )
+    namespaces = ["unshare", "--user", "--map-root-user", "--mount"]
+    return [*namespaces, "env", f"FIPS_FLAG={flag}", "sh", "-c", script, "sh", *argv]
+
+
+@check
+def kernel_fips_flag_requests_fips_mode(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    code = "import _hashlib; print(_hashlib.get_fips_mode(), _hashlib.get_fips_request())"
+    answers = {}
+    for flag in ("1", "0"):
+        result = subprocess.run(
+            kernel_flag_command(flag, [str(python_of(root)), "-c", code]),
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        if result.returncode != 0:
+            raise CheckFailed(f"with the kernel flag at {flag}: {result.stderr.strip()[-600:]}")
+        answers[flag] = result.stdout.strip()
+    if answers["1"] != f"1 {KERNEL_FIPS_FLAG} = 1" or answers["0"] != "0 None":
+        raise CheckFailed(f"kernel flag 1 -> {answers['1']!r}, 0 -> {answers['0']!r}")
+    broken = tmp / f"kernel-{root.parent.name}"
+    shutil.copytree(root, broken, symlinks=True)
+    try:
+        (broken / "share" / "ssl" / "ossl-modules" / "fips.so").unlink()
+        result = subprocess.run(
+            kernel_flag_command("1", [str(python_of(broken)), "-c", "import hashlib"]),
+            env={"PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        shutil.rmtree(broken)
+    last = result.stderr.strip().splitlines()[-1:] or [""]
+    if result.returncode == 0 or not last[0].startswith(FIPS_REQUEST_ERROR + KERNEL_FIPS_FLAG):
+        raise CheckFailed(f"a FIPS kernel without a usable module did not fail closed: {last}")
+    return f"kernel flag 1: {answers['1']}; 0: {answers['0']}; without fips.so: refused"
+
+
+PBKDF2_HMAC_CODE = """
+import hashlib, hmac, json, sys
+
+def reference_hmac(key, msg, name="sha256"):
+    # RFC 2104 over hashlib's digests, for the expected values (outside FIPS mode only).
+    block = hashlib.new(name).block_size
+    key = hashlib.new(name, key).digest() if len(key) > block else key
+    key = key.ljust(block, b"\\0")
+    inner = hashlib.new(name, bytes(b ^ 0x36 for b in key) + msg).digest()
+    return hashlib.new(name, bytes(b ^ 0x5C for b in key) + inner).digest()
+
+def reference_pbkdf2(password, salt, iterations, length):
+    out = b""
+    block = 1
+    while len(out) < length:
+        u = reference_hmac(password, salt + block.to_bytes(4, "big"))
+        t = int.from_bytes(u, "big")
+        for _ in range(iterations - 1):
+            u = reference_hmac(password, u)
+            t ^= int.from_bytes(u, "big")
+        out += t.to_bytes(len(u), "big")
+        block += 1
+    return out[:length]
+
+weak_pbkdf2 = (b"password", b"salt", 1, 8)          # 4-byte salt, 1 iteration, 64-bit key
+good_pbkdf2 = (b"password", b"0123456789abcdef", 1000, 32)
+weak_key, good_key = b"12345", b"0123456789abcdef"  # 40 and 128 bits
+results = {}
+
+def attempt(name, make):
+    try:
+        results[name] = make().hex()
+    except ValueError as e:
+        results[name] = "refused: " + str(e)
+
+attempt("pbkdf2_weak", lambda: hashlib.pbkdf2_hmac("sha256", *weak_pbkdf2))
+attempt("pbkdf2_good", lambda: hashlib.pbkdf2_hmac("sha256", *good_pbkdf2))
+attempt("hmac_new_weak", lambda: hmac.new(weak_key, b"msg", "sha256").digest())
+attempt("hmac_digest_weak", lambda: hmac.digest(weak_key, b"msg", "sha256"))
+attempt("hmac_callable_digestmod", lambda: hmac.new(good_key, b"msg", lambda d=b"": hashlib.sha256(d)).digest())
+
+h = hmac.new(good_key, b"first ", digestmod="sha256")
+copy = h.copy()
+h.update(b"second")
+copy.update(b"other")
+results["hmac_object"] = [h.name, h.digest_size, h.block_size, h.hexdigest(), copy.digest().hex(),
+                          type(h._hmac).__module__]
+if sys.argv[1] == "reference":
+    results["reference"] = {
+        "pbkdf2_weak": reference_pbkdf2(*weak_pbkdf2).hex(),
+        "pbkdf2_good": reference_pbkdf2(*good_pbkdf2).hex(),
+        "hmac_weak": reference_hmac(weak_key, b"msg").hex(),
+        "hmac_good": reference_hmac(good_key, b"first second").hex(),
+        "hmac_copy": reference_hmac(good_key, b"first other").hex(),
+        "hmac_good_msg": reference_hmac(good_key, b"msg").hex(),
+    }
+print(json.dumps(results))
+"""
+
+
+def pbkdf2_hmac_results(root: Path, env: dict[str, str], mode: str) -> dict[str, Any]:
+    return json.loads(run(root, PBKDF2_HMAC_CODE, env=env, argv=[mode]))
+
+
+@check
+def pbkdf2_and_hmac_use_the_provider(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    off = pbkdf2_hmac_results(root, {}, "reference")
+    on = pbkdf2_hmac_results(root, SWITCH_ENV, "fips")
+    ref = off["reference"]
+    expected_off = {
+        "pbkdf2_weak": ref["pbkdf2_weak"],
+        "pbkdf2_good": ref["pbkdf2_good"],
+        "hmac_new_weak": ref["hmac_weak"],
+        "hmac_digest_weak": ref["hmac_weak"],
+        "hmac_callable_digestmod": ref["hmac_good_msg"],
+    }
+    for name, value in expected_off.items():
+        if off[name] != value:
+            raise CheckFailed(f"outside FIPS mode {name} = {off[name]!r}, expected {value!r}")
+    for name in ("pbkdf2_weak", "hmac_new_weak", "hmac_digest_weak", "hmac_callable_digestmod"):
+        if not on[name].startswith("refused: "):
+            raise CheckFailed(f"in FIPS mode {name} was not refused: {on[name]}")
+    if on["pbkdf2_good"] != ref["pbkdf2_good"]:
+        raise CheckFailed(f"in FIPS mode a conforming PBKDF2 gave {on['pbkdf2_good']!r}")
+    object_expected = ["hmac-sha256", 32, 64, ref["hmac_good"], ref["hmac_copy"], "_hashlib"]
+    for mode, results in (("outside", off), ("in", on)):
+        if results["hmac_object"] != object_expected:
+            raise CheckFailed(f"hmac object {mode} FIPS mode: {results['hmac_object']} != {object_expected}")
+    return (
+        "short-salt PBKDF2 and 40-bit HMAC keys refused in FIPS mode "
+        f"({on['pbkdf2_weak'][9:60]}; {on['hmac_new_weak'][9:60]}), same bytes as RFC 2104/8018 outside it"
+    )
+
+
+BUILTIN_HASHES_CODE = """
+import hashlib, importlib, random, sys
+modules = {"_md5": ["md5"], "_sha1": ["sha1"], "_blake2": ["blake2b", "blake2s"],
+           "_sha3": ["sha3_224", "sha3_256", "sha3_384", "sha3_512", "shake_128", "shake_256"]}
+if sys.version_info >= (3, 12):
+    modules["_sha2"] = ["sha224", "sha256", "sha384", "sha512"]
+else:
+    modules.update({"_sha256": ["sha224", "sha256"], "_sha512": ["sha384", "sha512"]})
+security = {}
+for module_name, names in modules.items():
+    module = importlib.import_module(module_name)
+    for name in names:
+        constructor = getattr(module, name)
+        try:
+            constructor(b"abc")
+            security[f"{module_name}.{name}"] = "allowed"
+        except ValueError:
+            security[f"{module_name}.{name}"] = "refused"
+        builtin = constructor(b"abc", usedforsecurity=False)
+        reference = hashlib.new(name, b"abc", usedforsecurity=False)
+        size = 32 if name.startswith("shake") else None
+        got = builtin.hexdigest(size) if size else builtin.hexdigest()
+        want = reference.hexdigest(size) if size else reference.hexdigest()
+        assert got == want, (module_name, name, got, want)
+random.seed("not a security use")
+expected = "refused" if sys.argv[1] == "fips" else "allowed"
+wrong = {k: v for k, v in security.items() if v != expected}
+assert not wrong, wrong
+print(f"{len(security)} builtin constructors {expected} for security use; usedforsecurity=False works")
+"""
+
+
+@check
+def builtin_hashes_refuse_security_use_in_fips_mode(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    on = run(root, BUILTIN_HASHES_CODE, env=SWITCH_ENV, argv=["fips"])
+    off = run(root, BUILTIN_HASHES_CODE, argv=["off"])
+    return f"FIPS mode: {on}; outside: {off}"
+
+
+FIPS_BASE_CODE = """
+import hashlib, _hashlib
+assert _hashlib.get_fips_mode() == 1
+md5 = hashlib.new("md5", b"abc", usedforsecurity=False)
+assert md5.hexdigest() == "900150983cd24fb0d6963f7d28e17f72"
+assert type(md5).__module__ == "_md5", type(md5)   # no default provider: CPython's own MD5
+try:
+    hashlib.new("md5", b"abc")
+except ValueError:
+    pass
+else:
+    raise AssertionError("MD5 for security use was not refused")
+print("fips+base: hashlib.new('md5', usedforsecurity=False) falls back to", type(md5).__module__)
+"""
+
+
+@check
+def fips_base_configuration_keeps_non_security_hashes(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    # The other common FIPS configuration loads only the fips and base providers, so non-approved
+    # algorithms are never in OpenSSL and hashlib.new(..., usedforsecurity=False) needs the builtins.
+    shipped = (root / "share" / "ssl" / "openssl-fips.cnf").read_text()
+    if "default = default_sect\n" not in shipped:
+        raise CheckFailed("the shipped configuration no longer activates the default provider as expected")
+    config = tmp / f"fips-base-{root.parent.name}.cnf"
+    config.write_text(shipped.replace("default = default_sect\n", ""))
+    return run(root, FIPS_BASE_CODE, env={"OPENSSL_CONF": str(config)})
+
+
+# ------------------------------------------------------------------------------- CPython's own suites
+
+# CPython's tests of what FIPS mode changes; they run outside FIPS mode as upstream ships them, and in
+# FIPS mode minus a reviewed skip list that names the FIPS rule behind each skipped test.
+SUITES = ("test_hashlib", "test_hmac", "test_ssl")
+
+
+def read_skip_list(path: Path) -> dict[str, str]:
+    """The skip list: test id -> the FIPS rule that makes it fail. Lines are ``<test id>  # <rule>``;
+    blank lines and lines starting with ``#`` are comments."""
+    skips: dict[str, str] = {}
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        test_id, _, rule = (part.strip() for part in line.partition("#"))
+        if not rule or " " in test_id or not test_id.startswith("test."):
+            raise CheckFailed(f"{path.name}:{number}: expected '<test id>  # <FIPS rule>', got {line!r}")
+        if test_id in skips:
+            raise CheckFailed(f"{path.name}:{number}: {test_id} is listed twice")
+        skips[test_id] = rule
+    return skips
+
+
+def suite_outcomes(xml: Path) -> dict[str, str]:
+    """test id -> 'passed', 'skipped', 'failed' or 'error', from regrtest's JUnit XML."""
+    outcomes = {}
+    for case in ElementTree.parse(xml).iter("testcase"):
+        kinds = {child.tag for child in case}
+        if "error" in kinds:
+            outcomes[case.get("name", "?")] = "error"
+        elif "failure" in kinds:
+            outcomes[case.get("name", "?")] = "failed"
+        elif "skipped" in kinds:
+            outcomes[case.get("name", "?")] = "skipped"
+        else:
+            outcomes[case.get("name", "?")] = "passed"
+    return outcomes
+
+
+def run_suites(
+    root: Path, args: argparse.Namespace, tmp: Path, label: str, env: dict[str, str], selection: list[str]
+) -> tuple[int, dict[str, str], str]:
+    """Run SUITES with regrtest (no resources enabled: no network) in the distribution at `root`, with
+    CPython's test package from --cpython-tests; returns the exit code, the outcomes and the output's tail."""
+    xml = tmp / f"suites-{label}.xml"
+    result = subprocess.run(
+        [str(python_of(root)), "-m", "test", "--junit-xml", str(xml), *selection, *SUITES],
+        env={
+            "PATH": "/usr/bin:/bin",
+            "LC_ALL": "C.UTF-8",
+            "HOME": str(tmp),
+            "PYTHONPATH": str(args.cpython_tests),
+            **env,
+        },
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    outcomes = suite_outcomes(xml) if xml.exists() else {}
+    tail = " | ".join(result.stdout.strip().splitlines()[-8:])
+    return result.returncode, outcomes, tail
+
+
+def broken_tests(outcomes: dict[str, str]) -> list[str]:
+    return sorted(test for test, outcome in outcomes.items() if outcome in ("failed", "error"))
+
+
+def judge_suite_run(
+    label: str, code: int, outcomes: dict[str, str], tail: str, skips: dict[str, str]
+) -> tuple[bool, str]:
+    """Whether one run of the suites is as it must be, and its one-line account."""
+    broken = broken_tests(outcomes)
+    if label == "skip_list_fails_in_fips_mode":
+        stale = sorted(set(skips) - set(broken))
+        if stale:
+            return False, f"{len(stale)} listed tests do not fail in FIPS mode (stale entries): {stale[:10]}"
+        return True, f"all {len(skips)} listed tests fail in FIPS mode"
+    passed = sum(outcome == "passed" for outcome in outcomes.values())
+    skipped = sum(outcome == "skipped" for outcome in outcomes.values())
+    if code != 0 or broken or not passed:
+        return False, f"exit {code}, {len(broken)} failed: {broken[:10]}; {tail[-1500:]}"
+    detail = f"{passed} passed, {skipped} skipped by upstream's own conditions"
+    if label == "in_fips_mode":
+        detail += f", {len(skips)} left out by the FIPS skip list ({rule_summary(skips)})"
+    return True, detail
+
+
+def cpython_suites(root: Path, args: argparse.Namespace, tmp: Path) -> list[dict[str, str]]:
+    """Three runs: outside FIPS mode, in FIPS mode without the skipped tests, and the skipped tests alone
+    in FIPS mode, each of which must fail (a listed test that passes is a stale entry)."""
+    skips = read_skip_list(args.fips_skips)
+    pattern_file = tmp / "fips-skips.patterns"
+    pattern_file.write_text("".join(f"{test}\n" for test in skips))
+    runs = {
+        "outside_fips_mode": ({}, []),
+        "in_fips_mode": (SWITCH_ENV, ["--ignorefile", str(pattern_file)]),
+    }
+    if skips:  # an empty --matchfile would select every test
+        runs["skip_list_fails_in_fips_mode"] = (SWITCH_ENV, ["--matchfile", str(pattern_file)])
+    results = []
+    for label, (env, selection) in runs.items():
+        started = time.monotonic()
+        code, outcomes, tail = run_suites(root, args, tmp, label, env, selection)
+        ok, detail = judge_suite_run(label, code, outcomes, tail, skips)
+        status = "ok" if ok else "FAILED"
+        print(f"[{status:6s}] suites: {label} ({time.monotonic() - started:.1f}s): {detail}", flush=True)
+        results.append({"where": "unpacked", "check": f"cpython_suites_{label}", "status": status, "detail": detail})
+    return results
+
+
+def rule_summary(skips: dict[str, str]) -> str:
+    """How many skipped tests each FIPS rule accounts for, most first."""
+    counts: dict[str, int] = {}
+    for rule in skips.values():
+        counts[rule] = counts.get(rule, 0) + 1
+    return "; ".join(f"{rule}: {n}" for rule, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def run_checks(root: Path, args: argparse.Namespace, tmp: Path, where: str) -> list[dict[str, str]]:
@@ -313,6 +805,8 @@ def main() -> int:
     parser.add_argument("--openssl", required=True)
     parser.add_argument("--sqlite", required=True)
     parser.add_argument("--openssl-cli", required=True)
+    parser.add_argument("--cpython-tests", type=Path, required=True, help="holds CPython's test package")
+    parser.add_argument("--fips-skips", type=Path, required=True, help="the reviewed FIPS skip list")
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="runtime-tests-"))
@@ -320,6 +814,7 @@ def main() -> int:
     moved = tmp / "moved" / "elsewhere" / "python"
     shutil.copytree(args.root, moved, symlinks=True)
     results += run_checks(moved, args, tmp, "moved")
+    results += cpython_suites(args.root, args, tmp)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.write_text(json.dumps(results, indent=2) + "\n")
     failed = [r for r in results if r["status"] != "ok"]

@@ -1,0 +1,99 @@
+"""The host-independent pieces of the runtime tests: the FIPS skip lists, reading regrtest's JUnit XML, and
+the namespace in which the kernel's FIPS flag reads what a check wants."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from conftest import REPO_ROOT
+
+IN_SANDBOX = REPO_ROOT / "site_scons" / "pydist" / "in_sandbox"
+
+
+def load_runtime_tests() -> ModuleType:
+    # A standalone script run inside the sandbox, not a package module: load it from its path.
+    spec = importlib.util.spec_from_file_location("runtime_tests", IN_SANDBOX / "runtime_tests.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["runtime_tests"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+rt = load_runtime_tests()
+
+
+@pytest.mark.parametrize("minor", ["3.11", "3.13"])
+def test_each_shipped_skip_list_names_a_fips_rule_for_every_test(minor: str) -> None:
+    path = IN_SANDBOX / f"fips_skips_{minor}.txt"
+    skips = rt.read_skip_list(path)
+    suites = {f"test.{suite}" for suite in rt.SUITES}
+    for test_id, rule in skips.items():
+        assert ".".join(test_id.split(".")[:2]) in suites, test_id
+        assert len(rule) >= 10, f"{test_id}: say which FIPS rule makes it fail, not just {rule!r}"
+
+
+def test_a_skip_without_a_rule_or_listed_twice_is_refused(tmp_path: Path) -> None:
+    no_rule = tmp_path / "no-rule.txt"
+    no_rule.write_text("# comment\n\ntest.test_hmac.X.test_a  # MD5 not approved\ntest.test_hmac.X.test_b\n")
+    with pytest.raises(rt.CheckFailed, match=r"no-rule.txt:4: expected"):
+        rt.read_skip_list(no_rule)
+    twice = tmp_path / "twice.txt"
+    twice.write_text("test.test_ssl.T.test_a  # PSK not approved\ntest.test_ssl.T.test_a  # PSK not approved\n")
+    with pytest.raises(rt.CheckFailed, match="listed twice"):
+        rt.read_skip_list(twice)
+
+
+JUNIT = """<testsuites><testsuite tests="4">
+<testcase name="test.test_hmac.A.test_pass" status="run" result="completed" time="0.1" />
+<testcase name="test.test_hmac.A.test_skip" status="run" result="completed"><skipped>needs network</skipped></testcase>
+<testcase name="test.test_hmac.A.test_fail" status="run" result="completed"><failure type="AssertionError" /></testcase>
+<testcase name="test.test_hmac.A.test_error" status="run" result="completed"><error type="ValueError" /></testcase>
+</testsuite></testsuites>"""
+
+
+def test_suite_outcomes_read_regrtest_junit_xml(tmp_path: Path) -> None:
+    xml = tmp_path / "out.xml"
+    xml.write_text(JUNIT)
+    outcomes = rt.suite_outcomes(xml)
+    assert outcomes == {
+        "test.test_hmac.A.test_pass": "passed",
+        "test.test_hmac.A.test_skip": "skipped",
+        "test.test_hmac.A.test_fail": "failed",
+        "test.test_hmac.A.test_error": "error",
+    }
+    assert rt.broken_tests(outcomes) == ["test.test_hmac.A.test_error", "test.test_hmac.A.test_fail"]
+
+
+def test_rule_summary_counts_tests_per_rule() -> None:
+    skips = {"a": "MD5 not approved", "b": "PSK not approved", "c": "MD5 not approved"}
+    assert rt.rule_summary(skips) == "MD5 not approved: 2; PSK not approved: 1"
+
+
+@pytest.mark.parametrize("flag", ["1", "0"])
+def test_the_kernel_flag_reads_what_the_check_asks_for_in_its_namespace(flag: str) -> None:
+    result = subprocess.run(
+        rt.kernel_flag_command(flag, ["cat", rt.KERNEL_FIPS_FLAG]), capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"{flag}\n"
+
+
+def test_a_suite_run_passes_only_without_failures_and_the_skip_run_only_when_every_listed_test_fails() -> None:
+    skips = {"test.test_ssl.T.test_psk": "32-bit PSK < 112-bit TLS KDF key"}
+    clean = {"test.test_ssl.T.test_a": "passed", "test.test_ssl.T.test_b": "skipped"}
+    ok, detail = rt.judge_suite_run("in_fips_mode", 0, clean, "", skips)
+    assert ok and detail.startswith("1 passed, 1 skipped") and "32-bit PSK" in detail
+    assert not rt.judge_suite_run("outside_fips_mode", 2, {**clean, "test.test_ssl.T.test_c": "error"}, "", {})[0]
+    assert not rt.judge_suite_run("outside_fips_mode", 0, {}, "no tests ran", {})[0]
+    assert rt.judge_suite_run("skip_list_fails_in_fips_mode", 2, {"test.test_ssl.T.test_psk": "error"}, "", skips)[0]
+    ok, detail = rt.judge_suite_run(
+        "skip_list_fails_in_fips_mode", 0, {"test.test_ssl.T.test_psk": "passed"}, "", skips
+    )
+    assert not ok and "stale" in detail
