@@ -22,6 +22,7 @@ Inside the sandbox every action sees the same paths:
 from __future__ import annotations
 
 import errno
+import functools
 import hashlib
 import json
 import shutil
@@ -87,10 +88,19 @@ class InputFile:
     path: Path
     label: str
 
-    @property
+    @functools.cached_property
     def sha256(self) -> str:
-        """Digest of the file."""
+        """Digest of the file when the key was first computed (the runner checks the file still has it)."""
         return sha256_file(self.path)
+
+    def copy_to(self, dest: Path) -> None:
+        """Copy the file for the sandbox, refusing one edited since the action's key was computed (it would
+        be cached under a key that does not describe it)."""
+        shutil.copy2(self.path, dest)
+        if sha256_file(dest) != self.sha256:
+            raise ActionError(
+                f"{self.label} changed while the build was running", hint="run the build again to use the new version"
+            )
 
     def describe(self) -> dict[str, str]:
         """Canonical form for the action key."""
@@ -311,9 +321,9 @@ class ActionRunner:
         if action.source is not None:
             extract_tar(self.fetcher.fetch(action.source), work.src, strip="auto", label=action.source.filename)
         for index, patch in enumerate(action.patches):
-            shutil.copyfile(patch.path, work.patches / Path(_patch_path(index, patch)).name)
+            patch.copy_to(work.patches / Path(_patch_path(index, patch)).name)
         for file in action.files:
-            shutil.copy2(file.path, work.files / file.path.name)
+            file.copy_to(work.files / file.path.name)
         dep_digests = {}
         # The artifacts come in the order of action.deps (the graph declares them so).
         for name, dep in zip(action.deps, dep_artifacts, strict=True):

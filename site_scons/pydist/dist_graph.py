@@ -53,7 +53,7 @@ DIST_RULE_VERSION = 1
 # The module whose import closure is the code of the in-process steps (they are all defined here).
 RULE_MODULES = ("pydist.dist_graph",)
 # Files the in-process steps read that are not Python modules.
-RULE_DATA_FILES = (distribution.PYTHON_JSON_SCHEMA, RUNTIME_TESTS.path)
+RULE_DATA_FILES = (distribution.PYTHON_JSON_SCHEMA, *sorted((HERE / "in_sandbox").glob("*.*")))
 
 
 def _module_file(name: str, source_root: Path) -> Path | None:
@@ -497,7 +497,12 @@ def declare_distribution(
             ),
         ]
         for tested in (install_only_archive, stripped_archive):
-            inputs = {tested.name: digest[tested], openssl_artifact.name: sha256_file(openssl_artifact)}
+            # The full archive is an input too: the runtime tests take CPython's test suite from it.
+            inputs = {
+                tested.name: digest[tested],
+                full_archive.name: digest[full_archive],
+                openssl_artifact.name: sha256_file(openssl_artifact),
+            }
             extra.append((_record(runtime_test_action(ctx, tested), inputs), sha256_file(report_path(ctx, tested))))
         compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
         pins = [(pin, "source") for pin in ctx.license_pins]
