@@ -268,7 +268,7 @@ class RemoteCache:
                     last = e
                     tries = attempt + 1
         why = last or "its deadline passed"
-        raise _Unusable(f"{why} (gave up uploading {path.name} after {tries} attempts)")
+        raise _Unusable(f"keeps failing ({why}; gave up uploading {path.name} after {tries} attempts)")
 
     # -- HTTP -------------------------------------------------------------------------------------------
 
@@ -285,7 +285,7 @@ class RemoteCache:
                 last = e
                 if not retry:
                     raise
-        raise _Unusable(f"{last} ({doing}; gave up after {self.policy.attempts} attempts)")
+        raise _Unusable(f"keeps failing ({last}; {doing}; gave up after {self.policy.attempts} attempts)")
 
     def _request_once(self, method: str, url: str, data: bytes | _Upload | None) -> requests.Response:
         headers = {"Content-Type": "application/octet-stream"} if data is not None else {}
@@ -297,18 +297,20 @@ class RemoteCache:
         except HermeticError:
             raise  # a stop request (or a too slow upload) while sending the body
         except requests.exceptions.ConnectTimeout:
-            raise _Unusable(f"unreachable (no connection within {self.policy.connect_timeout:g}s)") from None
+            raise _Unusable(f"is unreachable (no connection within {self.policy.connect_timeout:g}s)") from None
         except requests.exceptions.ConnectionError as e:
             cause = _cause(e)
             if isinstance(cause, HermeticError):
                 raise cause from None
-            if "Connection refused" in str(e) or "Name or service not known" in str(e) or "resolution" in str(e):
-                raise _Unusable(f"unreachable ({_reason(e)})") from None
+            if "Connection refused" in str(e):
+                raise _Unusable("is unreachable (connection refused)") from None
+            if "Name or service not known" in str(e) or "resolution" in str(e).lower():
+                raise _Unusable("is unreachable (host not found)") from None
             raise _Transient(f"connection failed: {_reason(e)}") from None
         except requests.exceptions.Timeout:
             raise _Transient(f"no answer within {self.policy.stall_seconds:g}s") from None
         except requests.exceptions.RequestException as e:
-            raise _Unusable(f"{type(e).__name__}: {_reason(e)}") from None
+            raise _Unusable(f"failed ({type(e).__name__}: {_reason(e)})") from None
         status = response.status_code
         if status in (200, 201, 204) or (status == 404 and method in ("GET", "HEAD")):
             return response
