@@ -51,7 +51,8 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
         digest = self._verified_digest(entry, node)
         if digest is None:
             self._fetch_remote(entry, node)
-        elif self.remote is not None and self._executing():
+        elif self.remote is not None and self._executing() and not self.is_readonly():
+            # A local hit the remote may lack (made before it was configured, or by a read-only build).
             self.remote.upload(entry.name, entry, digest, unless_present=True)
         return bool(super().retrieve(node))
 
