@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,25 @@ def test_an_empty_checkout_restores_from_the_remote_cache_without_running_anythi
     # Remote hits are kept in the local cache, verified: a second build there needs no server at all.
     assert len(list(checkout.cache.rglob("*.sha256"))) == len(ALL)
     assert len(puts(server)) == before  # read-only
+
+
+def test_local_hits_of_a_read_write_build_fill_a_remote_cache_that_lacks_them(
+    server: WebDavServer, filled: dict[str, str], tmp_path: Path
+) -> None:
+    checkout = Checkout(tmp_path, "local")
+    checkout.build(server.url, "ro")  # now its local cache holds every entry
+    shutil.rmtree(checkout.root / "build")
+    empty = start_webdav_server(tmp_path / "second-nginx")
+    try:
+        result = checkout.build(empty.url, "rw")
+        assert ran(result) == set() and summary(result)["uploaded"] == len(ALL)
+        assert [method for method, _, _ in empty.requests()] == ["HEAD", "PUT", "PUT"] * len(ALL)
+        shutil.rmtree(checkout.root / "build")
+        result = checkout.build(empty.url, "rw")  # already there: asked, not sent again
+        assert [method for method, _, _ in empty.requests()][3 * len(ALL) :] == ["HEAD"] * len(ALL)
+    finally:
+        empty.stop()
+    assert {p.name for p in (empty.store / "cas").iterdir()} == set(filled.values())
 
 
 def test_a_corrupt_remote_entry_is_rebuilt_never_restored_and_uploaded_again(
