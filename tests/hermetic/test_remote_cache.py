@@ -5,11 +5,14 @@ off with one warning line."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -273,3 +276,46 @@ def test_a_stop_request_ends_an_upload_and_leaves_nothing(server: WebDavServer, 
 )
 def test_url_problems(url: str, problem: str | None) -> None:
     assert url_problem(url) == problem
+
+
+def test_an_upload_to_a_server_that_stops_reading_is_bounded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A server that accepts the PUT, then reads its body at a trickle: the upload gives up after its stall
+    # limit on each attempt, and the cache is switched off with one line instead of holding the build.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    done = threading.Event()
+
+    def serve() -> None:
+        while not done.is_set():
+            listener.settimeout(0.2)
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            with conn:
+                while not done.wait(0.2):
+                    with contextlib.suppress(OSError):
+                        conn.recv(512)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        policy = RemotePolicy(attempts=2, backoff_seconds=0.05, connect_timeout=2, stall_seconds=1)
+        remote = RemoteCache(
+            f"http://127.0.0.1:{listener.getsockname()[1]}", writable=True, staging=tmp_path / "s", policy=policy
+        )
+        artifact = entry(tmp_path, "big.tar.zst", 64_000_000)
+        started = time.monotonic()
+        assert remote.upload(key_of("big"), artifact) is False
+        assert time.monotonic() - started < 30
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "keeps failing" in err[0] and "gave up uploading big.tar.zst after 2 attempts" in err[0]
+    assert not remote.enabled
