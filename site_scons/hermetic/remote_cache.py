@@ -23,7 +23,7 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -254,46 +254,48 @@ class RemoteCache:
 
     def _put_file(self, url: str, path: Path, size: int) -> None:
         deadline = time.monotonic() + self.policy.deadline(size)
+        session = self._session()
         last: _Transient | None = None
         tries = 0
         for attempt in _attempts(self.policy, f"uploading {path.name}"):
             if time.monotonic() >= deadline:
                 break
-            with open(path, "rb") as f:
-                body = _Upload(f, size, deadline, self.policy, f"uploading {path.name} to the remote cache")
-                try:
-                    self._request("PUT", url, doing=f"uploading {path.name}", data=body, retry=False)
-                    return
-                except _Transient as e:
-                    last = e
-                    tries = attempt + 1
+            try:
+                _watched(lambda: self._send_file(session, url, path, size, deadline), f"uploading {path.name}")
+                return
+            except _Transient as e:
+                last = e
+                tries = attempt + 1
         why = last or "its deadline passed"
         raise _Unusable(f"keeps failing ({why}; gave up uploading {path.name} after {tries} attempts)")
 
+    def _send_file(self, session: requests.Session, url: str, path: Path, size: int, deadline: float) -> None:
+        with open(path, "rb") as f:
+            body = _Upload(f, size, deadline, self.policy, f"uploading {path.name} to the remote cache")
+            self._request_once("PUT", url, body, session)
+
     # -- HTTP -------------------------------------------------------------------------------------------
 
-    def _request(
-        self, method: str, url: str, *, doing: str, data: bytes | _Upload | None = None, retry: bool = True
-    ) -> requests.Response:
-        """One request with bounded retries; 200/201/204 (and 404 for GET and HEAD) come back, anything
-        else raises _Unusable (or _Transient when ``retry`` is off, so the caller can resend a stream)."""
+    def _request(self, method: str, url: str, *, doing: str, data: bytes | None = None) -> requests.Response:
+        """One small request with bounded retries; 200/201/204 (and 404 for GET and HEAD) come back, anything
+        else raises _Unusable."""
         last: _Transient | None = None
-        for _attempt in _attempts(self.policy, doing) if retry else range(1):
+        for _attempt in _attempts(self.policy, doing):
             try:
                 return self._request_once(method, url, data)
             except _Transient as e:
                 last = e
-                if not retry:
-                    raise
         raise _Unusable(f"keeps failing ({last}; {doing}; gave up after {self.policy.attempts} attempts)")
 
-    def _request_once(self, method: str, url: str, data: bytes | _Upload | None) -> requests.Response:
+    def _request_once(
+        self, method: str, url: str, data: bytes | _Upload | None, session: requests.Session | None = None
+    ) -> requests.Response:
         headers = {"Content-Type": "application/octet-stream"} if data is not None else {}
         if isinstance(data, _Upload):
             headers["Content-Length"] = str(len(data))
         timeout = (self.policy.connect_timeout, self.policy.stall_seconds)
         try:
-            response = self._session().request(method, url, data=data, headers=headers, timeout=timeout)
+            response = (session or self._session()).request(method, url, data=data, headers=headers, timeout=timeout)
         except HermeticError:
             raise  # a stop request (or a too slow upload) while sending the body
         except requests.exceptions.ConnectTimeout:
@@ -360,6 +362,27 @@ class RemoteCache:
 
 class _CorruptEntry(Exception):
     """The remote entry exists but is not what its record says."""
+
+
+def _watched(work: Callable[[], None], doing: str) -> None:
+    """Run `work` on its own thread and wait for it, raising what it raised; a stop request ends the wait at
+    once (a send blocked on a stalled server cannot be interrupted otherwise; the thread, a daemon, is left
+    to its socket timeout)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as e:  # handed to the waiting thread
+            failure.append(e)
+
+    thread = threading.Thread(target=run, name=doing, daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(cancel.POLL_SECONDS)
+        cancel.check(f"{doing} (remote cache)")
+    if failure:
+        raise failure[0]
 
 
 def _attempts(policy: RemotePolicy, doing: str) -> Iterator[int]:

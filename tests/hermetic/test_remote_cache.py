@@ -278,19 +278,17 @@ def test_url_problems(url: str, problem: str | None) -> None:
     assert url_problem(url) == problem
 
 
-def test_an_upload_to_a_server_that_stops_reading_is_bounded(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    # A server that accepts the PUT, then reads its body at a trickle: the upload gives up after its stall
-    # limit on each attempt, and the cache is switched off with one line instead of holding the build.
+@pytest.fixture
+def trickling_server() -> Iterator[str]:
+    """A server that accepts a PUT, then reads its body at a trickle (512 bytes every 0.2 s); its URL."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen()
+    listener.settimeout(0.2)
     done = threading.Event()
 
     def serve() -> None:
         while not done.is_set():
-            listener.settimeout(0.2)
             try:
                 conn, _ = listener.accept()
             except OSError:
@@ -304,18 +302,40 @@ def test_an_upload_to_a_server_that_stops_reading_is_bounded(
     thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     try:
-        policy = RemotePolicy(attempts=2, backoff_seconds=0.05, connect_timeout=2, stall_seconds=1)
-        remote = RemoteCache(
-            f"http://127.0.0.1:{listener.getsockname()[1]}", writable=True, staging=tmp_path / "s", policy=policy
-        )
-        artifact = entry(tmp_path, "big.tar.zst", 64_000_000)
-        started = time.monotonic()
-        assert remote.upload(key_of("big"), artifact) is False
-        assert time.monotonic() - started < 30
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}"
     finally:
         done.set()
         thread.join(5)
         listener.close()
+
+
+def test_an_upload_to_a_server_that_stops_reading_is_bounded(
+    trickling_server: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The upload gives up after its stall limit on each attempt, and the cache is switched off with one line
+    # instead of holding the build.
+    policy = RemotePolicy(attempts=2, backoff_seconds=0.05, connect_timeout=2, stall_seconds=1)
+    remote = RemoteCache(trickling_server, writable=True, staging=tmp_path / "s", policy=policy)
+    artifact = entry(tmp_path, "big.tar.zst", 64_000_000)
+    started = time.monotonic()
+    assert remote.upload(key_of("big"), artifact) is False
+    assert time.monotonic() - started < 30
     err = capsys.readouterr().err.splitlines()
     assert len(err) == 1 and "keeps failing" in err[0] and "gave up uploading big.tar.zst after 2 attempts" in err[0]
     assert not remote.enabled
+
+
+def test_a_stop_request_ends_an_upload_blocked_on_a_stalled_server(trickling_server: str, tmp_path: Path) -> None:
+    policy = RemotePolicy(attempts=2, stall_seconds=60)  # the stall limit alone would wait a minute
+    remote = RemoteCache(trickling_server, writable=True, staging=tmp_path / "s", policy=policy)
+    artifact = entry(tmp_path, "big.tar.zst", 64_000_000)
+    timer = threading.Timer(1.0, cancel.request, (signal.SIGTERM,))
+    timer.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(CancelledError, match=r"interrupted by SIGTERM while uploading big\.tar\.zst"):
+            remote.upload(key_of("big"), artifact)
+    finally:
+        timer.cancel()
+        cancel.reset()
+    assert time.monotonic() - started < 5
