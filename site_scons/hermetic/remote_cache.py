@@ -130,7 +130,7 @@ class RemoteCache:
         self._credentials_variable = credentials_variable
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._reading = True
+        self._enabled = True
         self._counts = {"hits": 0, "misses": 0, "corrupt": 0, "uploaded": 0}
 
     def __repr__(self) -> str:
@@ -140,7 +140,7 @@ class RemoteCache:
     @property
     def enabled(self) -> bool:
         """False once the cache was found unusable in this build."""
-        return self._reading
+        return self._enabled
 
     def counts(self) -> dict[str, int]:
         """Hits, misses, corrupt entries seen and uploads so far."""
@@ -354,9 +354,9 @@ class RemoteCache:
 
     def _switch_off(self, reason: str) -> None:
         with self._lock:
-            if not self._reading:
+            if not self._enabled:
                 return
-            self._reading = False
+            self._enabled = False
         log.warn(f"remote cache {self.url} {reason}; going on without it (local cache and local builds)")
 
 
