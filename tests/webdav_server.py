@@ -77,8 +77,11 @@ class WebDavServer:
                 self.process.wait()
 
 
-def start_webdav_server(directory: Path, *, basic_auth: tuple[str, str] | None = None) -> WebDavServer:
-    """Start nginx serving `directory`/store with GET, HEAD and PUT (and basic auth when given)."""
+def start_webdav_server(
+    directory: Path, *, basic_auth: tuple[str, str] | None = None, rate_limit: str | None = None
+) -> WebDavServer:
+    """Start nginx serving `directory`/store with GET, HEAD and PUT (with basic auth, and answers sent at most
+    at `rate_limit` per second, e.g. ``20k``, when given)."""
     directory.mkdir(parents=True, exist_ok=True)
     for sub in ("store", "tmp"):
         (directory / sub).mkdir(exist_ok=True)
@@ -87,6 +90,8 @@ def start_webdav_server(directory: Path, *, basic_auth: tuple[str, str] | None =
         user, password = basic_auth
         (directory / "htpasswd").write_text(f"{user}:{{PLAIN}}{password}\n")
         auth = f'auth_basic "cache"; auth_basic_user_file {directory}/htpasswd;'
+    if rate_limit is not None:
+        auth += f" limit_rate {rate_limit};"
     last_error = ""
     for _attempt in range(3):  # the free port may be taken between choosing it and nginx binding it
         port = free_port()

@@ -14,17 +14,20 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import SCons.Action
 import SCons.CacheDir
 
-from hermetic import log
+from hermetic import log, scons_glue
+from hermetic.errors import HermeticError
 from hermetic.fetch import sha256_file
 from hermetic.remote_cache import RemoteCache
 
 SIDECAR = ".sha256"
+T = TypeVar("T")
 
 
 class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
@@ -42,6 +45,13 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
     def retrieve(self, node: Any) -> bool:
         """Retrieve `node` only when its cache entry matches the digest recorded at push time; an entry
         missing locally comes from the remote cache, when there is one and it has a sound copy."""
+        return _reported(node, lambda: self._retrieve(node))
+
+    def push(self, node: Any) -> Any:
+        """Push `node`, record the digest of the entry (atomically, next to it), and upload it."""
+        return _reported(node, lambda: self._push(node))
+
+    def _retrieve(self, node: Any) -> bool:
         if not self.is_enabled():
             return False
         _cachedir, cachefile = self.cachepath(node)
@@ -56,8 +66,7 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
             self.remote.upload(entry.name, entry, digest, unless_present=True)
         return bool(super().retrieve(node))
 
-    def push(self, node: Any) -> Any:
-        """Push `node`, record the digest of the entry (atomically, next to it), and upload it."""
+    def _push(self, node: Any) -> Any:
         result = super().push(node)
         if self.is_readonly() or not self.is_enabled():
             return result
@@ -104,6 +113,15 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
     def _executing() -> bool:
         # scons -n asks what would be retrieved; it must not download or upload anything.
         return bool(SCons.Action.execute_actions)
+
+
+def _reported(node: Any, work: Callable[[], T]) -> T:
+    """Run `work`; a HermeticError (a stop request while downloading or uploading) becomes the one-line build
+    failure of `node` with the error's exit code, as the glue reports a failed action (128 + N on signal N)."""
+    try:
+        return work()
+    except HermeticError as e:
+        raise scons_glue._KeptExitStatus(node=node, errstr=e.one_line(), exitstatus=e.exit_code) from None
 
 
 def _write_atomically(path: Path, text: str) -> None:

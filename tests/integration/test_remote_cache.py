@@ -13,7 +13,9 @@ import hashlib
 import json
 import re
 import shutil
+import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,6 +170,39 @@ def test_a_corrupt_remote_entry_is_rebuilt_never_restored_and_uploaded_again(
     again = Checkout(tmp_path, "again")
     assert ran(again.build(server.url, "ro")) == set()
     assert again.digests() == filled
+
+
+def test_a_stop_request_during_a_remote_download_stops_at_once_and_leaves_nothing(
+    server: WebDavServer, filled: dict[str, str], tmp_path: Path
+) -> None:
+    slow = start_webdav_server(tmp_path / "slow-nginx", rate_limit="8k")
+    try:
+        shutil.copytree(server.store, slow.store, dirs_exist_ok=True)
+        checkout = Checkout(tmp_path, "stopped")
+        process = subprocess.Popen(
+            [*scons_command(), "-Q", *checkout.args(slow.url, "ro", "zlib")],
+            cwd=checkout.root,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        staging = checkout.cache / ".remote" / "tmp"
+        deadline = time.monotonic() + 300
+        while not any(p.stat().st_size for p in staging.glob("*.part")) and time.monotonic() < deadline:
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        stopped = time.monotonic()
+        out, err = process.communicate(timeout=60)
+        assert time.monotonic() - stopped < 10
+    finally:
+        slow.stop()
+    assert process.returncode == 128 + signal.SIGTERM, out[-2000:] + err[-2000:]
+    [line] = [line for line in err.splitlines() if line.strip()]
+    assert "interrupted by SIGTERM" in line and "zlib-1.3.1.tar.zst" in line and "Traceback" not in err
+    entries = [p for p in checkout.cache.glob("[0-9A-F][0-9A-F]/*") if not p.name.endswith(".sha256")]
+    assert entries == []  # nothing half-fetched in the local cache
+    assert not (checkout.root / DEPS / "zlib-1.3.1.tar.zst").exists()
 
 
 def test_an_unreachable_remote_cache_degrades_to_a_local_build_with_one_warning(tmp_path: Path) -> None:
