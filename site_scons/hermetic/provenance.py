@@ -17,21 +17,28 @@ PREDICATE_TYPE = "https://slsa.dev/provenance/v1"
 
 @dataclass(frozen=True)
 class ResourceDescriptor:
-    """A SLSA ResourceDescriptor: something consumed or produced, identified by digest."""
+    """A SLSA ResourceDescriptor: something consumed or produced, identified by digest (or, for a host tool
+    nobody pins, by the release named in its annotations)."""
 
     name: str
-    sha256: str
+    sha256: str | None
     uri: str | None = None
     annotations: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (keys omitted when empty)."""
-        data: dict[str, Any] = {"name": self.name, "digest": {"sha256": self.sha256}}
+        data: dict[str, Any] = {"name": self.name}
+        if self.sha256:
+            data["digest"] = {"sha256": self.sha256}
         if self.uri:
             data["uri"] = self.uri
         if self.annotations:
             data["annotations"] = self.annotations
         return data
+
+
+def _by_name_and_digest(descriptor: ResourceDescriptor) -> tuple[str, str]:
+    return descriptor.name, descriptor.sha256 or ""
 
 
 def statement(
@@ -55,7 +62,7 @@ def statement(
                 "buildType": build_type,
                 "externalParameters": external_parameters,
                 "internalParameters": internal_parameters,
-                "resolvedDependencies": [d.to_json() for d in sorted(dependencies, key=lambda d: (d.name, d.sha256))],
+                "resolvedDependencies": [d.to_json() for d in sorted(dependencies, key=_by_name_and_digest)],
             },
             "runDetails": {
                 "builder": {"id": builder_id, "version": builder_version},

@@ -9,7 +9,6 @@ directories mounted writable survive the step.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import shutil
 import subprocess
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from hermetic import cancel
+from hermetic import cancel, host_tools
 from hermetic.errors import ConfigError, SandboxError
 
 # The user and host name builds see; fixed so nothing host-specific leaks into outputs.
@@ -54,7 +53,7 @@ _POISONED_PATTERNS = (
 # Host directories hidden behind empty ones: headers, GCC's runtime and local installs.
 _HIDDEN_DIRS = ("/usr/include", "/usr/lib/gcc", "/usr/local", "/usr/libexec/gcc")
 
-# Host programs whose bytes can shape outputs: their digests are part of every action key.
+# Host programs that can shape outputs: their identities (releases) are part of every action key.
 HOST_TOOLS = (
     "sh",
     "bash",
@@ -87,16 +86,9 @@ class Mount:
 
 @functools.cache
 def host_tools_identity() -> dict[str, str]:
-    """sha256 of each host tool the sandbox exposes (a tool that is absent maps to "missing")."""
-    identity: dict[str, str] = {}
-    for tool in HOST_TOOLS:
-        found = shutil.which(tool, path="/usr/bin:/bin")
-        if found is None:
-            identity[tool] = "missing"
-            continue
-        digest = hashlib.sha256(Path(found).resolve().read_bytes()).hexdigest()
-        identity[tool] = digest
-    return identity
+    """What each host tool the sandbox exposes is (its release, see :mod:`hermetic.host_tools`; "missing" when
+    absent): part of every action key."""
+    return host_tools.identify(HOST_TOOLS)
 
 
 def _poisoned_programs() -> list[str]:

@@ -81,6 +81,17 @@ def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDesc
     )
 
 
+def _host_tool_descriptor(tool: str, identity: str) -> slsa.ResourceDescriptor:
+    """A host tool the sandbox exposed: not pinned, identified by its release (``perl-base 5.36.0``), or by
+    its digest where it named none (see hermetic.host_tools)."""
+    digest = identity.removeprefix("sha256:")
+    if _SHA256.match(digest):
+        return slsa.ResourceDescriptor(name=f"host:/usr/bin/{tool}", sha256=digest, annotations={"kind": "host-tool"})
+    return slsa.ResourceDescriptor(
+        name=f"host:/usr/bin/{tool}", sha256=None, annotations={"kind": "host-tool", "release": identity}
+    )
+
+
 def build_statement(
     *,
     archives: list[Path],
@@ -123,11 +134,7 @@ def build_statement(
         slsa.ResourceDescriptor(name=path, sha256=digest, annotations={"kind": "repository-file"})
         for path, digest in files.items()
     ]
-    dependencies += [
-        slsa.ResourceDescriptor(name=f"host:/usr/bin/{tool}", sha256=digest, annotations={"kind": "host-tool"})
-        for tool, digest in host_tools.items()
-        if _SHA256.match(digest)
-    ]
+    dependencies += [_host_tool_descriptor(tool, identity) for tool, identity in host_tools.items()]
     byproducts = list(actions)
     if sbom is not None:
         notes = {"kind": "sbom", "mediaType": cdx.MEDIA_TYPE}
@@ -176,8 +183,13 @@ def audit(directory: Path) -> tuple[list[str], str]:
             problems.append(f"{subject['name']}: SHA256SUMS and the provenance disagree")
 
     pinned = set()
+    host_tools = 0
     for dependency in dependencies:
         digest = dependency.get("digest", {}).get("sha256", "")
+        annotations = dependency.get("annotations", {})
+        if annotations.get("kind") == "host-tool" and not digest and annotations.get("release"):
+            host_tools += 1  # a host tool is never pinned: it is recorded by release (and is in the action keys)
+            continue
         if not _SHA256.match(digest):
             problems.append(f"input {dependency.get('name')}: not pinned by sha256")
         pinned.add(digest)
@@ -207,7 +219,8 @@ def audit(directory: Path) -> tuple[list[str], str]:
     sboms = [b for b in byproducts if b.get("annotations", {}).get("kind") == "sbom"]
     problems += audit_sbom(directory, document, sboms)
     summary = (
-        f"{len(document.get('subject', []))} archives, {len(dependencies)} pinned inputs, "
+        f"{len(document.get('subject', []))} archives, {len(dependencies) - host_tools} pinned inputs, "
+        f"{host_tools} host tools by release, "
         f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps, "
         f"{len(sboms)} SBOM: {len(problems)} problem(s)"
     )

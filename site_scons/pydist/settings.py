@@ -6,12 +6,14 @@ import os
 import re
 import subprocess
 import time
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hermetic import debian, fetch
+from hermetic import debian, fetch, remote_cache
 from hermetic.errors import ConfigError
+from hermetic.remote_cache import RemoteCache
 from pydist import matrix
 
 PROJECT = "fips-python-standalone"
@@ -36,6 +38,13 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("scons_cache", "<cache_root>/scons-cache", "SCons CacheDir for built artifacts; 'off' disables it"),
     (
+        "remote_cache",
+        "",
+        "URL of a shared HTTP build cache behind scons_cache (/ac/ and /cas/, as bazel-remote); "
+        "credentials come from $PYDIST_REMOTE_CACHE_CREDENTIALS (user:password or a token)",
+    ),
+    ("remote_cache_mode", "ro", "ro: only read the remote cache; rw: also upload what this build makes"),
+    (
         "distdir",
         "",
         "comma-separated directories searched for pinned files before any download (offline builds)",
@@ -58,6 +67,10 @@ _NAMES = {name for name, _default, _help in VARIABLES}
 _DIRECTORIES = ("cache_root", "scons_cache", "build_dir", "dist_dir")
 _OFF = ("off", "none")
 
+# Where the remote cache's credentials come from: never the command line, which logs and `ps` show.
+REMOTE_CACHE_CREDENTIALS = "PYDIST_REMOTE_CACHE_CREDENTIALS"
+REMOTE_CACHE_MODES = ("ro", "rw")
+
 
 @dataclass(frozen=True, kw_only=True)
 class Settings:
@@ -68,6 +81,8 @@ class Settings:
     options: str
     cache_root: Path
     scons_cache: Path | None
+    remote_cache: str | None
+    remote_cache_writable: bool
     distdirs: tuple[Path, ...]
     mirrors: tuple[str, ...]
     debian_mirror: str | None
@@ -102,6 +117,7 @@ def resolve(arguments: dict[str, str]) -> Settings:
         scons_cache = None
     else:
         scons_cache = Path(value["scons_cache"]).expanduser()
+    remote_cache = _remote_cache(value["remote_cache"].strip(), value["remote_cache_mode"], scons_cache)
     distdirs = tuple(Path(d).expanduser().resolve() for d in _split(value["distdir"]))
     for directory in distdirs:
         if not directory.is_dir():
@@ -124,6 +140,8 @@ def resolve(arguments: dict[str, str]) -> Settings:
         options=value["options"],
         cache_root=cache_root,
         scons_cache=scons_cache,
+        remote_cache=remote_cache,
+        remote_cache_writable=value["remote_cache_mode"] == "rw",
         distdirs=distdirs,
         mirrors=mirrors,
         debian_mirror=debian_mirrors["debian_mirror"],
@@ -132,6 +150,51 @@ def resolve(arguments: dict[str, str]) -> Settings:
         dist_dir=Path(value["dist_dir"]),
         tag=None if value["tag"] == defaults["tag"] else value["tag"],
         jobs=int(value["jobs"]),
+    )
+
+
+def _remote_cache(url: str, mode: str, scons_cache: Path | None) -> str | None:
+    """The remote cache's URL (None when off), once its URL and mode are known to be usable."""
+    if mode not in REMOTE_CACHE_MODES:
+        raise ConfigError(
+            f"remote_cache_mode={mode} is not one of {', '.join(REMOTE_CACHE_MODES)}",
+            hint="ro only reads the remote cache (pull requests), rw also uploads (builds of main)",
+        )
+    if not url:
+        return None
+    problem = remote_cache.url_problem(url)
+    if problem is not None:
+        hint = "e.g. remote_cache=https://cache.example:9092"
+        if "credentials" in problem:
+            hint = f"put them in ${REMOTE_CACHE_CREDENTIALS} (user:password or a token) and leave them out of the URL"
+        raise ConfigError(f"remote_cache={_redacted(url)} {problem}", hint=hint)
+    if scons_cache is None:
+        raise ConfigError(
+            "remote_cache= needs the local cache in front of it, but scons_cache=off",
+            hint="leave scons_cache= at its default or give it a directory",
+        )
+    return url
+
+
+def _redacted(url: str) -> str:
+    """`url` with any password replaced, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def open_remote_cache(settings: Settings) -> RemoteCache | None:
+    """The remote cache the settings ask for (credentials from the environment), or None."""
+    if settings.remote_cache is None or settings.scons_cache is None:
+        return None
+    return RemoteCache(
+        settings.remote_cache,
+        writable=settings.remote_cache_writable,
+        staging=settings.scons_cache / ".remote",
+        credentials=os.environ.get(REMOTE_CACHE_CREDENTIALS) or None,
+        credentials_variable=f"${REMOTE_CACHE_CREDENTIALS}",
     )
 
 

@@ -96,6 +96,37 @@ def test_jobs_accepts_digits() -> None:
     assert settings.resolve({"jobs": "12"}).jobs == 12
 
 
+def test_remote_cache_is_off_by_default_and_read_only_unless_told() -> None:
+    assert settings.resolve({}).remote_cache is None
+    assert settings.open_remote_cache(settings.resolve({})) is None
+    assert settings.resolve({"remote_cache": ""}).remote_cache is None  # an unset CI variable: off
+    read_only = settings.resolve({"remote_cache": "https://cache.example:9092/"})
+    assert read_only.remote_cache == "https://cache.example:9092/" and not read_only.remote_cache_writable
+    assert settings.resolve({"remote_cache": "http://10.0.0.5", "remote_cache_mode": "rw"}).remote_cache_writable
+
+
+def test_remote_cache_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    line = refusal(remote_cache="https://ci:hunter2@cache.example")
+    assert line.startswith("remote_cache=https://ci:***@cache.example holds credentials")
+    assert "hunter2" not in line and settings.REMOTE_CACHE_CREDENTIALS in line
+    monkeypatch.setenv(settings.REMOTE_CACHE_CREDENTIALS, "ci:hunter2")
+    remote = settings.open_remote_cache(settings.resolve({"remote_cache": "https://cache.example"}))
+    assert remote is not None and "hunter2" not in repr(remote) and "with credentials" in repr(remote)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "start"),
+    [
+        ({"remote_cache_mode": "write"}, "remote_cache_mode=write is not one of ro, rw"),
+        ({"remote_cache": "ftp://cache.example"}, "remote_cache=ftp://cache.example has scheme ftp:"),
+        ({"remote_cache": "https://cache.example?x=1"}, "remote_cache=https://cache.example?x=1 has a query"),
+        ({"remote_cache": "https://c.example", "scons_cache": "off"}, "remote_cache= needs the local cache"),
+    ],
+)
+def test_bad_remote_cache_settings_are_one_line(arguments: dict[str, str], start: str) -> None:
+    assert refusal(**arguments).startswith(start)
+
+
 @pytest.mark.parametrize(
     ("argument", "message"),
     [
@@ -104,6 +135,8 @@ def test_jobs_accepts_digits() -> None:
         ("cache_root=", "scons: *** cache_root= is empty; give a directory"),
         ("build_dir=", "scons: *** build_dir= is empty; give a directory"),
         ("jobs=²", "scons: *** jobs=² is not a positive number; e.g. jobs=2"),
+        ("remote_cache_mode=sometimes", "scons: *** remote_cache_mode=sometimes is not one of ro, rw; ro only"),
+        ("remote_cache=cache.example:9092", "scons: *** remote_cache=cache.example:9092 has scheme"),
     ],
 )
 def test_scons_refuses_before_any_work(tmp_path: Path, argument: str, message: str) -> None:
