@@ -68,6 +68,8 @@ HOST_TOOLS = (
     "tar",
     "xz",
     "gzip",
+    "zstd",
+    "unshare",
     "install",
     "cp",
     "env",
