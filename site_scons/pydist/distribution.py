@@ -29,6 +29,7 @@ from hermetic.pins import Pin
 from pydist import buildpaths, elfinfo
 from pydist.cpython import PREFIX
 from pydist.matrix import BuildRequest
+from pydist.platforms import Platform
 
 PYTHON_JSON_SCHEMA = Path(__file__).resolve().parents[2] / "schema" / "python-json.schema.json"
 
@@ -156,12 +157,13 @@ def fips_config(fipsmodule_cnf: str) -> str:
     )
 
 
-def install_fips_files(install: Path, openssl: Path) -> None:
-    """Ship fips.so (byte for byte), fipsmodule.cnf and the ready configuration under share/ssl/."""
+def install_fips_files(install: Path, openssl: Path, module: str = "fips.so") -> None:
+    """Ship the FIPS provider `module` (byte for byte), fipsmodule.cnf and the ready configuration under
+    share/ssl/."""
     ssl_dir = install / "share" / "ssl"
     (ssl_dir / "ossl-modules").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(openssl / "lib" / "ossl-modules" / "fips.so", ssl_dir / "ossl-modules" / "fips.so")
-    (ssl_dir / "ossl-modules" / "fips.so").chmod(0o755)
+    shutil.copyfile(openssl / "lib" / "ossl-modules" / module, ssl_dir / "ossl-modules" / module)
+    (ssl_dir / "ossl-modules" / module).chmod(0o755)
     module_cnf = (openssl / "ssl" / "fipsmodule.cnf").read_text()
     (ssl_dir / "fipsmodule.cnf").write_text(module_cnf)
     (ssl_dir / FIPS_CONFIG_NAME).write_text(fips_config(module_cnf))
@@ -206,19 +208,23 @@ _SANDBOX_FLAGS = (
     re.compile(rf"\s*-fprofile-instr-use=/build/{_VALUE}"),
     re.compile(r"(?<=[\s'\"=])/toolchain/bin/"),  # recorded tool paths (llvm-ar, llvm-profdata) become names
 )
-# The sandbox's per-target compiler launchers (x86_64-linux-gnu-clang) are recorded as plain clang.
+# The sandbox's per-target compiler launchers (x86_64-linux-gnu-clang) are recorded as plain clang (the
+# platform says which launchers it has; this one is the Linux platforms').
 _LAUNCHER = re.compile(r"(?<![\w./-])[a-z0-9_]+-linux-gnu-(clang\+\+|clang)(?![\w.-])")
 
 
-def scrub_build_flags(text: str) -> str:
-    """Remove the sandbox-specific compiler flags from recorded build settings, so extensions built
-    later with this Python's sysconfig do not ask for /sysroot, /build/deps or lld."""
-    for pattern in _SANDBOX_FLAGS:
+def scrub_build_flags(text: str, platform: Platform | None = None) -> str:
+    """Remove the sandbox-specific compiler flags from recorded build settings, so extensions built later
+    with this Python's sysconfig do not ask for /sysroot, /build/deps or lld (nor for the `platform`'s own
+    build-only flags); the sandbox's compiler launchers are recorded as plain clang."""
+    extra = [re.compile(flag) for flag in platform.build_only_flags()] if platform else []
+    for pattern in (*_SANDBOX_FLAGS, *extra):
         text = pattern.sub("", text)
-    return _LAUNCHER.sub(r"\1", text)
+    launcher = re.compile(platform.compiler_launcher_pattern()) if platform else _LAUNCHER
+    return launcher.sub(r"\1", text)
 
 
-def relocatable_build_settings(install: Path, stdlib: Path) -> None:
+def relocatable_build_settings(install: Path, stdlib: Path, platform: Platform | None = None) -> None:
     """Scrub sysconfigdata, the config Makefile and python-config of sandbox paths and flags."""
     lib = stdlib
     targets = [
@@ -230,7 +236,7 @@ def relocatable_build_settings(install: Path, stdlib: Path) -> None:
     for path in targets:
         if path.is_symlink():
             continue
-        path.write_text(scrub_build_flags(path.read_text()))
+        path.write_text(scrub_build_flags(path.read_text(), platform))
 
 
 def relocatable_pkgconfig(install: Path) -> None:
@@ -276,9 +282,15 @@ def extract_license(pin: Pin, tarball: Path, dest_dir: Path) -> Path:
 
 
 def python_json(
-    facts: dict[str, Any], request: BuildRequest, glibc_max: str | None, object_format: str
+    facts: dict[str, Any],
+    request: BuildRequest,
+    *,
+    crt_features: list[str],
+    object_format: str,
+    platform: Platform | None = None,
 ) -> dict[str, Any]:
-    """PYTHON.json (format 8) from the facts collected in the build sandbox."""
+    """PYTHON.json (format 8) from the facts collected in the build sandbox; `platform` adds what only its
+    target records (and its build-only flags to scrub)."""
     data = {
         "version": "8",
         "target_triple": request.target,
@@ -288,7 +300,7 @@ def python_json(
         "python_symbol_visibility": "global-default",
         "python_extension_module_loading": ["builtin", "shared-library"],
         "python_stdlib_test_packages": STDLIB_TEST_PACKAGES,
-        "crt_features": ["glibc-dynamic"] + ([f"glibc-max-symbol-version:{glibc_max}"] if glibc_max else []),
+        "crt_features": crt_features,
         "run_tests": "build/run_tests.py",
         "licenses": ["Python-2.0", "CNRI-Python"],
         "license_path": "licenses/LICENSE.cpython.txt",
@@ -297,8 +309,10 @@ def python_json(
     }
     for key, value in facts.items():
         data[key] = value
+    data.update(platform.python_json_extras() if platform else {})
     # The same scrubbing as the shipped sysconfigdata: later builds must not ask for the sandbox's paths.
-    data["python_config_vars"] = {k: scrub_build_flags(v) for k, v in facts["python_config_vars"].items()}
+    config_vars = facts["python_config_vars"]
+    data["python_config_vars"] = {k: scrub_build_flags(v, platform) for k, v in config_vars.items()}
     data["build_info"] = {**facts["build_info"], "object_file_format": object_format}
     return data
 
@@ -337,6 +351,7 @@ def assemble_full(
     openssl_tree: Path,
     licenses: list[tuple[Pin, Path]],
     request: BuildRequest,
+    platform: Platform,
     object_format: str,
     source_date_epoch: int,
 ) -> dict[str, Any]:
@@ -350,9 +365,9 @@ def assemble_full(
     install = root / "install"
     facts = json.loads((root / "build-info.json").read_text())
     (root / "build-info.json").unlink()
-    install_fips_files(install, openssl_tree)
+    install_fips_files(install, openssl_tree, platform.fips_module)
     relocatable_shebangs(install)
-    relocatable_build_settings(install, root / facts["python_paths"]["stdlib"])
+    relocatable_build_settings(install, root / facts["python_paths"]["stdlib"], platform)
     relocatable_pkgconfig(install)
     remove_bytecode_caches(install)
     shutil.rmtree(root / ".hermetic", ignore_errors=True)
@@ -362,8 +377,8 @@ def assemble_full(
     (root / "build" / "run_tests.py").write_text(run_tests_script(Path(facts["python_exe"]).name))
     (root / "build" / "run_tests.py").chmod(0o755)
 
-    elves = [p for p in sorted(install.rglob("*")) if elfinfo.is_elf(p)]
-    data = python_json(facts, request, elfinfo.max_glibc_version(elves), object_format)
+    crt_features = platform.crt_features(install)
+    data = python_json(facts, request, crt_features=crt_features, object_format=object_format, platform=platform)
     problems = validate_python_json(data)
     leftovers = buildpaths.violations(install)
     if leftovers:

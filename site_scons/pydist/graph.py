@@ -21,6 +21,7 @@ from hermetic.sandbox import require_bubblewrap
 from hermetic.toolchain import check_xcode, materialize_toolchain
 from pydist import cpython, dist_graph, matrix
 from pydist.compile_env import CompileEnv
+from pydist.dist_context import DistContext
 from pydist.distribution import DistNames
 from pydist.libraries import INSTALL_ROOT, RECIPES, LibraryRecipe
 from pydist.openssl import OPENSSL
@@ -251,10 +252,10 @@ def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Plat
     """The archives, SHA256SUMS and provenance of the requested build (``scons dist``)."""
     target_dir = ctx.settings.build_dir / platform.triple
     toolchain = platform.toolchain
-    dist_ctx = dist_graph.DistContext(
+    dist_ctx = DistContext(
         request=request,
         lock=ctx.lock,
-        toolchain=toolchain,
+        platform=platform,
         runner=nodes.runner,
         fetcher=ctx.fetcher,
         work_root=(target_dir / "work").resolve(),

@@ -73,7 +73,8 @@ def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDesc
                 for group in ("packages",)
                 for p in description["toolchain"].get("compiler", {}).get(group, [])
             )
-            + sorted(p["sha256"] for p in description["toolchain"].get("sysroot", [])),
+            + sorted(p["sha256"] for p in description["toolchain"].get("sysroot", []))
+            + sorted(p["sha256"] for p in description["toolchain"].get("emulator", {}).get("packages", [])),
             "host_tools": description["host_tools"],
             "inputs": record.get("dep_artifacts", {}),
             "output": output,

@@ -177,7 +177,10 @@ def valid_python_json() -> dict[str, Any]:
             "inittab_cflags": ["-std=c99"],
         },
     }
-    return distribution.python_json(facts, request("pgo+lto"), "2.30", "llvm-bitcode:19.1.7")
+    features = ["glibc-dynamic", "glibc-max-symbol-version:2.30"]
+    return distribution.python_json(
+        facts, request("pgo+lto"), crt_features=features, object_format="llvm-bitcode:19.1.7"
+    )
 
 
 def test_a_complete_python_json_validates() -> None:

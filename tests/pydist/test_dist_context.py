@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, copy_repository
-from pydist import dist_graph
+from hermetic.code_identity import module_closure
+from pydist import dist_context
 
 KEY_SCRIPT = """
 import json
-from pydist import dist_graph
-files = [{"path": p, "sha256": d} for p, d in dist_graph._rule_code()]
-print(json.dumps({"code": dist_graph._digest_of(dist_graph._rule_code()), "files": files}))
+from hermetic.code_identity import digest_of
+from pydist import dist_context
+files = [{"path": p, "sha256": d} for p, d in dist_context.rule_code()]
+print(json.dumps({"code": digest_of(dist_context.rule_code()), "files": files}))
 """
 
 
@@ -53,13 +55,17 @@ def relative(files: list[Path]) -> set[str]:
 
 
 def test_the_closure_holds_the_modules_the_old_list_missed() -> None:
-    files = relative(dist_graph.rule_code_files())
+    files = relative(dist_context.rule_code_files())
     assert {
         "site_scons/pydist/buildpaths.py",
         "site_scons/pydist/elfinfo.py",
         "site_scons/hermetic/archive.py",
         "site_scons/pydist/distribution.py",
         "site_scons/pydist/dist_graph.py",
+        "site_scons/pydist/dist_steps.py",
+        "site_scons/pydist/archive_actions.py",
+        "site_scons/pydist/platforms/linux.py",
+        "site_scons/hermetic/code_identity.py",
         "site_scons/pydist/sbom.py",
         "site_scons/pydist/provenance.py",
         "site_scons/pydist/validate/fips.py",
@@ -86,7 +92,7 @@ def test_every_repository_module_really_loaded_is_in_the_closure() -> None:
     site_scons = str(REPO_ROOT / "site_scons") + "/"
     loaded = {Path(f) for f in json.loads(result.stdout) if f.startswith(site_scons)}
     assert len(loaded) > 20
-    assert loaded <= set(dist_graph.rule_code_files())
+    assert loaded <= set(dist_context.rule_code_files())
 
 
 def test_relative_and_lazy_imports_are_followed(tmp_path: Path) -> None:
@@ -99,7 +105,7 @@ def test_relative_and_lazy_imports_are_followed(tmp_path: Path) -> None:
     (package / "helper.py").write_text("x = 1\n")
     (package / "lazy.py").write_text("")
     (package / "unused.py").write_text("")
-    found = {p.relative_to(tmp_path).as_posix() for p in dist_graph.module_closure(["pkg.root"], tmp_path)}
+    found = {p.relative_to(tmp_path).as_posix() for p in module_closure(["pkg.root"], tmp_path)}
     assert found == {
         "pkg/__init__.py",
         "pkg/root.py",

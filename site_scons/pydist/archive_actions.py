@@ -1,0 +1,129 @@
+"""Sandboxed steps on the archives of a build: the runtime tests, and stripping.
+
+Each is an action like any other (same sandbox, same key), with the archive it works on as an input file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from hermetic.action import DEPS, FILES, OUT, Action, InputFile, Step
+from pydist.dist_context import DistContext
+from pydist.libraries import bash, sh
+from pydist.paths import IN_SANDBOX, repo_label
+
+RUNTIME_TESTS = InputFile(path=IN_SANDBOX / "runtime_tests.py", label=repo_label(IN_SANDBOX / "runtime_tests.py"))
+# Rule version of these actions: bump when what they do changes in a way their steps would not show.
+ARCHIVE_RULE_VERSION = 1
+
+
+def report_path(ctx: DistContext, archive: Path) -> Path:
+    """Where the runtime tests of `archive` leave their report."""
+    return ctx.tests_root / f"{archive.name}.report.tar.zst"
+
+
+def full_archive_beside(archive: Path) -> Path:
+    """The full archive of the build `archive` belongs to: archives sit in their dist directory (or in .staging
+    below it while they are checked), and the full archive is named after that directory."""
+    dist_dir = archive.parent.parent if archive.parent.name == ".staging" else archive.parent
+    return dist_dir / f"{dist_dir.name}.tar.zst"
+
+
+def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
+    """The sandboxed action that unpacks an install_only archive and runs the runtime tests on it.
+
+    CPython's test package and test extension modules, which install_only archives leave out, come from the
+    full archive beside it, so test_hashlib, test_hmac and test_ssl run against the archive under test, in and
+    outside FIPS mode, with the reviewed FIPS skip list. A foreign target's programs run under the sandbox's
+    emulator, so the same steps test an aarch64 archive on an x86_64 host."""
+    sqlite = ctx.lock.get("sqlite")
+    openssl = ctx.lock.get("openssl")
+    full = full_archive_beside(archive)
+    skips = IN_SANDBOX / f"fips_skips_{ctx.request.python_minor}.txt"
+    tests = "/build/tmp/cpython-tests"
+    stdlib = "/build/tmp/full/python/install/lib/python3*"
+    test_modules = ("_test*", "_ctypes_test*", "_xxtestfuzz*")
+    return _archive_action(
+        ctx,
+        "runtime-tests",
+        archive,
+        deps=("openssl",),
+        steps=(
+            sh("unpack", f"mkdir -p /build/tmp/dist && tar -xzf {FILES}/{archive.name} -C /build/tmp/dist"),
+            sh(
+                "unpack CPython's tests",
+                f"mkdir -p /build/tmp/full {tests} && tar --zstd -xf {FILES}/{full.name} -C /build/tmp/full "
+                "--wildcards 'python/install/lib/python3*/test/*' "
+                + " ".join(f"'python/install/lib/python3*/lib-dynload/{m}'" for m in test_modules)
+                + f" && mv {stdlib}/test {tests}/ && mv {stdlib}/lib-dynload/* {tests}/",
+            ),
+            sh(
+                "runtime tests",
+                f"/build/tmp/dist/python/bin/python3 -E -s {FILES}/{RUNTIME_TESTS.path.name} "
+                "/build/tmp/dist/python "
+                f"--openssl {openssl.version} --sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
+                f"--cpython-tests {tests} --fips-skips {FILES}/{skips.name} "
+                f"--report {OUT}/report.json",
+            ),
+        ),
+        helpers=(
+            RUNTIME_TESTS,
+            InputFile(path=skips, label=repo_label(skips)),
+            InputFile(path=full, label=full.name),
+        ),
+        output=OUT,
+    )
+
+
+def strip_action(ctx: DistContext, install_only: Path) -> Action:
+    """Strip debug info from every binary of an install_only archive except the FIPS module, whose bytes are
+    what fipsmodule.cnf's module-mac covers; then prove the module is unchanged."""
+    module = ctx.fips_module
+    script = (
+        "cp -a /build/tmp/in/python /build/out/python\n"
+        + ctx.platform.strip_script("/build/out/python", f"*/{module}")
+        + f"cmp /build/tmp/in/python/{module} /build/out/python/{module}\n"
+    )
+    return _archive_action(
+        ctx,
+        "strip",
+        install_only,
+        deps=(),
+        steps=(
+            sh("unpack", f"mkdir -p /build/tmp/in && tar -xzf {FILES}/{install_only.name} -C /build/tmp/in"),
+            bash("strip", script),
+        ),
+        output=f"{OUT}/python",
+        output_prefix="python",
+        output_compression="gz",
+    )
+
+
+def _archive_action(
+    ctx: DistContext,
+    rule: str,
+    archive: Path,
+    *,
+    deps: tuple[str, ...],
+    steps: tuple[Step, ...],
+    helpers: tuple[InputFile, ...] = (),
+    **output: Any,
+) -> Action:
+    """A sandboxed step on one archive of this distribution, named after its rule and the archive."""
+    return Action(
+        name=f"{rule}-{archive.name.removesuffix('.tar.gz')}",
+        rule=rule,
+        rule_version=ARCHIVE_RULE_VERSION,
+        target=ctx.toolchain.triple,
+        source=None,
+        patches=(),
+        deps=deps,
+        toolchain=ctx.toolchain,
+        env={},
+        steps=steps,
+        source_date_epoch=ctx.lock.source_date_epoch,
+        files=(InputFile(path=archive, label=archive.name), *helpers),
+        record=False,
+        **output,
+    )
