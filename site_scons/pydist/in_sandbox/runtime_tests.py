@@ -809,7 +809,11 @@ def main() -> int:
     parser.add_argument("--fips-skips", type=Path, required=True, help="the reviewed FIPS skip list")
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="runtime-tests-"))
+    # A fixed name (the sandbox's TMPDIR is fresh for every run): paths in the report must not differ between
+    # two builds of the same inputs.
+    tmp = Path(tempfile.gettempdir()) / "runtime-tests"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     results = run_checks(args.root, args, tmp, "unpacked")
     moved = tmp / "moved" / "elsewhere" / "python"
     shutil.copytree(args.root, moved, symlinks=True)
