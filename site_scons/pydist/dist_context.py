@@ -18,6 +18,7 @@ from hermetic.fetch import Fetcher, sha256_file
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain
+from pydist.fips_provider import FipsProvider
 from pydist.matrix import BuildRequest
 from pydist.paths import IN_SANDBOX, PYTHON_JSON_SCHEMA, REPO_ROOT
 from pydist.platforms import Platform
@@ -58,6 +59,7 @@ class DistContext:
         tests_root: (Path) where runtime-test reports go.
         license_pins: (tuple[Pin, ...]) every source whose license text ships.
         object_format: (str) PYTHON.json's object file format of the shipped objects.
+        fips_provider: (FipsProvider) the FIPS provider that ships.
     """
 
     request: BuildRequest
@@ -69,6 +71,7 @@ class DistContext:
     tests_root: Path
     license_pins: tuple[Pin, ...]
     object_format: str
+    fips_provider: FipsProvider
 
     @property
     def toolchain(self) -> Toolchain:
@@ -93,5 +96,6 @@ class DistContext:
             "code": digest_of(rule_code()),
             "toolchain": self.toolchain.identity_digest(),
             "licenses": [pin.identity() for pin in self.license_pins],
+            "fips_provider": self.fips_provider.record(),
             "source_date_epoch": self.lock.source_date_epoch,
         }

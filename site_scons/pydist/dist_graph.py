@@ -24,10 +24,20 @@ def declare_distribution(
     cpython_node: Any,
     openssl_node: Any,
     library_nodes: list[Any],
+    *,
+    fips_node: Any,
 ) -> list[Any]:
-    """Declare the archives, SHA256SUMS, the SBOM and the provenance of one build; returns their nodes."""
+    """Declare the archives, SHA256SUMS, the SBOM and the provenance of one build; returns their nodes.
+
+    `fips_node` is the artifact whose FIPS provider ships: OpenSSL's own, or the provider's own (``fips_provider=``);
+    the runtime tests use OpenSSL's ``openssl`` program either way."""
     out_dir = dist_dir / names.directory
-    steps = DistSteps(ctx=ctx, names=names, openssl_artifact=Path(openssl_node.get_abspath()))
+    steps = DistSteps(
+        ctx=ctx,
+        names=names,
+        openssl_artifact=Path(openssl_node.get_abspath()),
+        fips_artifact=Path(fips_node.get_abspath()),
+    )
 
     def declare(name: str, sources: list[Any], work: Any, tested: bool = False, **identity: Any) -> Any:
         # A runtime-tested archive has its test report as a second target, cached and restored with it.
@@ -36,7 +46,7 @@ def declare_distribution(
         return scons_glue.declare_function(env, [str(t) for t in targets], sources, key, work)[0]
 
     # The license tarballs are pinned by sha256, and the pins are part of ctx.identity().
-    full = declare(names.full, [cpython_node, openssl_node], steps.full)
+    full = declare(names.full, [cpython_node, fips_node], steps.full)
     install_only = declare(names.install_only, [full, openssl_node], steps.install_only, tested=True)
     stripped = declare(names.install_only_stripped, [install_only, openssl_node, full], steps.stripped, tested=True)
     archives = [full, install_only, stripped]

@@ -19,7 +19,7 @@ from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
 from hermetic.toolchain import check_xcode, materialize_toolchain
-from pydist import cpython, dist_graph, matrix
+from pydist import cpython, dist_graph, fips_provider, matrix
 from pydist.compile_env import CompileEnv
 from pydist.dist_context import DistContext
 from pydist.distribution import DistNames
@@ -44,6 +44,7 @@ NAMED_TARGETS = {
     "fetch": "download (or verify) every pinned file this build needs, nothing else",
     "toolchain": "fetch and unpack the pinned compiler and sysroot",
     "<library>": f"one library artifact: {', '.join([*RECIPES, 'openssl'])}",
+    fips_provider.TARGET: "the FIPS provider that ships (fips_provider=): its own artifact, or OpenSSL's",
 }
 
 
@@ -140,12 +141,14 @@ class GraphContext:
         settings: (Settings) the command line.
         lock: (SourcesLock) the sources lock.
         fetcher: (Fetcher) the one fetcher of this build.
+        fips_provider: (FipsProvider) the FIPS provider the requested build ships.
     """
 
     env: Any
     settings: Settings
     lock: SourcesLock
     fetcher: Fetcher
+    fips_provider: fips_provider.FipsProvider
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,9 +242,10 @@ def declare(
         lock, target=settings.target, py=settings.py, options=settings.options, planning=planning
     )
     platform = load_platform(request.target, build_host)
+    provider = fips_provider.select(lock, settings.fips_provider, platform)
     if checking_host:
         check_host(platform)
-    ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings))
+    ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings), fips_provider=provider)
     nodes = declare_python(ctx, request, platform, named=True)
     declare_dist(ctx, request, platform, nodes)
     declare_tasks(ctx, request, platform)
@@ -260,23 +264,48 @@ def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Plat
         fetcher=ctx.fetcher,
         work_root=(target_dir / "work").resolve(),
         tests_root=(target_dir / "tests").resolve(),
-        license_pins=(*(ctx.lock.get(r.name) for r in library_recipes(platform)), request.python),
+        license_pins=(*(ctx.lock.get(r.name) for r in library_recipes(platform)), request.python, *provider_pins(ctx)),
         object_format=f"llvm-bitcode:{toolchain.compiler.version}"
         if request.options.lto and toolchain.compiler
         else platform.object_format,
+        fips_provider=ctx.fips_provider,
     )
     names = DistNames(request=request, tag=release_tag(ctx.settings.tag, ctx.lock.source_date_epoch))
-    libraries = list(nodes.libraries.values())
+    openssl = nodes.libraries["openssl"]
+    provider = declare_fips_provider(ctx, platform, nodes.runner) or openssl
+    libraries = [*nodes.libraries.values(), *([provider] if provider is not openssl else [])]
     dist_nodes = dist_graph.declare_distribution(
-        ctx.env, dist_ctx, names, ctx.settings.dist_dir, nodes.cpython, nodes.libraries["openssl"], libraries
+        ctx.env, dist_ctx, names, ctx.settings.dist_dir, nodes.cpython, openssl, libraries, fips_node=provider
     )
     ctx.env.Alias("dist", dist_nodes)
+    ctx.env.Alias(fips_provider.TARGET, provider)
+
+
+def provider_pins(ctx: GraphContext) -> tuple[Pin, ...]:
+    """The FIPS provider's own source, when it has one (it ships, so its license text does too)."""
+    return (ctx.fips_provider.pin,) if ctx.fips_provider.pin is not None else ()
+
+
+def declare_fips_provider(ctx: GraphContext, platform: Platform, runner: ActionRunner) -> Any | None:
+    """The FIPS provider built from its own pristine source tree, when ``fips_provider=`` asks for one; None
+    when the provider of OpenSSL's own artifact ships (the default, whose graph this leaves untouched)."""
+    pin = ctx.fips_provider.pin
+    if pin is None:
+        return None
+    if patches_for(pin.name, pin.version):
+        raise ConfigError(
+            f"patches/{pin.name}/ would change the {pin.id} provider tree",
+            hint="its Security Policy allows no change to the source: remove them",
+        )
+    action = fips_provider.provider_action(pin, CompileEnv(platform=platform), ctx.lock)
+    artifact = str(ctx.settings.build_dir / platform.triple / "deps" / f"{pin.id}.tar.zst")
+    return scons_glue.declare_action(ctx.env, action, runner, artifact, [])
 
 
 def declare_tasks(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> None:
     """``scons fetch`` and ``scons toolchain``."""
     toolchain, fetcher = platform.toolchain, ctx.fetcher
-    needed = [ctx.lock.get(r.name) for r in library_recipes(platform)] + [request.python]
+    needed = [ctx.lock.get(r.name) for r in library_recipes(platform)] + [request.python, *provider_pins(ctx)]
     needed += toolchain.all_packages()
 
     def fetch_all() -> None:
