@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from hermetic.archive import open_tar
 from hermetic.fetch import sha256_file
 from hermetic.pins import Pin
 from pydist import sbom as cdx
+from pydist.paths import TOOLCHAINS_DIR
 
 BUILD_TYPE = "urn:fips-python-standalone:buildtype:scons-bubblewrap:v1"
 BUILDER_ID = "urn:fips-python-standalone:builder:scons"
@@ -195,7 +197,8 @@ def audit(directory: Path) -> tuple[list[str], str]:
             problems.append(f"input {dependency.get('name')}: not pinned by sha256")
         pinned.add(digest)
     outputs = {a["annotations"]["output"] for a in actions}
-    in_process = 0
+    in_process = unsandboxed = 0
+    allowed = _sandbox_kinds(document)
     for action in actions:
         name, notes = action["name"], action["annotations"]
         sandbox = notes.get("sandbox", {})
@@ -203,8 +206,10 @@ def audit(directory: Path) -> tuple[list[str], str]:
             # Steps the build ran itself, without any external program (packing, converting archives):
             # accepted when their code is a pinned repository file, like a build script.
             in_process += 1
-        elif sandbox.get("kind") != "bubblewrap" or sandbox.get("network") is not False:
-            problems.append(f"{name}: did not run in bubblewrap without network ({sandbox})")
+        elif sandbox.get("kind") not in allowed or sandbox.get("network") is not False:
+            problems.append(f"{name}: did not run in {' or '.join(sorted(allowed))} without network ({sandbox})")
+        elif sandbox.get("kind") == "unsandboxed":
+            unsandboxed += 1
         source = notes.get("source")
         if source and source["sha256"] not in pinned:
             problems.append(f"{name}: its source {source['name']} {source['version']} is not a pinned input")
@@ -222,10 +227,22 @@ def audit(directory: Path) -> tuple[list[str], str]:
     summary = (
         f"{len(document.get('subject', []))} archives, {len(dependencies) - host_tools} pinned inputs, "
         f"{host_tools} host tools by release, "
-        f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps, "
+        f"{len(actions) - in_process - unsandboxed} sandboxed actions, {unsandboxed} unsandboxed actions "
+        f"(the target's pin says its build host has no sandbox) and {in_process} in-process steps, "
         f"{len(sboms)} SBOM: {len(problems)} problem(s)"
     )
     return problems, summary
+
+
+def _sandbox_kinds(document: dict[str, Any]) -> set[str]:
+    """The sandboxes an action of this build may have run in: bubblewrap, or what the target's toolchain pin
+    declares (``sandbox = "unsandboxed"`` for a build host without bubblewrap, i.e. macOS)."""
+    target = document.get("predicate", {}).get("buildDefinition", {}).get("externalParameters", {}).get("target")
+    pin = TOOLCHAINS_DIR / f"{target}.toml"
+    if not isinstance(target, str) or "/" in target or not pin.is_file():
+        return {"bubblewrap"}
+    with open(pin, "rb") as f:
+        return {"bubblewrap", tomllib.load(f).get("sandbox", "bubblewrap")}
 
 
 def _by_kind(document: dict[str, Any], *kinds: str) -> dict[str, str]:
