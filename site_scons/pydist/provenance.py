@@ -156,20 +156,38 @@ def build_statement(
 
 def audit(directory: Path) -> tuple[list[str], str]:
     """Check a dist directory's provenance; return (problems, one-line summary)."""
-    problems: list[str] = []
     path = directory / PROVENANCE_NAME
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         return [f"{path}: cannot be read: {e}"], "no provenance"
+    problems: list[str] = []
     if document.get("_type") != slsa.STATEMENT_TYPE or document.get("predicateType") != slsa.PREDICATE_TYPE:
         problems.append(f"{path.name}: not an in-toto Statement with a SLSA Provenance v1 predicate")
     predicate = document.get("predicate", {})
-    definition = predicate.get("buildDefinition", {})
-    dependencies = definition.get("resolvedDependencies", [])
+    dependencies = predicate.get("buildDefinition", {}).get("resolvedDependencies", [])
     byproducts = predicate.get("runDetails", {}).get("byproducts", [])
     actions = [b for b in byproducts if b.get("annotations", {}).get("kind") != "sbom"]
+    sboms = [b for b in byproducts if b.get("annotations", {}).get("kind") == "sbom"]
 
+    problems += _subject_problems(directory, document)
+    pinned, host_tools, pin_problems = _pinned_inputs(dependencies)
+    problems += pin_problems
+    counts, action_problems = _action_problems(actions, pinned, _sandbox_kinds(document))
+    problems += action_problems
+    problems += audit_sbom(directory, document, sboms)
+    summary = (
+        f"{len(document.get('subject', []))} archives, {len(dependencies) - host_tools} pinned inputs, "
+        f"{host_tools} host tools by release, {counts['sandboxed']} sandboxed actions, "
+        f"{counts['unsandboxed']} unsandboxed actions (the target's pin says its build host has no sandbox) and "
+        f"{counts['in-process']} in-process steps, {len(sboms)} SBOM: {len(problems)} problem(s)"
+    )
+    return problems, summary
+
+
+def _subject_problems(directory: Path, document: dict[str, Any]) -> list[str]:
+    """Every archive the statement names is there, with its digest, and SHA256SUMS agrees."""
+    problems = []
     sums = {}
     if (directory / "SHA256SUMS").is_file():
         for line in (directory / "SHA256SUMS").read_text().splitlines():
@@ -184,9 +202,12 @@ def audit(directory: Path) -> tuple[list[str], str]:
             problems.append(f"{subject['name']}: sha256 differs from the provenance")
         if sums.get(subject["name"], expected) != expected:
             problems.append(f"{subject['name']}: SHA256SUMS and the provenance disagree")
+    return problems
 
-    pinned = set()
-    host_tools = 0
+
+def _pinned_inputs(dependencies: list[dict[str, Any]]) -> tuple[set[str], int, list[str]]:
+    """(digests of the pinned inputs, how many host tools are recorded by release, problems)."""
+    pinned, host_tools, problems = set(), 0, []
     for dependency in dependencies:
         digest = dependency.get("digest", {}).get("sha256", "")
         annotations = dependency.get("annotations", {})
@@ -196,20 +217,27 @@ def audit(directory: Path) -> tuple[list[str], str]:
         if not _SHA256.match(digest):
             problems.append(f"input {dependency.get('name')}: not pinned by sha256")
         pinned.add(digest)
+    return pinned, host_tools, problems
+
+
+def _action_problems(
+    actions: list[dict[str, Any]], pinned: set[str], allowed: set[str]
+) -> tuple[dict[str, int], list[str]]:
+    """Each action ran as allowed, from pinned inputs and artifacts another action made; with counts by kind."""
     outputs = {a["annotations"]["output"] for a in actions}
-    in_process = unsandboxed = 0
-    allowed = _sandbox_kinds(document)
+    counts = {"sandboxed": 0, "unsandboxed": 0, "in-process": 0}
+    problems = []
     for action in actions:
         name, notes = action["name"], action["annotations"]
         sandbox = notes.get("sandbox", {})
         if notes.get("rule") == "in-process" and sandbox == {"kind": "in-process", "network": False}:
             # Steps the build ran itself, without any external program (packing, converting archives):
             # accepted when their code is a pinned repository file, like a build script.
-            in_process += 1
+            counts["in-process"] += 1
         elif sandbox.get("kind") not in allowed or sandbox.get("network") is not False:
             problems.append(f"{name}: did not run in {' or '.join(sorted(allowed))} without network ({sandbox})")
-        elif sandbox.get("kind") == "unsandboxed":
-            unsandboxed += 1
+        else:
+            counts["unsandboxed" if sandbox.get("kind") == "unsandboxed" else "sandboxed"] += 1
         source = notes.get("source")
         if source and source["sha256"] not in pinned:
             problems.append(f"{name}: its source {source['name']} {source['version']} is not a pinned input")
@@ -222,16 +250,7 @@ def audit(directory: Path) -> tuple[list[str], str]:
         for artifact, digest in notes.get("inputs", {}).items():
             if digest not in outputs and digest not in pinned:
                 problems.append(f"{name}: consumed {artifact} ({digest[:16]}), which no recorded action produced")
-    sboms = [b for b in byproducts if b.get("annotations", {}).get("kind") == "sbom"]
-    problems += audit_sbom(directory, document, sboms)
-    summary = (
-        f"{len(document.get('subject', []))} archives, {len(dependencies) - host_tools} pinned inputs, "
-        f"{host_tools} host tools by release, "
-        f"{len(actions) - in_process - unsandboxed} sandboxed actions, {unsandboxed} unsandboxed actions "
-        f"(the target's pin says its build host has no sandbox) and {in_process} in-process steps, "
-        f"{len(sboms)} SBOM: {len(problems)} problem(s)"
-    )
-    return problems, summary
+    return counts, problems
 
 
 def _sandbox_kinds(document: dict[str, Any]) -> set[str]:
@@ -298,7 +317,7 @@ def _fips_module_problems(directory: Path, expected: str | None, archives: dict[
     for name in sorted(archives):
         found = _fips_module_digest(directory / name)
         if found is not None and found != expected:
-            problems.append(f"{name}: its fips.so is not the FIPS provider the SBOM lists")
+            problems.append(f"{name}: its FIPS module is not the FIPS provider the SBOM lists")
     return problems
 
 
@@ -307,7 +326,7 @@ def _fips_module_digest(archive: Path) -> str | None:
         return None
     with open_tar(archive) as tar:
         for member in tar:
-            if member.isfile() and member.name.endswith("/share/ssl/ossl-modules/fips.so"):
+            if member.isfile() and re.search(r"/share/ssl/ossl-modules/fips\.(so|dylib)$", member.name):
                 source = tar.extractfile(member)
                 assert source is not None
                 return hashlib.sha256(source.read()).hexdigest()
