@@ -65,34 +65,47 @@ def _words(flags: tuple[str, ...]) -> str:
     return " ".join(f"'{flag}'" for flag in flags)
 
 
-def bolt_steps(make_overrides: list[str]) -> list[Step]:
-    """The steps between ``make`` (the PGO build) and ``make install``; `make_overrides` are the build's make
-    variables (the training runs the build's PGO task with them)."""
-    make = "make " + " ".join(f"'{override}'" for override in make_overrides)
+def bolt_steps(binary: str, *, training: str, check: str, work: str = WORK) -> list[Step]:
+    """Rewrite `binary` (linked with :data:`LINK_FLAGS`) in place with BOLT: instrument it, run the shell
+    command `training` with the instrumented binary in its place, merge the profiles, rewrite the pristine
+    binary with them, then run the shell command `check` with the result in place. `work` holds the pristine
+    binary and the profiles."""
     return [
         sh(
             "bolt: instrument",
-            f"rm -rf {WORK} && mkdir {WORK}\n"
-            f"cp {INTERPRETER} {WORK}/python.prebolt\n"
-            f"llvm-bolt {WORK}/python.prebolt -o {WORK}/python.instrumented -instrument "
-            f"-instrumentation-file={WORK}/profile -instrumentation-file-append-pid {_words(COMMON_FLAGS)}\n"
-            f"cp {WORK}/python.instrumented {INTERPRETER}",
+            f"rm -rf {work} && mkdir {work}\n"
+            f"cp {binary} {work}/prebolt\n"
+            f"llvm-bolt {work}/prebolt -o {work}/instrumented -instrument "
+            f"-instrumentation-file={work}/profile -instrumentation-file-append-pid {_words(COMMON_FLAGS)}\n"
+            f"cp {work}/instrumented {binary}",
         ),
-        # CPython's Makefile ignores the training run's exit status (a test that fails still trains); a
-        # broken interpreter is caught by the checks below, on the binary that ships.
-        sh("bolt: training", f"{make} run_profile_task"),
+        sh("bolt: training", training),
         sh(
             "bolt: merge profiles",
-            f"set -- {WORK}/profile.*.fdata\n"
+            f"set -- {work}/profile.*.fdata\n"
             f'[ -e "$1" ] || {{ echo "the training run wrote no BOLT profile" >&2; exit 1; }}\n'
-            f'echo "$# profiles"\n'
-            f'merge-fdata "$@" > {WORK}/python.fdata\nrm -f "$@"',
+            'echo "$# profiles"\n'
+            f'merge-fdata "$@" > {work}/merged.fdata\nrm -f "$@"',
         ),
         sh(
             "bolt: optimize",
-            f"llvm-bolt {WORK}/python.prebolt -o {WORK}/python.bolt -data={WORK}/python.fdata "
+            f"llvm-bolt {work}/prebolt -o {work}/bolted -data={work}/merged.fdata "
             f"{_words(COMMON_FLAGS)} {_words(APPLY_FLAGS)}\n"
-            f"cp {WORK}/python.bolt {INTERPRETER}",
+            f"cp {work}/bolted {binary}",
         ),
-        sh("bolt: check", f"{INTERPRETER} -E -m test -j0 {' '.join(CHECK_TESTS)}"),
+        sh("bolt: check", check),
     ]
+
+
+def cpython_bolt_steps(make_overrides: list[str]) -> list[Step]:
+    """BOLT of the interpreter in CPython's build tree, between ``make`` (the PGO build) and ``make install``:
+    trained by the build's PGO task (`make_overrides` are the build's make variables), checked by
+    :data:`CHECK_TESTS`."""
+    make = "make " + " ".join(f"'{override}'" for override in make_overrides)
+    return bolt_steps(
+        INTERPRETER,
+        # CPython's Makefile ignores the training run's exit status (a test that fails still trains); a
+        # broken interpreter is caught by the check, on the binary that ships.
+        training=f"{make} run_profile_task",
+        check=f"{INTERPRETER} -E -m test -j0 {' '.join(CHECK_TESTS)}",
+    )

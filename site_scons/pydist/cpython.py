@@ -252,7 +252,7 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str, levers: Tun
         *steps,
         sh("check optimizations", _check_optimizations(request, levers)),
         Step(name="build", argv=("make", *overrides)),
-        *(bolt.bolt_steps(overrides) if "bolt" in levers else []),
+        *(bolt.cpython_bolt_steps(overrides) if "bolt" in levers else []),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.
