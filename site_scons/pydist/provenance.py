@@ -76,7 +76,8 @@ def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDesc
                 for p in description["toolchain"].get("compiler", {}).get(group, [])
             )
             + sorted(p["sha256"] for p in description["toolchain"].get("sysroot", []))
-            + sorted(p["sha256"] for p in description["toolchain"].get("emulator", {}).get("packages", [])),
+            + sorted(p["sha256"] for p in description["toolchain"].get("emulator", {}).get("packages", []))
+            + sorted(p["sha256"] for tool in description["toolchain"].get("tools", []) for p in tool["packages"]),
             "host_tools": description["host_tools"],
             "inputs": record.get("dep_artifacts", {}),
             "output": output,
@@ -113,7 +114,8 @@ def build_statement(
         artifacts: (list[Path]) intermediate artifacts that carry action records (libraries, CPython).
         extra_actions: (list[tuple[dict, str]]) records of actions that keep none in their output, with
             the sha256 of what each produced.
-        pins: (list[tuple[Pin, str]]) every pinned file used, with its kind (source, compiler, sysroot).
+        pins: (list[tuple[Pin, str]]) every pinned file used, with its kind (source, compiler, sysroot, emulator,
+            tool).
         external: (dict) what the user asked for (target, python, options, tag).
         internal: (dict) settings of the build itself (source_date_epoch, lock digest).
         builder_version: (dict) versions of the builder (this repository's commit, SCons, bubblewrap).
@@ -301,7 +303,7 @@ def audit_sbom(directory: Path, document: dict[str, Any], sboms: list[dict[str, 
     subjects = {s["name"]: s["digest"]["sha256"] for s in document.get("subject", [])}
     problems += _mismatches("archive", facts.archives, subjects)
     problems += _mismatches("source", facts.sources, _by_kind(document, "source"))
-    problems += _mismatches("toolchain package", facts.toolchain, _by_kind(document, "compiler", "sysroot"))
+    problems += _mismatches("toolchain package", facts.toolchain, _by_kind(document, "compiler", "sysroot", "tool"))
     files = _by_kind(document, "repository-file")
     patches = {name: digest for name, digest in files.items() if name.endswith(".patch")}
     problems += _mismatches("patch", facts.patches, patches)
