@@ -16,6 +16,7 @@ Inside the sandbox every action sees the same paths:
 ``/build/tmp``          HOME and TMPDIR                                  read-write
 ``/toolchain``          the pinned compiler                              read-only
 ``/sysroot``            the pinned sysroot                               read-only
+``/tools/<name>``       a pinned tool the action asks for (BOLT)         read-only
 ======================  ==============================================  ==========
 """
 
@@ -465,6 +466,7 @@ class _WorkTree:
         ]
         if toolchain is not None:
             mounts += [Mount(toolchain.compiler, COMPILER_MOUNT), Mount(toolchain.sysroot, SYSROOT_MOUNT)]
+            mounts += [Mount(unpacked, mount) for mount, unpacked in sorted(toolchain.tools.items())]
         return mounts
 
 

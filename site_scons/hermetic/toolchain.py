@@ -5,6 +5,9 @@ the target (Debian packages of an old glibc). Each is unpacked into ``<cache>/to
 ``<id>`` is derived from the package hashes, so two checkouts share it and a different pin never reuses it.
 A set can also take parts of a zip package (a wheel: ``extract``) and finish them with named steps (``finish``),
 as the macOS libc SDK a Linux host cross-compiles against is made from the ziglang wheel.
+A tool pin (``toolchains/tools/*.toml``) is a set of its own for a program only some actions use (BOLT):
+a target's pin names it per build host, but it enters an action's key, and is mounted at ``/tools/<name>``,
+only for the actions that ask for it (:meth:`Toolchain.with_tools`), so every other action keeps its key.
 A macOS toolchain is the host's Xcode, checked against pinned versions instead.
 """
 
@@ -36,6 +39,8 @@ MATERIALIZER_VERSION = 2
 # Where the sandbox shows the compiler and the sysroot, identical on every machine.
 COMPILER_MOUNT = "/toolchain"
 SYSROOT_MOUNT = "/sysroot"
+# Where a tool pin an action asks for is shown: /tools/<name>.
+TOOLS_MOUNT = "/tools"
 
 
 # How messages name the build hosts (``<arch>-<os>``).
@@ -89,6 +94,7 @@ class PackageSet:
         extract: (tuple[tuple[str, str], ...]) for zip packages (wheels): the (member path, destination)
             pairs to unpack, nothing else; empty: the whole archive.
         finish: (tuple[str, ...]) names of :data:`FINISHERS` run over the unpacked tree, in order.
+        mount: (str) where the sandbox shows the unpacked set (the launchers in ``bin/`` name programs there).
     """
 
     kind: str
@@ -99,6 +105,7 @@ class PackageSet:
     target_triples: tuple[str, ...] = ()
     extract: tuple[tuple[str, str], ...] = ()
     finish: tuple[str, ...] = ()
+    mount: str = COMPILER_MOUNT
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.finish if name not in FINISHERS]
@@ -111,6 +118,8 @@ class PackageSet:
         layout: list[Any] = [self.tools_dir, self.tools, self.lib_dirs, self.target_triples]
         if self.extract or self.finish:  # absent for .deb sets, whose ids stay what they were
             layout += [self.extract, self.finish]
+        if self.mount != COMPILER_MOUNT:  # absent for the compiler's sets, whose ids stay what they were
+            layout.append(self.mount)
         return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[:20]
 
     def identity(self) -> list[dict[str, Any]]:
@@ -155,6 +164,36 @@ class EmulatorPin:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ToolPin:
+    """A pinned program for one build host that only some actions use (see ``toolchains/tools/*.toml``).
+
+    Attributes:
+        name: (str) what actions ask for, e.g. ``bolt``; shown at ``/tools/<name>``.
+        version: (str) its version.
+        packages: (PackageSet) the ``.deb`` files, with ``bin/`` launchers for the programs.
+    """
+
+    name: str
+    version: str
+    packages: PackageSet
+
+    @property
+    def mount(self) -> str:
+        """Where the sandbox shows it."""
+        return self.packages.mount
+
+    def identity(self) -> dict[str, Any]:
+        """For action keys and provenance."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "packages": self.packages.identity(),
+            "tools": dict(self.packages.tools),
+            "mount": self.mount,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class Toolchain:
     """Everything needed to compile for one target triple.
 
@@ -174,6 +213,9 @@ class Toolchain:
             (e.g. ``libraries_not_used``); not part of the identity.
         validate: (dict) what the validator checks the target's binaries against; not part of the identity.
         source: (Path) the pin file it came from.
+        available_tools: (dict[str, ToolPin]) tool pins the target names for the build host; not part of the
+            identity until an action asks for one.
+        tools: (tuple[ToolPin, ...]) the tools this toolchain's actions use (see :meth:`with_tools`).
     """
 
     triple: str
@@ -190,6 +232,19 @@ class Toolchain:
     sandbox: str = "bubblewrap"
     platform: dict[str, Any] = field(default_factory=dict)
     validate: dict[str, Any] = field(default_factory=dict)
+    available_tools: dict[str, ToolPin] = field(default_factory=dict)
+    tools: tuple[ToolPin, ...] = ()
+
+    def with_tools(self, names: tuple[str, ...]) -> Toolchain:
+        """This toolchain with the tool pins `names` mounted and in the identity (for the actions that use
+        them); a ConfigError names a tool the target does not pin for this build host."""
+        missing = [name for name in names if name not in self.available_tools]
+        if missing:
+            raise ConfigError(
+                f"{self.triple} pins no {missing[0]} for the build host {self.build_host}",
+                hint=f"tools pinned there: {', '.join(sorted(self.available_tools)) or 'none'}",
+            )
+        return dataclasses.replace(self, tools=tuple(self.available_tools[name] for name in sorted(set(names))))
 
     def identity(self) -> dict[str, Any]:
         """The canonical description of the toolchain: part of every action key."""
@@ -207,6 +262,8 @@ class Toolchain:
             ident["emulator"] = self.emulator.identity()
         if self.xcode is not None:
             ident["xcode"] = self.xcode
+        if self.tools:  # absent when no tool is used, so those actions' keys stay what they were
+            ident["tools"] = [tool.identity() for tool in self.tools]
         return ident
 
     def identity_digest(self) -> str:
@@ -218,7 +275,8 @@ class Toolchain:
         if self.compiler is None or self.sysroot is None:
             return []
         emulator = self.emulator.packages.packages if self.emulator else ()
-        return [*self.compiler.packages.packages, *self.sysroot.packages, *emulator]
+        tools = [pin for tool in self.tools for pin in tool.packages.packages]
+        return [*self.compiler.packages.packages, *self.sysroot.packages, *emulator, *tools]
 
     def check_host(self, host: str | None = None) -> None:
         """Stop at once, with the host it needs, when this machine cannot build the target."""
@@ -247,8 +305,8 @@ class Toolchain:
         return {"HERMETIC_TOOLCHAIN": self.identity_digest()[:20]}
 
     def bin_path(self) -> str:
-        """The sandbox PATH entry that holds the pinned tools."""
-        return f"{COMPILER_MOUNT}/bin"
+        """The sandbox PATH entries that hold the pinned tools: the compiler's, then each used tool pin's."""
+        return ":".join([f"{COMPILER_MOUNT}/bin", *(f"{tool.mount}/bin" for tool in self.tools)])
 
 
 def load_compiler(path: Path, schema: Path) -> Compiler:
@@ -281,6 +339,23 @@ def load_emulator(path: Path, schema: Path) -> EmulatorPin:
     )
 
 
+def load_tool(path: Path, schema: Path, name: str) -> ToolPin:
+    """Read a tool pin file (``toolchains/tools/*.toml``) for the tool an action asks for as `name`."""
+    data = load_toml(path, schema, "tool")
+    return ToolPin(
+        name=name,
+        version=data["version"],
+        packages=PackageSet(
+            kind=f"tool-{name}",
+            packages=tuple(Pin.from_mapping(p) for p in data["package"]),
+            tools=tuple(sorted(data["tools"].items())),
+            tools_dir=data["bin_dir"],
+            lib_dirs=tuple(data.get("lib_dirs", ())),
+            mount=f"{TOOLS_MOUNT}/{name}",
+        ),
+    )
+
+
 def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_host: str | None = None) -> Toolchain:
     """Read ``toolchains/<triple>.toml`` with the compiler (and emulator) pins it names for `build_host`
     (default: this machine). A host the target cannot be built on gets no compiler; ``check_host`` says why."""
@@ -301,6 +376,10 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
                 compiler = dataclasses.replace(compiler, packages=packages)
         if host in data.get("emulators", {}):
             emulator = load_emulator(toolchains_dir / data["emulators"][host], schema)
+    tools = {
+        name: load_tool(toolchains_dir / pin_file, schema, name)
+        for name, pin_file in data.get("tools", {}).get(host, {}).items()
+    }
     return Toolchain(
         triple=triple,
         os=data["os"],
@@ -316,6 +395,7 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
         platform=dict(data.get("platform", {})),
         validate=dict(data.get("validate", {})),
         source=path,
+        available_tools=tools,
     )
 
 
@@ -487,12 +567,12 @@ def _link_tools(root: Path, packages: PackageSet) -> None:
         return
     bin_dir = root / "bin"
     bin_dir.mkdir(exist_ok=True)
-    lib_path = ":".join(f"{COMPILER_MOUNT}/{d}" for d in packages.lib_dirs)
+    lib_path = ":".join(f"{packages.mount}/{d}" for d in packages.lib_dirs)
     for name, program in packages.tools:
         if not (root / packages.tools_dir / program).exists():
             raise ToolchainError(f"pinned {packages.kind} packages lack {packages.tools_dir}/{program}")
         launcher = bin_dir / name
-        target = f"{COMPILER_MOUNT}/{packages.tools_dir}/{program}"
+        target = f"{packages.mount}/{packages.tools_dir}/{program}"
         launcher.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={lib_path} exec {target} "$@"\n')
         launcher.chmod(0o755)
     for triple in packages.target_triples:
@@ -511,15 +591,17 @@ class Materialized:
         compiler: (Path) the unpacked compiler packages with their ``bin/`` launchers.
         sysroot: (Path) the unpacked sysroot.
         emulators: (dict[str, Path]) guest architecture -> the emulator program that runs it on this host.
+        tools: (dict[str, Path]) where the sandbox shows each used tool pin -> the directory it is unpacked in.
     """
 
     compiler: Path
     sysroot: Path
     emulators: dict[str, Path] = field(default_factory=dict)
+    tools: dict[str, Path] = field(default_factory=dict)
 
 
 def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) -> Materialized:
-    """Fetch and unpack the compiler, sysroot and emulator of a Linux toolchain (idempotent)."""
+    """Fetch and unpack the compiler, sysroot, emulator and used tools of a Linux toolchain (idempotent)."""
     if toolchain.compiler is None or toolchain.sysroot is None:
         raise ToolchainError(f"{toolchain.triple} has no compiler to materialize on {toolchain.build_host}")
     compiler = materialize(toolchain.compiler.packages, fetcher, root)
@@ -528,7 +610,8 @@ def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) ->
     if toolchain.emulator is not None:
         unpacked = materialize(toolchain.emulator.packages, fetcher, root)
         emulators = {arch: unpacked / program for arch, program in toolchain.emulator.programs.items()}
-    return Materialized(compiler=compiler, sysroot=sysroot, emulators=emulators)
+    tools = {tool.mount: materialize(tool.packages, fetcher, root) for tool in toolchain.tools}
+    return Materialized(compiler=compiler, sysroot=sysroot, emulators=emulators, tools=tools)
 
 
 def check_xcode(toolchain: Toolchain) -> None:

@@ -29,6 +29,8 @@ SANDBOX_PATH = re.compile(r"/(?:build/(?:src|deps|out|tmp|patches|files)|toolcha
 INSTALL_PREFIX_SHEBANG = re.compile(rb"#![ \t]*" + re.escape(PREFIX.encode()) + rb"/")
 
 # Values of the recorded configuration that describe the build rather than configure later ones.
+# PYTHON_FOR_BUILD is how a cross build ran its build Python (``./python -E`` in a native build); nothing
+# reads it after installation.
 INFORMATIONAL_VARIABLES = frozenset(
     {
         "CONFIG_ARGS",
@@ -42,6 +44,7 @@ INFORMATIONAL_VARIABLES = frozenset(
         "PY_BUILTIN_MODULE_CFLAGS",
         "TESTPYTHON",
         "TESTRUNNER",
+        "PYTHON_FOR_BUILD",
     }
 )
 

@@ -12,6 +12,8 @@ Choices (see pbs-facts in the design notes for why python-build-standalone makes
   leaves it out deliberately, with the reason.
 - A cross build (a target the build host cannot run) configures with the build host's own CPython as the build
   Python; the target's programs it still runs (the PGO training) run under the sandbox's emulator.
+- A pgo+lto build gets the speed levers ``tuning=`` names (``pydist.tuning``): optimization level, LTO mode,
+  hardening variants, a non-PIE interpreter, the PGO training task, BOLT (``pydist.bolt``), mimalloc.
 """
 
 from __future__ import annotations
@@ -19,10 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from hermetic.action import DEPS, FILES, OUT, SRC, InputFile, Step
+from pydist import bolt, tuning
 from pydist.compile_env import CompileEnv
 from pydist.libraries import sh
 from pydist.matrix import BuildRequest
 from pydist.paths import IN_SANDBOX, repo_label
+from pydist.tuning import NO_TUNING, Tuning
 
 # Where CPython is configured to live; the install is relocatable, this only names the build-time prefix.
 PREFIX = "/install"
@@ -40,6 +44,20 @@ HELPER_FILES = tuple(
 )
 
 
+def tuning_for(text: str, request: BuildRequest, ce: CompileEnv) -> Tuning:
+    """The levers ``tuning=`` `text` gives `request` on this target (a ConfigError for one it cannot have)."""
+    platform = ce.platform
+    facts = tuning.BuildFacts(
+        release=request.options.release,
+        minor=request.minor.version,
+        cflags=tuple(platform.cflags),
+        elf=platform.object_format == "elf",
+        bolt_tool=bolt.TOOL in platform.toolchain.available_tools,
+        native=platform.native,
+    )
+    return tuning.resolve(text, facts)
+
+
 def build_python_mounts(request: BuildRequest, ce: CompileEnv) -> tuple[dict[str, tuple[str, str]], tuple[str, ...]]:
     """For a cross build: the build Python dependency shown at the prefix, and its site-packages hidden (so
     ensurepip, which runs under it, installs pip for the target instead of finding its own). Native: none."""
@@ -55,8 +73,8 @@ def not_built(request: BuildRequest, ce: CompileEnv) -> Mapping[str, str]:
     return {**request.minor.not_built, **ce.platform.modules_not_built()}
 
 
-def configure_args(request: BuildRequest, ce: CompileEnv) -> list[str]:
-    """The ./configure command line for `request`."""
+def configure_args(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TUNING) -> list[str]:
+    """The ./configure command line for `request` with the speed `levers`."""
     args = [
         f"--prefix={PREFIX}",
         f"--build={ce.build_triple}",
@@ -76,33 +94,79 @@ def configure_args(request: BuildRequest, ce: CompileEnv) -> list[str]:
     if request.options.pgo:
         args.append("--enable-optimizations")
     if request.options.lto:
-        args.append("--with-lto=thin")
+        args.append(f"--with-lto={lto_mode(levers)}")
     if request.options.debug:
         args.append("--with-pydebug")
     if request.freethreaded:
         args.append("--disable-gil")
     if request.options.release:
         args += request.minor.release_configure
+    if "mimalloc" in levers:
+        args.append("--with-mimalloc")
     if not ce.platform.native:
         args.append(f"--with-build-python={BUILD_PYTHON}")
+    # Flags for CPython's own build that sysconfig does not hand on to extension modules built later.
+    cflags_nodist, ldflags_nodist = _nodist_flags(levers)
+    if cflags_nodist:
+        args.append(f"CFLAGS_NODIST={' '.join(cflags_nodist)}")
+    if ldflags_nodist:
+        args.append(f"LDFLAGS_NODIST={' '.join(ldflags_nodist)}")
     return args
 
 
-def make_overrides(request: BuildRequest, ce: CompileEnv) -> list[str]:
+def lto_mode(levers: Tuning) -> str:
+    """``--with-lto``'s value: ThinLTO unless the full-lto lever is on."""
+    return "full" if "full-lto" in levers else "thin"
+
+
+def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
+    """(CFLAGS_NODIST, LDFLAGS_NODIST) the levers add."""
+    cflags: list[str] = []
+    ldflags: list[str] = []
+    if "no-semantic-interposition" in levers:
+        # What configure adds for gcc only: calls between libpython's own functions need no PLT.
+        cflags.append("-fno-semantic-interposition")
+        ldflags.append("-fno-semantic-interposition")
+    if "o3" in levers:
+        # The LTO code generator runs at link time, at the link command's level (-O2 when it names none).
+        ldflags.append("-O3")
+    return cflags, ldflags
+
+
+def make_overrides(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TUNING) -> list[str]:
     """Make variables: link the interpreter with libpython's objects (and the platform's way to find the
     shipped libpython), byte-compile the stdlib reproducibly, and run the PGO training on every core (-j0: as
     many workers as CPUs, which the key does not depend on)."""
     overrides = [
         "LINK_PYTHON_OBJS=$(LIBRARY_OBJS)",
-        f"LINKFORSHARED={ce.platform.interpreter_link_flags()}",
+        f"LINKFORSHARED={' '.join(interpreter_link_flags(ce, levers))}",
         # Byte-compile the stdlib in one process: a .pyc depends on what the compiling process interned and
         # merged before it (e.g. whether a string constant is marshalled as interned), so -j0's workers,
         # which get files in a timing-dependent order, gave different .pyc files from build to build.
         "COMPILEALL_OPTS=-j1",
     ]
     if request.options.pgo:
-        overrides.append("PROFILE_TASK=-m test --pgo --timeout=1200 -j0")
+        overrides.append(f"PROFILE_TASK={profile_task(levers)}")
     return overrides
+
+
+def profile_task(levers: Tuning) -> str:
+    """The PGO training run's arguments to the interpreter (the BOLT training runs the same)."""
+    selection = "--pgo-extended" if "pgo-extended" in levers else "--pgo"
+    return f"-m test {selection} --timeout=1200 -j0"
+
+
+def interpreter_link_flags(ce: CompileEnv, levers: Tuning) -> list[str]:
+    """``LINKFORSHARED``: the platform's flags for the interpreter's link, plus the levers' (only the
+    interpreter and CPython's embedding test program link with these; libpython and extensions do not)."""
+    flags = [ce.platform.interpreter_link_flags()]
+    if "no-pie" in levers:
+        # With LTO the linker generates the code, so a non-PIE link gets non-PIC code, though the objects
+        # were compiled -fPIC for libpython.so.
+        flags.append("-no-pie")
+    if "bolt" in levers:
+        flags += bolt.LINK_FLAGS
+    return flags
 
 
 def _setup_local(request: BuildRequest, ce: CompileEnv) -> str:
@@ -121,21 +185,22 @@ def _setup_local(request: BuildRequest, ce: CompileEnv) -> str:
     )
 
 
-def _check_optimizations(request: BuildRequest) -> str:
+def _check_optimizations(request: BuildRequest, levers: Tuning = NO_TUNING) -> str:
     """Shell that fails unless configure really enabled the requested PGO and LTO (a compiler configure does
     not recognize gets neither, silently)."""
     checks = []
     if request.options.pgo:
         checks.append(("PGO_PROF_USE_FLAG", "fprofile-instr-use", "PGO"))
     if request.options.lto:
-        checks.append(("CONFIGURE_LDFLAGS_NODIST", "-flto=thin", "LTO"))
+        checks.append(("CONFIGURE_LDFLAGS_NODIST", f"-flto={lto_mode(levers)}", "LTO"))
     script = ""
     for variable, needle, what in checks:
         script += (
             f"grep -q -E '^{variable}[[:space:]]*=.*{needle}' Makefile || "
             f"{{ echo 'configure did not enable {what} ({variable} has no {needle})' >&2; exit 1; }}\n"
         )
-    return script + f"echo 'optimizations as requested: {request.options.optimization}'"
+    shown = request.options.optimization + (f", tuning {levers.label}" if levers.levers else "")
+    return script + f"echo 'optimizations as requested: {shown}'"
 
 
 def _check_modules(request: BuildRequest, ce: CompileEnv) -> str:
@@ -150,9 +215,13 @@ def _check_modules(request: BuildRequest, ce: CompileEnv) -> str:
     )
 
 
-def cpython_env(request: BuildRequest, ce: CompileEnv, label: str) -> dict[str, str]:
+def cpython_env(request: BuildRequest, ce: CompileEnv, label: str, levers: Tuning = NO_TUNING) -> dict[str, str]:
     """Compile environment of the CPython build."""
-    env = ce.autotools_env(label, optimize="-Og" if request.options.debug else "-O2")
+    optimize = "-Og" if request.options.debug else "-O3" if "o3" in levers else "-O2"
+    replace = dict(swap for lever, swap in tuning.FLAG_SWAPS.items() if lever in levers)
+    env = ce.autotools_env(label, optimize=optimize, replace=replace)
+    if "bolt" in levers:
+        env["CFLAGS"] += " " + " ".join(bolt.COMPILE_FLAGS)
     env["CPPFLAGS"] = f"-I{DEPS}/include -I{DEPS}/include/ncursesw -I{DEPS}/include/uuid"
     env["LDFLAGS"] = " ".join([ce.ldflags(), f"-L{DEPS}/lib", *ce.platform.hide_dependency_symbols()])
     # The PGO training run writes its profiles here; LLVM_PROFDATA is found on PATH (the pinned one).
@@ -164,9 +233,10 @@ def cpython_env(request: BuildRequest, ce: CompileEnv, label: str) -> dict[str, 
     return env
 
 
-def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Step]:
-    """configure, make (PGO training included for pgo builds), install, and collect build facts."""
-    overrides = make_overrides(request, ce)
+def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str, levers: Tuning = NO_TUNING) -> list[Step]:
+    """configure, make (PGO training included for pgo builds), BOLT when asked, install, and collect build
+    facts."""
+    overrides = make_overrides(request, ce, levers)
     steps = list(ce.platform.cpython_prepare_steps())
     if not ce.platform.native:
         # What configure cannot find out by running a program when it cannot run the target's programs.
@@ -175,13 +245,14 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str) -> list[Ste
         steps.append(sh("write config.site", f"printf '{lines}' > {SRC}/config.site.cross"))
     if request.minor.setup_stdlib:
         steps.append(sh("write Setup.local", _setup_local(request, ce)))
-    steps.append(Step(name="configure", argv=("./configure", *configure_args(request, ce))))
+    steps.append(Step(name="configure", argv=("./configure", *configure_args(request, ce, levers))))
     if request.minor.setup_stdlib:
         steps.append(sh("check modules", _check_modules(request, ce)))
     return [
         *steps,
-        sh("check optimizations", _check_optimizations(request)),
+        sh("check optimizations", _check_optimizations(request, levers)),
         Step(name="build", argv=("make", *overrides)),
+        *(bolt.cpython_bolt_steps(overrides) if "bolt" in levers else []),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.

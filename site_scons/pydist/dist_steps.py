@@ -19,6 +19,7 @@ from hermetic import log
 from hermetic.action import Action
 from hermetic.archive import extract_tar, open_tar
 from hermetic.fetch import sha256_file
+from hermetic.pins import Pin
 from hermetic.sandbox import bubblewrap_version
 from pydist import distribution, provenance, sbom
 from pydist.archive_actions import report_path, runtime_test_action, strip_action
@@ -172,6 +173,7 @@ class DistSteps:
         pins += [(pin, "compiler") for pin in (compiler.packages.packages if compiler else ())]
         pins += [(pin, "sysroot") for pin in (sysroot.packages if sysroot else ())]
         pins += [(pin, "emulator") for pin in (emulator.packages.packages if emulator else ())]
+        pins += [(pin, "tool") for pin in tool_pins(self.ctx)]
         return pins
 
     def _step_records(
@@ -293,6 +295,22 @@ def built_components(ctx: DistContext, artifacts: list[Path]) -> dict[str, sbom.
     return built
 
 
+def tool_pins(ctx: DistContext) -> list[Pin]:
+    """The packages of the tools the CPython build used (BOLT) that the compiler and sysroot do not already
+    list (a tool pin repeats the compiler's shared libraries)."""
+    compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
+    listed = {
+        pin.sha256
+        for pin in (*(compiler.packages.packages if compiler else ()), *(sysroot.packages if sysroot else ()))
+    }
+    found: dict[str, Pin] = {}
+    for tool in ctx.toolchain.tools:
+        for pin in tool.packages.packages:
+            if pin.sha256 not in listed:
+                found.setdefault(pin.sha256, pin)
+    return list(found.values())
+
+
 def sbom_inputs(ctx: DistContext, names: DistNames, archives: list[Path], artifacts: list[Path]) -> sbom.SbomInputs:
     """What the SBOM of this build lists: the archives, what the artifacts were built from, the toolchain."""
     built = built_components(ctx, artifacts)
@@ -302,6 +320,7 @@ def sbom_inputs(ctx: DistContext, names: DistNames, archives: list[Path], artifa
     compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
     toolchain = [(pin, "compiler") for pin in (compiler.packages.packages if compiler else ())]
     toolchain += [(pin, "sysroot") for pin in (sysroot.packages if sysroot else ())]
+    toolchain += [(pin, "tool") for pin in tool_pins(ctx)]
     return sbom.SbomInputs(
         distribution=names.directory,
         tag=names.tag,

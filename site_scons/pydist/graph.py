@@ -6,6 +6,7 @@ build declares the build host's own CPython (same version, noopt) as the build P
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,8 +19,8 @@ from hermetic.fetch import ContentStore, Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
-from hermetic.toolchain import check_xcode, materialize_toolchain
-from pydist import cpython, dist_graph, fips_provider, matrix
+from hermetic.toolchain import Toolchain, check_xcode, materialize_toolchain
+from pydist import bolt, cpython, dist_graph, fips_provider, matrix, tuning
 from pydist.compile_env import CompileEnv
 from pydist.dist_context import DistContext
 from pydist.distribution import DistNames
@@ -29,6 +30,7 @@ from pydist.options import BuildOptions
 from pydist.paths import LOCK_FILE, PATCHES_DIR, PINS_SCHEMA, REPO_ROOT
 from pydist.platforms import Platform, load_platform
 from pydist.settings import Settings, release_tag
+from pydist.tuning import NO_TUNING, Tuning
 
 # Rule versions: bump to rebuild everything a rule made.
 LIBRARY_RULE_VERSION = 1
@@ -109,9 +111,26 @@ def library_action(recipe: LibraryRecipe, pin: Pin, ce: CompileEnv, lock: Source
     )
 
 
-def cpython_action(request: matrix.BuildRequest, ce: CompileEnv, lock: SourcesLock, deps: tuple[str, ...]) -> Action:
-    """The action that configures, builds and installs CPython against the dependency artifacts."""
+def cpython_label(request: matrix.BuildRequest, levers: Tuning) -> str:
+    """The CPython action's name (and artifact name): a variant of the default tuning carries its levers."""
     label = f"cpython-{request.python_version}-{request.options}"
+    return label if levers.is_default else f"{label}-tuning-{levers.label}"
+
+
+def cpython_toolchain(platform: Platform, levers: Tuning) -> Toolchain:
+    """The CPython action's toolchain: the target's, plus the tools the levers use (in this key only)."""
+    return platform.toolchain.with_tools((bolt.TOOL,)) if "bolt" in levers else platform.toolchain
+
+
+def cpython_action(
+    request: matrix.BuildRequest,
+    ce: CompileEnv,
+    lock: SourcesLock,
+    deps: tuple[str, ...],
+    levers: Tuning = NO_TUNING,
+) -> Action:
+    """The action that configures, builds and installs CPython against the dependency artifacts."""
+    label = cpython_label(request, levers)
     dep_mounts, tmpfs = cpython.build_python_mounts(request, ce)
     return Action(
         name=label,
@@ -121,9 +140,9 @@ def cpython_action(request: matrix.BuildRequest, ce: CompileEnv, lock: SourcesLo
         source=request.python,
         patches=patches_for("cpython", request.python_version),
         deps=deps,
-        toolchain=ce.platform.toolchain,
-        env=cpython.cpython_env(request, ce, label),
-        steps=tuple(cpython.cpython_steps(request, ce, label)),
+        toolchain=cpython_toolchain(ce.platform, levers),
+        env=cpython.cpython_env(request, ce, label, levers),
+        steps=tuple(cpython.cpython_steps(request, ce, label, levers)),
         output=cpython.ARTIFACT_ROOT,
         source_date_epoch=lock.source_date_epoch,
         files=cpython.HELPER_FILES,
@@ -158,6 +177,7 @@ class PythonNodes:
     runner: ActionRunner
     libraries: dict[str, Any]
     cpython: Any
+    levers: Tuning = NO_TUNING
 
 
 def library_recipes(platform: Platform) -> list[LibraryRecipe]:
@@ -168,7 +188,8 @@ def library_recipes(platform: Platform) -> list[LibraryRecipe]:
 def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform, *, named: bool) -> PythonNodes:
     """Declare the libraries and CPython of `request` for `platform` under ``build/<triple>/``.
 
-    `named` gives them the command-line names (``zlib``, ``libs``, ``cpython``); a build Python's are unnamed.
+    `named` gives them the command-line names (``zlib``, ``libs``, ``cpython``) and the ``tuning=`` levers; a
+    build Python's are unnamed and untuned.
     """
     target_dir = ctx.settings.build_dir / platform.triple
     runner = ActionRunner(
@@ -191,15 +212,16 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
     if not platform.native:
         deps.append(declare_build_python(ctx, request, platform))
         dep_names += (cpython.BUILD_PYTHON_DEP,)
-    action = cpython_action(request, ce, ctx.lock, dep_names)
-    artifact = str(target_dir / f"cpython-{request.python_version}-{request.options}.tar.zst")
+    levers = cpython.tuning_for(ctx.settings.tuning if named else tuning.DEFAULT_WORD, request, ce)
+    action = cpython_action(request, ce, ctx.lock, dep_names, levers)
+    artifact = str(target_dir / f"{action.name}.tar.zst")
     node = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
     if named:
         for name, library in libraries.items():
             ctx.env.Alias(name, library)
         ctx.env.Alias("libs", list(libraries.values()))
         ctx.env.Alias("cpython", node)
-    return PythonNodes(runner=runner, libraries=libraries, cpython=node)
+    return PythonNodes(runner=runner, libraries=libraries, cpython=node, levers=levers)
 
 
 def declare_build_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> Any:
@@ -248,7 +270,7 @@ def declare(
     ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings), fips_provider=provider)
     nodes = declare_python(ctx, request, platform, named=True)
     declare_dist(ctx, request, platform, nodes)
-    declare_tasks(ctx, request, platform)
+    declare_tasks(ctx, request, platform, cpython_toolchain(platform, nodes.levers))
     return [env.Alias("dist")]
 
 
@@ -259,7 +281,8 @@ def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Plat
     dist_ctx = DistContext(
         request=request,
         lock=ctx.lock,
-        platform=platform,
+        # The toolchain the CPython build used (with the tools its levers use), so the records list them.
+        platform=dataclasses.replace(platform, toolchain=cpython_toolchain(platform, nodes.levers)),
         runner=nodes.runner,
         fetcher=ctx.fetcher,
         work_root=(target_dir / "work").resolve(),
@@ -302,11 +325,14 @@ def declare_fips_provider(ctx: GraphContext, platform: Platform, runner: ActionR
     return scons_glue.declare_action(ctx.env, action, runner, artifact, [])
 
 
-def declare_tasks(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> None:
-    """``scons fetch`` and ``scons toolchain``."""
+def declare_tasks(
+    ctx: GraphContext, request: matrix.BuildRequest, platform: Platform, cpython_tools: Toolchain | None = None
+) -> None:
+    """``scons fetch`` and ``scons toolchain`` (`cpython_tools`: the CPython build's toolchain, whose tools
+    are fetched too)."""
     toolchain, fetcher = platform.toolchain, ctx.fetcher
     needed = [ctx.lock.get(r.name) for r in library_recipes(platform)] + [request.python, *provider_pins(ctx)]
-    needed += toolchain.all_packages()
+    needed += (cpython_tools or toolchain).all_packages()
 
     def fetch_all() -> None:
         with log.step(f"fetch {len(needed)} pinned files", fetcher.status):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from hermetic.archive import open_tar
 from hermetic.fetch import sha256_file
 from hermetic.pins import Pin
 from pydist import sbom as cdx
+from pydist.paths import TOOLCHAINS_DIR
 
 BUILD_TYPE = "urn:fips-python-standalone:buildtype:scons-bubblewrap:v1"
 BUILDER_ID = "urn:fips-python-standalone:builder:scons"
@@ -74,7 +76,8 @@ def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDesc
                 for p in description["toolchain"].get("compiler", {}).get(group, [])
             )
             + sorted(p["sha256"] for p in description["toolchain"].get("sysroot", []))
-            + sorted(p["sha256"] for p in description["toolchain"].get("emulator", {}).get("packages", [])),
+            + sorted(p["sha256"] for p in description["toolchain"].get("emulator", {}).get("packages", []))
+            + sorted(p["sha256"] for tool in description["toolchain"].get("tools", []) for p in tool["packages"]),
             "host_tools": description["host_tools"],
             "inputs": record.get("dep_artifacts", {}),
             "output": output,
@@ -111,7 +114,8 @@ def build_statement(
         artifacts: (list[Path]) intermediate artifacts that carry action records (libraries, CPython).
         extra_actions: (list[tuple[dict, str]]) records of actions that keep none in their output, with
             the sha256 of what each produced.
-        pins: (list[tuple[Pin, str]]) every pinned file used, with its kind (source, compiler, sysroot).
+        pins: (list[tuple[Pin, str]]) every pinned file used, with its kind (source, compiler, sysroot, emulator,
+            tool).
         external: (dict) what the user asked for (target, python, options, tag).
         internal: (dict) settings of the build itself (source_date_epoch, lock digest).
         builder_version: (dict) versions of the builder (this repository's commit, SCons, bubblewrap).
@@ -154,20 +158,38 @@ def build_statement(
 
 def audit(directory: Path) -> tuple[list[str], str]:
     """Check a dist directory's provenance; return (problems, one-line summary)."""
-    problems: list[str] = []
     path = directory / PROVENANCE_NAME
     try:
         document = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         return [f"{path}: cannot be read: {e}"], "no provenance"
+    problems: list[str] = []
     if document.get("_type") != slsa.STATEMENT_TYPE or document.get("predicateType") != slsa.PREDICATE_TYPE:
         problems.append(f"{path.name}: not an in-toto Statement with a SLSA Provenance v1 predicate")
     predicate = document.get("predicate", {})
-    definition = predicate.get("buildDefinition", {})
-    dependencies = definition.get("resolvedDependencies", [])
+    dependencies = predicate.get("buildDefinition", {}).get("resolvedDependencies", [])
     byproducts = predicate.get("runDetails", {}).get("byproducts", [])
     actions = [b for b in byproducts if b.get("annotations", {}).get("kind") != "sbom"]
+    sboms = [b for b in byproducts if b.get("annotations", {}).get("kind") == "sbom"]
 
+    problems += _subject_problems(directory, document)
+    pinned, host_tools, pin_problems = _pinned_inputs(dependencies)
+    problems += pin_problems
+    counts, action_problems = _action_problems(actions, pinned, _sandbox_kinds(document))
+    problems += action_problems
+    problems += audit_sbom(directory, document, sboms)
+    summary = (
+        f"{len(document.get('subject', []))} archives, {len(dependencies) - host_tools} pinned inputs, "
+        f"{host_tools} host tools by release, {counts['sandboxed']} sandboxed actions, "
+        f"{counts['unsandboxed']} unsandboxed actions (the target's pin says its build host has no sandbox) and "
+        f"{counts['in-process']} in-process steps, {len(sboms)} SBOM: {len(problems)} problem(s)"
+    )
+    return problems, summary
+
+
+def _subject_problems(directory: Path, document: dict[str, Any]) -> list[str]:
+    """Every archive the statement names is there, with its digest, and SHA256SUMS agrees."""
+    problems = []
     sums = {}
     if (directory / "SHA256SUMS").is_file():
         for line in (directory / "SHA256SUMS").read_text().splitlines():
@@ -182,9 +204,12 @@ def audit(directory: Path) -> tuple[list[str], str]:
             problems.append(f"{subject['name']}: sha256 differs from the provenance")
         if sums.get(subject["name"], expected) != expected:
             problems.append(f"{subject['name']}: SHA256SUMS and the provenance disagree")
+    return problems
 
-    pinned = set()
-    host_tools = 0
+
+def _pinned_inputs(dependencies: list[dict[str, Any]]) -> tuple[set[str], int, list[str]]:
+    """(digests of the pinned inputs, how many host tools are recorded by release, problems)."""
+    pinned, host_tools, problems = set(), 0, []
     for dependency in dependencies:
         digest = dependency.get("digest", {}).get("sha256", "")
         annotations = dependency.get("annotations", {})
@@ -194,17 +219,27 @@ def audit(directory: Path) -> tuple[list[str], str]:
         if not _SHA256.match(digest):
             problems.append(f"input {dependency.get('name')}: not pinned by sha256")
         pinned.add(digest)
+    return pinned, host_tools, problems
+
+
+def _action_problems(
+    actions: list[dict[str, Any]], pinned: set[str], allowed: set[str]
+) -> tuple[dict[str, int], list[str]]:
+    """Each action ran as allowed, from pinned inputs and artifacts another action made; with counts by kind."""
     outputs = {a["annotations"]["output"] for a in actions}
-    in_process = 0
+    counts = {"sandboxed": 0, "unsandboxed": 0, "in-process": 0}
+    problems = []
     for action in actions:
         name, notes = action["name"], action["annotations"]
         sandbox = notes.get("sandbox", {})
         if notes.get("rule") == "in-process" and sandbox == {"kind": "in-process", "network": False}:
             # Steps the build ran itself, without any external program (packing, converting archives):
             # accepted when their code is a pinned repository file, like a build script.
-            in_process += 1
-        elif sandbox.get("kind") != "bubblewrap" or sandbox.get("network") is not False:
-            problems.append(f"{name}: did not run in bubblewrap without network ({sandbox})")
+            counts["in-process"] += 1
+        elif sandbox.get("kind") not in allowed or sandbox.get("network") is not False:
+            problems.append(f"{name}: did not run in {' or '.join(sorted(allowed))} without network ({sandbox})")
+        else:
+            counts["unsandboxed" if sandbox.get("kind") == "unsandboxed" else "sandboxed"] += 1
         source = notes.get("source")
         if source and source["sha256"] not in pinned:
             problems.append(f"{name}: its source {source['name']} {source['version']} is not a pinned input")
@@ -217,15 +252,18 @@ def audit(directory: Path) -> tuple[list[str], str]:
         for artifact, digest in notes.get("inputs", {}).items():
             if digest not in outputs and digest not in pinned:
                 problems.append(f"{name}: consumed {artifact} ({digest[:16]}), which no recorded action produced")
-    sboms = [b for b in byproducts if b.get("annotations", {}).get("kind") == "sbom"]
-    problems += audit_sbom(directory, document, sboms)
-    summary = (
-        f"{len(document.get('subject', []))} archives, {len(dependencies) - host_tools} pinned inputs, "
-        f"{host_tools} host tools by release, "
-        f"{len(actions) - in_process} sandboxed actions and {in_process} in-process steps, "
-        f"{len(sboms)} SBOM: {len(problems)} problem(s)"
-    )
-    return problems, summary
+    return counts, problems
+
+
+def _sandbox_kinds(document: dict[str, Any]) -> set[str]:
+    """The sandboxes an action of this build may have run in: bubblewrap, or what the target's toolchain pin
+    declares (``sandbox = "unsandboxed"`` for a build host without bubblewrap, i.e. macOS)."""
+    target = document.get("predicate", {}).get("buildDefinition", {}).get("externalParameters", {}).get("target")
+    pin = TOOLCHAINS_DIR / f"{target}.toml"
+    if not isinstance(target, str) or "/" in target or not pin.is_file():
+        return {"bubblewrap"}
+    with open(pin, "rb") as f:
+        return {"bubblewrap", tomllib.load(f).get("sandbox", "bubblewrap")}
 
 
 def _by_kind(document: dict[str, Any], *kinds: str) -> dict[str, str]:
@@ -265,7 +303,7 @@ def audit_sbom(directory: Path, document: dict[str, Any], sboms: list[dict[str, 
     subjects = {s["name"]: s["digest"]["sha256"] for s in document.get("subject", [])}
     problems += _mismatches("archive", facts.archives, subjects)
     problems += _mismatches("source", facts.sources, _by_kind(document, "source"))
-    problems += _mismatches("toolchain package", facts.toolchain, _by_kind(document, "compiler", "sysroot"))
+    problems += _mismatches("toolchain package", facts.toolchain, _by_kind(document, "compiler", "sysroot", "tool"))
     files = _by_kind(document, "repository-file")
     patches = {name: digest for name, digest in files.items() if name.endswith(".patch")}
     problems += _mismatches("patch", facts.patches, patches)
@@ -274,14 +312,20 @@ def audit_sbom(directory: Path, document: dict[str, Any], sboms: list[dict[str, 
 
 
 def _fips_module_problems(directory: Path, expected: str | None, archives: dict[str, str]) -> list[str]:
-    """The FIPS module in every archive must be the one the SBOM hashes."""
+    """The FIPS module in every archive must be the one the SBOM hashes.
+
+    Archives whose bytes differ from the provenance are already a problem; they are not opened.
+    """
     if expected is None:
         return [f"{cdx.SBOM_NAME}: lists no FIPS provider"]
     problems = []
-    for name in sorted(archives):
-        found = _fips_module_digest(directory / name)
+    for name, digest in sorted(archives.items()):
+        archive = directory / name
+        if not archive.is_file() or sha256_file(archive) != digest:
+            continue
+        found = _fips_module_digest(archive)
         if found is not None and found != expected:
-            problems.append(f"{name}: its fips.so is not the FIPS provider the SBOM lists")
+            problems.append(f"{name}: its FIPS module is not the FIPS provider the SBOM lists")
     return problems
 
 
@@ -290,7 +334,7 @@ def _fips_module_digest(archive: Path) -> str | None:
         return None
     with open_tar(archive) as tar:
         for member in tar:
-            if member.isfile() and member.name.endswith("/share/ssl/ossl-modules/fips.so"):
+            if member.isfile() and re.search(r"/share/ssl/ossl-modules/fips\.(so|dylib)$", member.name):
                 source = tar.extractfile(member)
                 assert source is not None
                 return hashlib.sha256(source.read()).hexdigest()

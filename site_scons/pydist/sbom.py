@@ -10,7 +10,8 @@ What it lists, each by version, SPDX license and sha256:
   covers), with its own version and source (libcrypto's tree, or its own pristine tree with ``fips_provider=``),
   a pedigree saying how it was built, and properties that say it is FIPS-capable and whether its version holds
   a CMVP certificate (and which, active or historical);
-- the compiler and sysroot packages as build-time components (scope ``excluded``, property ``build-role``).
+- the compiler, sysroot and tool (BOLT) packages as build-time components (scope ``excluded``, property
+  ``build-role``).
 
 Nothing depends on the time or the machine: the timestamp is the lock's SOURCE_DATE_EPOCH and the serial
 number is derived from the archives' digests, so the same build gives the same bytes. The document is
@@ -111,7 +112,7 @@ class SbomInputs:
             provider's own source tree (``fips_provider=``).
         libraries: (tuple[BuiltComponent, ...]) every other bundled library.
         fips_module: (tuple[str, str]) (path in the install, sha256) of the FIPS provider module.
-        toolchain: (tuple[tuple[Pin, str], ...]) every compiler and sysroot package, with its role.
+        toolchain: (tuple[tuple[Pin, str], ...]) every compiler, sysroot and tool package, with its role.
         source_date_epoch: (int) the build's fixed timestamp.
     """
 
@@ -240,7 +241,7 @@ def _build_time(pin: Pin, role: str) -> Component:
     arch = _deb_arch(pin)
     qualifiers = {"arch": arch} if arch else {}
     return Component(
-        type=ComponentType.APPLICATION if role == "compiler" else ComponentType.LIBRARY,
+        type=ComponentType.APPLICATION if role in ("compiler", "tool") else ComponentType.LIBRARY,
         name=pin.name,
         version=pin.version,
         bom_ref=f"build:{pin.filename}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import textwrap
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any
 from hermetic import debian, fetch, remote_cache
 from hermetic.errors import ConfigError
 from hermetic.remote_cache import RemoteCache
-from pydist import matrix
+from pydist import matrix, tuning
 
 PROJECT = "fips-python-standalone"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -67,8 +68,11 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("dist_dir", "dist", "where the distribution archives and SHA256SUMS go"),
     ("tag", "<commit date of HEAD, YYYYMMDDTHHMM>", "release tag in archive names (never the clock)"),
     ("jobs", str(os.cpu_count() or 1), "parallel jobs inside each action (not part of any cache key)"),
+    ("tuning", tuning.DEFAULT_WORD, tuning.help_text()),
 )
 _NAMES = {name for name, _default, _help in VARIABLES}
+# Width of a description line in ``scons -h`` (after the 26 columns of the name).
+_HELP_WIDTH = 94
 
 # Variables naming a directory: given empty, they would mean the current directory (the checkout).
 _DIRECTORIES = ("cache_root", "scons_cache", "build_dir", "dist_dir")
@@ -99,6 +103,7 @@ class Settings:
     dist_dir: Path
     tag: str | None
     jobs: int
+    tuning: str = tuning.DEFAULT_WORD
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -132,14 +137,15 @@ def resolve(arguments: dict[str, str]) -> Settings:
             raise ConfigError(f"distdir={directory} is not a directory", hint="create it or fix the path")
     if value["tag"] != defaults["tag"] and not re.fullmatch(r"[A-Za-z0-9._]+", value["tag"]):
         raise ConfigError(f"tag={value['tag']} may only hold letters, digits, '.' and '_'", hint="e.g. tag=20261121")
-    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
     fips_provider = value["fips_provider"].strip()
     if fips_provider and not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", fips_provider):
         raise ConfigError(
             f"fips_provider={fips_provider} is not a version", hint="e.g. fips_provider=3.0.20, or leave it empty"
         )
+    # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
     if not re.fullmatch(r"[0-9]+", str(value["jobs"])) or int(value["jobs"]) < 1:
         raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
+    tuning.parse(value["tuning"])  # names only: what a target and minor can have is checked with the request
     mirrors = _split(value["mirrors"])
     _check_mirrors(mirrors)
     debian_mirrors = {
@@ -164,6 +170,7 @@ def resolve(arguments: dict[str, str]) -> Settings:
         dist_dir=Path(value["dist_dir"]),
         tag=None if value["tag"] == defaults["tag"] else value["tag"],
         jobs=int(value["jobs"]),
+        tuning=value["tuning"],
     )
 
 
@@ -269,7 +276,9 @@ def help_text(named_targets: dict[str, str]) -> str:
     """``scons -h``: every variable with its default, then the named targets."""
     lines = ["Usage: scons [name=value ...] [named-target ...]", "", "Variables (default in brackets):"]
     for name, default, description in VARIABLES:
-        lines.append(f"  {name:24s}{description}")
+        wrapped = textwrap.wrap(description, width=_HELP_WIDTH) or [""]
+        lines.append(f"  {name:24s}{wrapped[0]}")
+        lines += [f"  {'':24s}{line}" for line in wrapped[1:]]
         lines.append(f"  {'':24s}[{default}]")
     lines += ["", "Named targets:"]
     for name, description in named_targets.items():

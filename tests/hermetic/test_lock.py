@@ -72,6 +72,7 @@ def test_identity_changes_with_any_package(tmp_path: Path) -> None:
     first_sha = text.split('sha256 = "', 1)[1][:64]
     (tmp_path / "x86_64-unknown-linux-gnu.toml").write_text(text.replace(first_sha, "f" * 64))
     (tmp_path / "compilers").symlink_to(TOOLCHAINS_DIR / "compilers")
+    (tmp_path / "tools").symlink_to(TOOLCHAINS_DIR / "tools")
     changed = load_toolchain(tmp_path, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
     assert changed.identity_digest() != original.identity_digest()
     assert changed.sysroot is not None and original.sysroot is not None

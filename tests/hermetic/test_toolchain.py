@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import time
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import make_pin
 from hermetic import toolchain
+from hermetic.errors import ConfigError
 from hermetic.fetch import ContentStore, Fetcher
 from hermetic.toolchain import PackageSet, materialize
 
@@ -248,3 +250,58 @@ def test_no_xcode_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("PATH", str(bin_dir))
     with pytest.raises(toolchain.ToolchainError, match="the command line tools alone are not enough"):
         toolchain.check_xcode(_xcode_toolchain())
+
+
+def test_a_tool_pin_gets_launchers_for_its_own_mount_and_an_id_of_its_own(
+    tmp_path: Path, packages: tuple[PackageSet, Fetcher]
+) -> None:
+    _demo, fetcher = packages
+    (tmp_path / "tool").mkdir()
+    files = {"usr/lib/demo/bin/demo-tool": b"#!/bin/sh\necho demo\n", "usr/lib/demo/lib/x.so": b"x"}
+    data = _deb(tmp_path / "tool", files)
+    pin = make_pin(data, name="demo-tool")
+    (tmp_path / "distdir" / pin.filename).write_bytes(data)
+    tool = PackageSet(
+        kind="tool-demo",
+        packages=(pin,),
+        tools=(("demo-tool", "demo-tool"),),
+        tools_dir="usr/lib/demo/bin",
+        lib_dirs=("usr/lib/demo/lib",),
+        mount="/tools/demo",
+    )
+    unpacked = materialize(tool, fetcher, tmp_path / "toolchains")
+    launcher = (unpacked / "bin" / "demo-tool").read_text()
+    assert "LD_LIBRARY_PATH=/tools/demo/usr/lib/demo/lib exec /tools/demo/usr/lib/demo/bin/demo-tool" in launcher
+    assert "/toolchain" not in launcher
+    # The mount is part of the id: the same packages shown elsewhere are another directory.
+    assert tool.id != dataclasses.replace(tool, mount=toolchain.COMPILER_MOUNT).id
+
+
+def test_only_a_toolchain_that_uses_a_tool_has_it_in_its_identity_path_and_packages(
+    packages: tuple[PackageSet, Fetcher],
+) -> None:
+    package_set, _fetcher = packages
+    tool = toolchain.ToolPin(name="demo", version="1", packages=dataclasses.replace(package_set, mount="/tools/demo"))
+    plain = toolchain.Toolchain(
+        triple="x86_64-unknown-linux-gnu",
+        os="linux",
+        arch="x86_64",
+        build_hosts=("x86_64-linux",),
+        build_host="x86_64-linux",
+        target={},
+        compiler=toolchain.Compiler(
+            name="c", version="1", build_host="x86_64-linux", min_host_glibc="2.0", packages=package_set
+        ),
+        sysroot=package_set,
+        xcode=None,
+        source=Path("t.toml"),
+        available_tools={"demo": tool},
+    )
+    used = plain.with_tools(("demo",))
+    assert "tools" not in plain.identity() and plain.bin_path() == "/toolchain/bin"
+    assert used.identity()["tools"] == [tool.identity()] and used.identity_digest() != plain.identity_digest()
+    assert used.bin_path() == "/toolchain/bin:/tools/demo/bin"
+    assert len(used.all_packages()) == len(plain.all_packages()) + 1
+    with pytest.raises(ConfigError, match="pins no bolt for the build host x86_64-linux") as error:
+        plain.with_tools(("bolt",))
+    assert "demo" in (error.value.hint or "")

@@ -309,13 +309,17 @@ def test_build_paths_are_found_in_text_files(tmp_path: Path) -> None:
         "build_time_vars = {'CONFIG_ARGS': \"'--with-openssl=/build/deps'\",\n"
         "                   'LDFLAGS': '-L/build/deps/lib'}\n"
     )
-    (lib / "config-3.13-x86_64-linux-gnu" / "Makefile").write_text("abs_srcdir=\t/build/src\nCC= clang\n")
+    (lib / "config-3.13-x86_64-linux-gnu" / "Makefile").write_text(
+        "abs_srcdir=\t/build/src\nCC= clang\nPYTHON_FOR_BUILD=_PYTHON_PROJECT_BASE=/build/src /install/bin/python3\n"
+    )
     found = {(f.path, f.where, f.informational) for f in buildpaths.find(tmp_path)}
     assert found == {
         ("lib/python3.13/bad.py", "line 1", False),
         ("lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py", "variable CONFIG_ARGS", True),
         ("lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py", "variable LDFLAGS", False),
         ("lib/python3.13/config-3.13-x86_64-linux-gnu/Makefile", "variable abs_srcdir", True),
+        # A cross build's record of how it ran the build Python.
+        ("lib/python3.13/config-3.13-x86_64-linux-gnu/Makefile", "variable PYTHON_FOR_BUILD", True),
     }
     assert [str(f) for f in buildpaths.violations(tmp_path)] == [
         "lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py: variable LDFLAGS mentions a build path",

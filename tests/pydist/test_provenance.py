@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -186,3 +187,22 @@ def test_a_provenance_without_the_sbom_is_a_problem(dist: Path) -> None:
     edit_json(dist / provenance.PROVENANCE_NAME, forget)
     problems, _ = provenance.audit(dist)
     assert problems == [f"{provenance.PROVENANCE_NAME}: names 0 SBOMs; expected exactly one, {sbom.SBOM_NAME}"]
+
+
+@pytest.mark.parametrize(("target", "accepted"), [("x86_64-unknown-linux-gnu", False), ("aarch64-apple-darwin", True)])
+def test_unsandboxed_actions_pass_only_where_the_target_pin_declares_no_sandbox(
+    dist: Path, target: str, accepted: bool
+) -> None:
+    def unsandbox(document: dict[str, Any]) -> None:
+        document["predicate"]["buildDefinition"]["externalParameters"]["target"] = target
+        for byproduct in document["predicate"]["runDetails"]["byproducts"]:
+            if byproduct["name"].startswith("action/"):
+                byproduct["annotations"]["sandbox"] = {"kind": "unsandboxed", "network": False}
+
+    edit_json(dist / provenance.PROVENANCE_NAME, unsandbox)
+    problems, summary = provenance.audit(dist)
+    sandbox_problems = [p for p in problems if "did not run in" in p]
+    if accepted:
+        assert sandbox_problems == [] and re.search(r"[1-9]\d* unsandboxed actions", summary)
+    else:
+        assert sandbox_problems and all("did not run in bubblewrap without network" in p for p in sandbox_problems)

@@ -1,0 +1,149 @@
+"""Interpreter-speed levers of the CPython build, by name, so each can be built and measured on its own.
+
+``tuning=`` on the command line names the levers a pgo+lto CPython build gets (``scons -h``): ``default`` is the
+combination chosen by measurement (BENCHMARKS.md), ``none`` is the build without any of them, and a
+comma-separated list of names is exactly those levers. The levers are part of the CPython action's key (through
+the configure arguments, flags and steps they change); the dependency libraries never see them.
+
+A lever that a target or minor cannot have (BOLT off x86_64 Linux, mimalloc before 3.13, a non-PIE executable on
+macOS) is left out of ``default`` there and refused when named explicitly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hermetic.errors import ConfigError
+
+# name -> what it changes (shown by scons -h).
+LEVERS: dict[str, str] = {
+    "o3": "-O3 instead of -O2 (compile and LTO code generation)",
+    "full-lto": "full LTO instead of ThinLTO",
+    "no-semantic-interposition": "-fno-semantic-interposition (calls inside libpython bind directly)",
+    "stack-protector": "-fstack-protector instead of -fstack-protector-strong (CPython only)",
+    "no-frame-pointer": "no frame pointers (CPython only)",
+    "no-pie": "a non-PIE interpreter executable",
+    "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
+    "bolt": "BOLT post-link optimization of the interpreter (x86_64 Linux, pinned llvm-bolt)",
+    "mimalloc": "3.13+: --with-mimalloc (the build fails without it; PYTHONMALLOC=mimalloc selects it at run time)",
+}
+
+# The chosen release combination (see BENCHMARKS.md for each lever's measured effect).
+DEFAULT: tuple[str, ...] = ()
+
+DEFAULT_WORD = "default"
+NONE_WORD = "none"
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The levers one CPython build gets.
+
+    Attributes:
+        levers: (frozenset[str]) names from :data:`LEVERS`.
+        is_default: (bool) the chosen combination for this target and minor (``tuning=`` left at its default).
+    """
+
+    levers: frozenset[str] = frozenset()
+    is_default: bool = True
+
+    def __contains__(self, lever: str) -> bool:
+        return lever in self.levers
+
+    @property
+    def label(self) -> str:
+        """``none`` or the levers in :data:`LEVERS` order, joined by ``+`` (for artifact names)."""
+        return "+".join(name for name in LEVERS if name in self.levers) or NONE_WORD
+
+
+NO_TUNING = Tuning(frozenset(), is_default=False)
+
+
+def parse(text: str) -> tuple[str, ...] | None:
+    """The lever names of a ``tuning=`` value (None for ``default``); a ConfigError names an unknown one."""
+    words = [word.strip() for word in text.split(",") if word.strip()]
+    if words == [DEFAULT_WORD]:
+        return None
+    if words == [NONE_WORD]:
+        return ()
+    unknown = [word for word in words if word not in LEVERS]
+    if unknown or not words:
+        shown = repr(unknown[0]) if unknown else "nothing"
+        raise ConfigError(
+            f"tuning={text} names {shown}, not a lever",
+            hint=f"give {DEFAULT_WORD}, {NONE_WORD}, or a comma-separated list of: {', '.join(LEVERS)}",
+        )
+    return tuple(dict.fromkeys(words))
+
+
+# Levers that swap one of the target's hardening flags for another in CPython's compile flags (old -> new).
+FLAG_SWAPS: dict[str, tuple[str, str]] = {
+    "stack-protector": ("-fstack-protector-strong", "-fstack-protector"),
+    "no-frame-pointer": ("-fno-omit-frame-pointer", "-fomit-frame-pointer"),
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BuildFacts:
+    """What decides whether a lever can be used for one build.
+
+    Attributes:
+        release: (bool) a pgo+lto build (the only ones tuned).
+        minor: (tuple[int, int]) the Python minor.
+        cflags: (tuple[str, ...]) the target's own compile flags.
+        elf: (bool) the target's executables are ELF files.
+        bolt_tool: (bool) the target pins llvm-bolt for this build host.
+        native: (bool) the build host runs the target's programs itself.
+    """
+
+    release: bool
+    minor: tuple[int, int]
+    cflags: tuple[str, ...]
+    elf: bool
+    bolt_tool: bool
+    native: bool
+
+
+def unavailable(lever: str, facts: BuildFacts) -> str | None:
+    """Why `lever` cannot be used for this build (None: it can)."""
+    if lever == "mimalloc" and facts.minor < (3, 13):
+        return "mimalloc is built into CPython from 3.13"
+    if lever == "no-pie" and not facts.elf:
+        return "macOS executables are always position-independent"
+    if lever == "bolt" and not facts.bolt_tool:
+        return "the target pins no llvm-bolt for this build host (BOLT is used on x86_64 Linux only)"
+    if lever == "bolt" and not facts.native:
+        return "the BOLT training run must execute the interpreter natively"
+    if lever in FLAG_SWAPS and FLAG_SWAPS[lever][0] not in facts.cflags:
+        return f"the target compiles without {FLAG_SWAPS[lever][0]}"
+    return None
+
+
+def resolve(text: str, facts: BuildFacts) -> Tuning:
+    """The levers of one build. Only pgo+lto builds are tuned; ``default`` drops what the build cannot have,
+    an explicit list that names such a lever is refused."""
+    requested = parse(text)
+    if not facts.release:
+        if requested:
+            raise ConfigError(
+                f"tuning={text} applies to pgo+lto builds only", hint="use options=pgo+lto, or leave tuning= out"
+            )
+        return Tuning(frozenset(), is_default=requested is None)
+    if requested is None:
+        return Tuning(frozenset(name for name in DEFAULT if unavailable(name, facts) is None))
+    for name in requested:
+        reason = unavailable(name, facts)
+        if reason is not None:
+            raise ConfigError(f"tuning={text}: {name} is not available here: {reason}", hint="leave it out")
+    return Tuning(frozenset(requested), is_default=False)
+
+
+def help_text() -> str:
+    """The ``tuning=`` entry of ``scons -h``."""
+    chosen = ",".join(DEFAULT) or NONE_WORD
+    levers = "; ".join(f"{name}: {what}" for name, what in LEVERS.items())
+    return (
+        f"for benchmarking: speed levers of a pgo+lto CPython build, '{DEFAULT_WORD}' (= {chosen}), "
+        f"'{NONE_WORD}', or a comma-separated list of: {levers}. "
+        "Build variants with `scons cpython tuning=...`; their artifacts are named after the levers"
+    )

@@ -1,0 +1,164 @@
+"""What each tuning= lever changes in the CPython action (configure arguments, flags, make variables, steps,
+toolchain), that the levers compose with each minor's own release arguments (3.14's tail-calling interpreter),
+and that they reach the CPython action's key only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import SCons.Environment
+
+from hermetic import scons_glue
+from hermetic.action import Action
+from hermetic.lock import load_lock
+from pydist import bolt, cpython, graph, matrix, settings, tuning
+from pydist.compile_env import CompileEnv
+from pydist.paths import LOCK_FILE, PINS_SCHEMA
+from pydist.platforms import load_platform
+from pydist.tuning import NO_TUNING, Tuning
+
+LOCK = load_lock(LOCK_FILE, PINS_SCHEMA)
+X86_64 = "x86_64-unknown-linux-gnu"
+
+
+def _request(py: str = "3.11.2", options: str = "pgo+lto", target: str = X86_64) -> matrix.BuildRequest:
+    return matrix.validate_request(LOCK, target=target, py=py, options=options, planning=True)
+
+
+def _ce(target: str = X86_64, build_host: str = "x86_64-linux") -> CompileEnv:
+    return CompileEnv(platform=load_platform(target, build_host))
+
+
+def _levers(*names: str) -> Tuning:
+    return Tuning(frozenset(names), is_default=False)
+
+
+def _make_variable(overrides: list[str], name: str) -> str:
+    [value] = [o.split("=", 1)[1] for o in overrides if o.startswith(f"{name}=")]
+    return value
+
+
+def test_without_levers_the_build_is_thin_lto_at_o2_with_the_targets_hardening() -> None:
+    request, ce = _request(), _ce()
+    args = cpython.configure_args(request, ce, NO_TUNING)
+    assert "--with-lto=thin" in args and "--enable-optimizations" in args
+    assert not any(a.startswith(("CFLAGS_NODIST=", "LDFLAGS_NODIST=", "--with-mimalloc")) for a in args)
+    cflags = cpython.cpython_env(request, ce, "x", NO_TUNING)["CFLAGS"].split()
+    assert cflags[0] == "-O2" and "-fstack-protector-strong" in cflags and "-fno-omit-frame-pointer" in cflags
+    overrides = cpython.make_overrides(request, ce, NO_TUNING)
+    assert "-no-pie" not in _make_variable(overrides, "LINKFORSHARED")
+    assert _make_variable(overrides, "PROFILE_TASK") == "-m test --pgo --timeout=1200 -j0"
+
+
+def test_each_lever_changes_what_it_names() -> None:
+    request, ce = _request(), _ce()
+    o3 = cpython.cpython_env(request, ce, "x", _levers("o3"))["CFLAGS"].split()
+    assert o3[0] == "-O3" and "-O2" not in o3
+    assert "LDFLAGS_NODIST=-O3" in cpython.configure_args(request, ce, _levers("o3"))
+    full = _levers("full-lto")
+    assert "--with-lto=full" in cpython.configure_args(request, ce, full)
+    assert "-flto=full" in cpython._check_optimizations(request, full)
+    nsi = cpython.configure_args(request, ce, _levers("no-semantic-interposition"))
+    assert "CFLAGS_NODIST=-fno-semantic-interposition" in nsi
+    assert "LDFLAGS_NODIST=-fno-semantic-interposition" in nsi
+    hardening = cpython.cpython_env(request, ce, "x", _levers("stack-protector", "no-frame-pointer"))["CFLAGS"].split()
+    assert "-fstack-protector" in hardening and "-fstack-protector-strong" not in hardening
+    assert "-fomit-frame-pointer" in hardening and "-fno-omit-frame-pointer" not in hardening
+    assert "-fstack-clash-protection" in hardening and "-D_FORTIFY_SOURCE=2" in hardening
+    overrides = cpython.make_overrides(request, ce, _levers("no-pie", "pgo-extended"))
+    assert _make_variable(overrides, "LINKFORSHARED").endswith(" -no-pie")
+    assert "--pgo-extended" in _make_variable(overrides, "PROFILE_TASK")
+    assert "--with-mimalloc" in cpython.configure_args(_request("3.13"), ce, _levers("mimalloc"))
+
+
+def test_the_hardening_levers_leave_the_libraries_flags_alone() -> None:
+    ce = _ce()
+    assert "-fstack-protector-strong" in ce.autotools_env("zlib")["CFLAGS"].split()
+
+
+def test_bolt_links_with_relocations_and_rewrites_the_interpreter_between_build_and_install() -> None:
+    request, ce = _request(), _ce()
+    levers = _levers("bolt")
+    assert "-Wl,--emit-relocs" in _make_variable(cpython.make_overrides(request, ce, levers), "LINKFORSHARED")
+    assert "-fdebug-default-version=4" in cpython.cpython_env(request, ce, "x", levers)["CFLAGS"].split()
+    names = [s.name for s in cpython.cpython_steps(request, ce, "x", levers)]
+    build, install = names.index("build"), names.index("install")
+    assert names[build + 1 : install] == [
+        "bolt: instrument",
+        "bolt: training",
+        "bolt: merge profiles",
+        "bolt: optimize",
+        "bolt: check",
+    ]
+    steps = {s.name: " ".join(s.argv) for s in cpython.cpython_steps(request, ce, "x", levers)}
+    assert "run_profile_task" in steps["bolt: training"] and "--pgo" in steps["bolt: training"]
+    assert all(test in steps["bolt: check"] for test in ("test_hashlib", "test_hmac", "test_ssl"))
+    assert "-use-gnu-stack" not in steps["bolt: optimize"] and "-frame-opt" not in steps["bolt: optimize"]
+    assert "fips" not in " ".join(steps[n] for n in steps if n.startswith("bolt"))  # only bin/python is rewritten
+    assert not any(n.startswith("bolt") for n in (s.name for s in cpython.cpython_steps(request, ce, "x")))
+
+
+def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
+    request, ce = _request("3.14"), _ce()
+    chosen = cpython.tuning_for("default", request, ce)
+    every = cpython.tuning_for(",".join(tuning.LEVERS), request, ce)
+    for levers in (chosen, every):
+        args = cpython.configure_args(request, ce, levers)
+        assert args.count("--with-tail-call-interp") == 1
+        assert {"--enable-optimizations", f"--with-lto={cpython.lto_mode(levers)}"} <= set(args)
+    args = cpython.configure_args(request, ce, every)
+    assert "--with-mimalloc" in args and "--with-lto=full" in args
+    assert "CFLAGS_NODIST=-fno-semantic-interposition" in args
+    assert "LDFLAGS_NODIST=-fno-semantic-interposition -O3" in args
+    assert "bolt: optimize" in [s.name for s in cpython.cpython_steps(request, ce, "x", every)]
+    # A noopt 3.14 build gets neither the tail-calling interpreter nor any lever.
+    noopt = _request("3.14", "noopt")
+    assert "--with-tail-call-interp" not in cpython.configure_args(noopt, ce, cpython.tuning_for("default", noopt, ce))
+
+
+def test_bolt_is_refused_where_the_target_pins_no_llvm_bolt() -> None:
+    request = _request("3.13", target="aarch64-unknown-linux-gnu")
+    for build_host in ("x86_64-linux", "aarch64-linux"):
+        ce = _ce("aarch64-unknown-linux-gnu", build_host)
+        assert "bolt" not in cpython.tuning_for("default", request, ce)
+        with pytest.raises(Exception, match="no llvm-bolt"):
+            cpython.tuning_for("bolt", request, ce)
+
+
+def _declared(tmp_path: Path, tuning_value: str, target: str = X86_64) -> dict[str, Action]:
+    scons_glue._REGISTRY.clear()
+    env = SCons.Environment.Environment(ENV={}, tools=[])
+    config = settings.resolve(
+        {
+            "target": target,
+            "py": "3.11.2",
+            "options": "pgo+lto",
+            "tuning": tuning_value,
+            "build_dir": str(tmp_path / f"build-{target}-{tuning_value}"),
+            "dist_dir": str(tmp_path / f"dist-{target}-{tuning_value}"),
+            "tag": "t",
+        }
+    )
+    graph.declare(env, config, checking_host=False, build_host="x86_64-linux")
+    return {action.name: action for action, _runner in scons_glue._REGISTRY.values()}
+
+
+def test_levers_reach_the_cpython_action_only_and_name_its_artifact(tmp_path: Path) -> None:
+    plain = _declared(tmp_path, "none")
+    tuned = _declared(tmp_path, "o3,bolt")
+    assert "cpython-3.11.2-pgo+lto-tuning-none" in plain and "cpython-3.11.2-pgo+lto-tuning-o3+bolt" in tuned
+    libraries = {name for name, a in plain.items() if a.rule == "library"}
+    assert libraries and {n: plain[n].key() for n in libraries} == {n: tuned[n].key() for n in libraries}
+    cpython_tuned = tuned["cpython-3.11.2-pgo+lto-tuning-o3+bolt"]
+    assert [t["name"] for t in cpython_tuned.description()["toolchain"]["tools"]] == [bolt.TOOL]
+    assert "tools" not in plain["cpython-3.11.2-pgo+lto-tuning-none"].description()["toolchain"]
+    assert "/tools/bolt/bin" in cpython_tuned.full_env()["PATH"]
+    packages = [p.filename for p in cpython_tuned.toolchain.all_packages()]
+    assert "bolt-19_19.1.7-3~deb12u1_amd64.deb" in packages and "libbolt-19-dev_19.1.7-3~deb12u1_amd64.deb" in packages
+
+
+def test_the_default_tuning_keeps_the_plain_artifact_name_and_a_cross_build_declares(tmp_path: Path) -> None:
+    assert "cpython-3.11.2-pgo+lto" in _declared(tmp_path, "default")
+    cross = _declared(tmp_path, "default", "aarch64-unknown-linux-gnu")
+    assert "cpython-3.11.2-pgo+lto" in cross and "cpython-3.11.2-noopt" in cross
