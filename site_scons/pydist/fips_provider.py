@@ -18,15 +18,19 @@ is refused there.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hermetic.action import TMP, Action
 from hermetic.errors import ConfigError
+from hermetic.fetch import ContentStore, sha256_file
 from hermetic.lock import SourcesLock
-from hermetic.pins import Pin
+from hermetic.pins import Pin, load_toml
 from pydist.compile_env import CompileEnv
 from pydist.libraries import INSTALL_ROOT, cmd, sh
+from pydist.paths import PINS_SCHEMA
 from pydist.platforms import Platform
 
 # The sources lock's name for a provider's own source tree (a second name, so "openssl" keeps naming libcrypto's).
@@ -35,7 +39,7 @@ PIN_NAME = "openssl-fips"
 TARGET = "fips-provider"
 # Bump when the recipe changes in a way that changes the artifact.
 PROVIDER_RULE_VERSION = 1
-# The version whose source the lock names in a commented entry (sha256 known, size not).
+# The validated provider version (its source is a digest-only entry of the lock: sha256 known, size not).
 CMVP_3_1_2 = "3.1.2"
 
 
@@ -107,29 +111,71 @@ class FipsProvider:
         }
 
 
-def select(lock: SourcesLock, requested: str | None, platform: Platform) -> FipsProvider:
+def select(
+    lock: SourcesLock,
+    requested: str | None,
+    platform: Platform,
+    *,
+    distdirs: Sequence[Path] = (),
+    downloads: ContentStore | None = None,
+) -> FipsProvider:
     """The provider ``fips_provider=`` asks for: libcrypto's own when it is empty or libcrypto's version, else a
-    pinned ``openssl-fips`` version. Raises ConfigError, listing the valid values, for anything else."""
+    pinned ``openssl-fips`` version, or one pinned by digest only (3.1.2), whose tarball must then be in one of
+    `distdirs` or in `downloads`. Raises ConfigError (one line: cause and fix) for anything else."""
     libcrypto = lock.get("openssl").version
     if not requested or requested == libcrypto:
         return FipsProvider(version=libcrypto, libcrypto=libcrypto)
     pinned = lock.versions(PIN_NAME)
-    valid = ", ".join([f"{libcrypto} (default)", *pinned])
-    if requested not in pinned:
-        hint = "see scons -h"
-        if requested == CMVP_3_1_2:
-            hint = (
-                "sources.lock.toml holds 3.1.2's upstream sha256 in a commented entry, without the size, which was "
-                "not found published: with openssl-3.1.2.tar.gz at hand, check its sha256 and complete the entry"
-            )
-        raise ConfigError(f"fips_provider={requested} is not a pinned FIPS provider; valid: {valid}", hint=hint)
+    by_digest = digest_only_sources(lock)
+    if requested not in pinned and requested not in by_digest:
+        valid = ", ".join([f"{libcrypto} (default)", *pinned, *by_digest])
+        raise ConfigError(
+            f"fips_provider={requested} is not a pinned FIPS provider; valid: {valid}",
+            hint=f"pin its source as {PIN_NAME} in {lock.path.name}, or choose one of those",
+        )
     if platform.toolchain.os != "linux":
         raise ConfigError(
             f"fips_provider={requested} cannot be built for {platform.triple}",
             hint="a macOS provider must be signed before its MAC and linked with an export list, steps its "
             "Security Policy does not allow; leave fips_provider= empty",
         )
-    return FipsProvider(version=requested, libcrypto=libcrypto, pin=lock.get(PIN_NAME, requested))
+    if requested in pinned:
+        pin = lock.get(PIN_NAME, requested)
+    else:
+        pin = complete_digest_only(by_digest[requested], distdirs, downloads)
+    return FipsProvider(version=requested, libcrypto=libcrypto, pin=pin)
+
+
+def digest_only_sources(lock: SourcesLock) -> dict[str, dict[str, Any]]:
+    """The lock's ``[[digest_only_source]]`` entries of the provider, by version: pinned by upstream's sha256
+    without a size, so never downloaded (see ``complete_digest_only``)."""
+    data = load_toml(lock.path, PINS_SCHEMA, "sourcesLock")
+    return {str(e["version"]): e for e in data.get("digest_only_source", []) if e["name"] == PIN_NAME}
+
+
+def complete_digest_only(entry: dict[str, Any], distdirs: Sequence[Path], downloads: ContentStore | None) -> Pin:
+    """The full pin of a source pinned by digest only: its file, found in a distdir by name or in the download
+    cache by digest, must have the pinned sha256, which makes its size a fact about those bytes."""
+    filename, sha256 = entry["filename"], entry["sha256"]
+    candidates = [directory / filename for directory in distdirs]
+    if downloads is not None:
+        candidates.append(downloads.path_for(sha256))
+    for path in candidates:
+        if not path.is_file():
+            continue
+        actual = sha256_file(path)
+        if actual != sha256:
+            raise ConfigError(
+                f"{path} has sha256 {actual}, not upstream's {sha256} for {filename}",
+                hint=f"that is not upstream's {filename}: download it again from {entry['urls'][0]}",
+            )
+        return Pin.from_mapping({**entry, "size": path.stat().st_size})
+    where = ", ".join(str(d) for d in distdirs) or "none given"
+    raise ConfigError(
+        f"fips_provider={entry['version']} needs {filename} (sha256 {sha256}), pinned by digest only and never "
+        f"downloaded; distdir: {where}",
+        hint=f"download it from {entry['urls'][0]} elsewhere and pass its directory as distdir=DIR",
+    )
 
 
 def provider_env(ce: CompileEnv) -> dict[str, str]:

@@ -77,6 +77,11 @@ def patches_for(package: str, version: str) -> tuple[Patch, ...]:
     return tuple(found)
 
 
+def downloads_dir(settings: Settings) -> Path:
+    """The content-addressed download cache shared by every checkout."""
+    return settings.cache_root / "downloads"
+
+
 def make_fetcher(settings: Settings) -> Fetcher:
     """The fetcher configured from the command line and the host's apt configuration."""
     apt = archives_from_apt()
@@ -85,7 +90,7 @@ def make_fetcher(settings: Settings) -> Fetcher:
         security=(settings.debian_security_mirror,) if settings.debian_security_mirror else apt.security,
     )
     return Fetcher(
-        ContentStore(settings.cache_root / "downloads"),
+        ContentStore(downloads_dir(settings)),
         distdirs=settings.distdirs,
         mirrors=settings.mirrors,
         resolve=archives.resolve,
@@ -264,7 +269,13 @@ def declare(
         lock, target=settings.target, py=settings.py, options=settings.options, planning=planning
     )
     platform = load_platform(request.target, build_host)
-    provider = fips_provider.select(lock, settings.fips_provider, platform)
+    provider = fips_provider.select(
+        lock,
+        settings.fips_provider,
+        platform,
+        distdirs=settings.distdirs,
+        downloads=ContentStore(downloads_dir(settings)),
+    )
     if checking_host:
         check_host(platform)
     ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings), fips_provider=provider)

@@ -36,8 +36,9 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
         "fips_provider",
         "",
         "the OpenSSL FIPS provider to ship: empty (or OpenSSL's own version) for the provider built with the "
-        "OpenSSL Python links; a version pinned as openssl-fips in sources.lock.toml (e.g. 3.0.20) for that "
-        "provider, built from its own pristine tree beside it (3.1.2, CMVP #4985, once its source is pinned)",
+        "OpenSSL Python links; a version pinned as openssl-fips in sources.lock.toml for that provider, built "
+        "from its own pristine tree beside it: 3.1.2 (CMVP #4985; its tarball from distdir=) or 3.0.20 (not "
+        "validated: proves the two-tree build where 3.1.2 cannot be fetched)",
     ),
     (
         "cache_root",

@@ -6,7 +6,9 @@ default build's graph must be exactly today's, and a second OpenSSL action appea
 
 from __future__ import annotations
 
-import re
+import hashlib
+import io
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -126,17 +128,12 @@ def one_line(error: HermeticError) -> str:
     return message
 
 
-@pytest.mark.parametrize(
-    ("value", "fragment"),
-    [
-        ("9.9.9", "fips_provider=9.9.9 is not a pinned FIPS provider; valid: 3.5.7 (default), 3.0.20"),
-        ("3.1.2", "without the size, which was not found published"),
-    ],
-)
-def test_an_unknown_provider_is_one_line_listing_the_valid_ones(tmp_path: Path, value: str, fragment: str) -> None:
+def test_an_unknown_provider_is_one_line_listing_the_valid_ones(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
-        declared(tmp_path, fips_provider=value)
-    assert fragment in one_line(error.value)
+        declared(tmp_path, fips_provider="9.9.9")
+    assert one_line(error.value).startswith(
+        "fips_provider=9.9.9 is not a pinned FIPS provider; valid: 3.5.7 (default), 3.0.20, 3.1.2; pin its source "
+    )
 
 
 def test_a_value_that_is_not_a_version_is_refused_on_the_command_line() -> None:
@@ -165,37 +162,84 @@ def test_patches_for_the_provider_tree_are_refused(tmp_path: Path, monkeypatch: 
     assert "its Security Policy allows no change" in one_line(error.value)
 
 
-def completed_3_1_2_entry(size: int) -> str:
-    """The lock's commented 3.1.2 entry, completed as its comment says (uncommented, SIZE filled in)."""
-    text = LOCK_FILE.read_text()
-    block = re.search(r"^# \[\[source\]\]\n(?:# .*\n)+", text, re.M)
-    assert block is not None
-    entry = "".join(line.removeprefix("# ") + "\n" for line in block.group(0).splitlines())
-    assert "size = SIZE" in entry
-    return entry.replace("size = SIZE", f"size = {size}")
+UPSTREAM_3_1_2 = "a0ce69b8b97ea6a35b96875235aa453b966ba3cba8af2de23657d8b6767d6539"
 
 
-def test_the_3_1_2_entry_once_completed_makes_the_validated_provider_buildable(
+def test_the_lock_pins_3_1_2_by_upstreams_digest_only() -> None:
+    lock = load_lock(LOCK_FILE, PINS_SCHEMA)
+    assert "3.1.2" not in lock.versions("openssl-fips")  # no size: never a download the fetcher could verify
+    entry = fips_provider.digest_only_sources(lock)["3.1.2"]
+    assert entry["filename"] == "openssl-3.1.2.tar.gz" and entry["sha256"] == UPSTREAM_3_1_2
+    assert "size" not in entry
+
+
+def test_3_1_2_without_its_tarball_is_one_line_naming_digest_and_distdir(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        declared(tmp_path, fips_provider="3.1.2", cache_root=str(tmp_path / "cache"))
+    message = one_line(error.value)
+    assert message.startswith(f"fips_provider=3.1.2 needs openssl-3.1.2.tar.gz (sha256 {UPSTREAM_3_1_2}), pinned")
+    assert "distdir: none given" in message and "pass its directory as distdir=DIR" in message
+
+
+def test_3_1_2_refuses_a_tarball_that_is_not_upstreams(tmp_path: Path) -> None:
+    distdir = tmp_path / "distdir"
+    distdir.mkdir()
+    (distdir / "openssl-3.1.2.tar.gz").write_bytes(b"not the release")
+    with pytest.raises(ConfigError) as error:
+        declared(tmp_path, fips_provider="3.1.2", distdir=str(distdir), cache_root=str(tmp_path / "cache"))
+    assert f"openssl-3.1.2.tar.gz has sha256 {hashlib.sha256(b'not the release').hexdigest()}, not upstream" in (
+        one_line(error.value)
+    )
+
+
+def source_tarball(path: Path, top: str) -> bytes:
+    """A real gzipped tarball with one file under `top`/; returns its bytes."""
+    with tarfile.open(path, "w:gz") as tar:
+        data = b"Apache License 2.0\n"
+        info = tarfile.TarInfo(f"{top}/LICENSE.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path.read_bytes()
+
+
+def test_3_1_2_from_distdir_is_a_full_pin_and_the_validated_provider(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Upstream's bytes cannot be had here: a lock whose digest-only entry names a tarball made in the test
+    # stands for it, the mechanism being the same for any digest.
+    distdir = tmp_path / "distdir"
+    distdir.mkdir()
+    tarball = source_tarball(distdir / "openssl-3.1.2.tar.gz", "openssl-3.1.2")
+    digest = hashlib.sha256(tarball).hexdigest()
     lock_file = tmp_path / "sources.lock.toml"
-    lock_file.write_text(LOCK_FILE.read_text() + "\n" + completed_3_1_2_entry(15_000_000))
+    lock_file.write_text(LOCK_FILE.read_text().replace(UPSTREAM_3_1_2, digest))
     monkeypatch.setattr(graph, "LOCK_FILE", lock_file)
-    actions, [steps] = declared(tmp_path, fips_provider="3.1.2")
+    cache = str(tmp_path / "cache")
+    actions, [steps] = declared(tmp_path, fips_provider="3.1.2", distdir=str(distdir), cache_root=cache)
     provider = actions["openssl-fips-3.1.2"]
     assert provider.source is not None
-    assert provider.source.sha256 == "a0ce69b8b97ea6a35b96875235aa453b966ba3cba8af2de23657d8b6767d6539"
+    assert (provider.source.sha256, provider.source.size) == (digest, len(tarball))
+    assert provider.source.filename == "openssl-3.1.2.tar.gz" and provider.source.license == "Apache-2.0"
     assert provider.steps[0].argv == ("./Configure", "linux-x86_64", "enable-fips")
+    assert steps.ctx.license_pins[-1] == provider.source  # its license text ships
     record: dict[str, Any] = steps.ctx.fips_provider.record()
+    assert record["version"] == "3.1.2" and record["source_tree"] == "own"
     assert record["validated"] is True and record["certificate"] == "4985"
     assert record["certificate_standard"] == "FIPS 140-3" and record["certificate_status"] == "active"
+    # The fetcher then takes it from the same distdir, verified against the completed pin, into the cache; from
+    # there a later build finds it without the distdir.
+    assert steps.ctx.fetcher.fetch(provider.source).read_bytes() == tarball
+    (distdir / "openssl-3.1.2.tar.gz").unlink()
+    again, _ = declared(tmp_path, fips_provider="3.1.2", cache_root=str(tmp_path / "cache"))
+    assert again["openssl-fips-3.1.2"].key() == provider.key()
 
 
 def test_the_named_target_exists_for_every_provider_choice() -> None:
     graph.check_named_targets([fips_provider.TARGET])
     assert fips_provider.TARGET in settings.help_text(graph.NAMED_TARGETS)
-    help_text = settings.help_text(graph.NAMED_TARGETS)
-    assert "fips_provider" in help_text and "3.1.2, CMVP #4985" in help_text
+    help_text = " ".join(settings.help_text(graph.NAMED_TARGETS).split())
+    assert "fips_provider the OpenSSL FIPS provider to ship" in help_text
+    assert "3.1.2 (CMVP #4985; its tarball from distdir=) or 3.0.20 (not validated" in help_text
 
 
 def test_select_reads_the_lock(tmp_path: Path) -> None:
