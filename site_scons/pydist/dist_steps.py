@@ -144,13 +144,7 @@ class DistSteps:
             artifacts=[cpython_artifact, *artifacts],
             extra_actions=self._step_records(digest, sbom_file, cpython_artifact, artifacts),
             pins=self._pins(),
-            external={
-                "target": ctx.request.target,
-                "python": ctx.request.python_version,
-                "options": str(ctx.request.options),
-                "tag": self.names.tag,
-                "fips_provider": ctx.fips_provider.record(),
-            },
+            external=self.build_parameters(),
             internal={
                 "source_date_epoch": ctx.lock.source_date_epoch,
                 "sources_lock_sha256": sha256_file(ctx.lock.path),
@@ -162,6 +156,17 @@ class DistSteps:
         staged = targets[0].with_name(f".{targets[0].name}.part")
         staged.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         staged.replace(targets[0])
+
+    def build_parameters(self) -> dict[str, Any]:
+        """The provenance's external parameters: what was asked for, including which FIPS provider ships."""
+        ctx = self.ctx
+        return {
+            "target": ctx.request.target,
+            "python": ctx.request.python_version,
+            "options": str(ctx.request.options),
+            "tag": self.names.tag,
+            "fips_provider": ctx.fips_provider.record(),
+        }
 
     def _pins(self) -> list[tuple[Any, str]]:
         compiler, sysroot, emulator = (

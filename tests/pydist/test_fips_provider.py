@@ -72,6 +72,7 @@ def test_the_default_ships_openssls_own_provider_and_declares_no_second_openssl(
         "certificate_standard": None,
         "certificate_status": None,
     }
+    assert steps.build_parameters()["fips_provider"] == record  # the provenance's build parameters
     assert [pin.name for pin in steps.ctx.license_pins].count("openssl-fips") == 0
     # Naming libcrypto's own version is the default, key for key.
     same, _ = declared(tmp_path, fips_provider="3.5.7")
@@ -106,6 +107,15 @@ def test_a_pinned_provider_adds_exactly_one_action_built_from_its_pristine_tree(
     assert steps.fips_artifact.name == "openssl-fips-3.0.20.tar.zst"
     assert steps.openssl_artifact.name == "openssl-3.5.7.tar.zst"  # its openssl program runs the runtime tests
     assert steps.ctx.fips_provider.record()["source_tree"] == "own"
+    assert steps.build_parameters()["fips_provider"] == {
+        "version": "3.0.20",
+        "libcrypto_version": "3.5.7",
+        "source_tree": "own",
+        "validated": False,
+        "certificate": None,
+        "certificate_standard": None,
+        "certificate_status": None,
+    }
     assert steps.ctx.license_pins[-1] == pin
     assert steps.ctx.identity("x") != declared(tmp_path)[1][0].ctx.identity("x")
     from pydist.archive_actions import runtime_test_action
@@ -226,6 +236,7 @@ def test_3_1_2_from_distdir_is_a_full_pin_and_the_validated_provider(
     assert record["version"] == "3.1.2" and record["source_tree"] == "own"
     assert record["validated"] is True and record["certificate"] == "4985"
     assert record["certificate_standard"] == "FIPS 140-3" and record["certificate_status"] == "active"
+    assert steps.build_parameters()["fips_provider"] == record
     # The fetcher then takes it from the same distdir, verified against the completed pin, into the cache; from
     # there a later build finds it without the distdir.
     assert steps.ctx.fetcher.fetch(provider.source).read_bytes() == tarball
