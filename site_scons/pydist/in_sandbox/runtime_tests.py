@@ -357,7 +357,26 @@ def shipped_fips_provider_is_the_requested_one(root: Path, args: argparse.Namesp
         raise CheckFailed(f"expected the FIPS provider {args.fips_provider}, active: {result.stdout or result.stderr}")
     module_cnf = module_config(root)
     switches = sorted(key for key, value in module_cnf.items() if CHECK_NAME.fullmatch(key) and value == "1")
-    return f"{fips['name']} {fips['version']} is active; policy switches on: {len(switches)}"
+    loaded = Path(run(root, MAPPED_MODULE_CODE, env=SWITCH_ENV))
+    shipped = ssl_dir / "ossl-modules" / "fips.so"
+    if not loaded.is_file() or not loaded.samefile(shipped):
+        raise CheckFailed(f"in FIPS mode this Python mapped {loaded}, not the shipped {shipped}")
+    return (
+        f"{fips['name']} {fips['version']} is active under libcrypto {args.openssl}; this Python in FIPS mode "
+        f"mapped {loaded.relative_to(root)}; policy switches on: {len(switches)}"
+    )
+
+
+# In FIPS mode this Python's own libcrypto loads the provider module: the file the process maps is the one it uses.
+MAPPED_MODULE_CODE = """
+import hashlib
+hashlib.sha256(b"x").hexdigest()
+with open("/proc/self/maps") as maps:
+    mapped = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+modules = sorted(path for path in mapped if path.endswith("/ossl-modules/fips.so"))
+assert len(modules) == 1, modules
+print(modules[0])
+"""
 
 
 FIPS_CODE = """
