@@ -111,7 +111,7 @@ def check_elf(
         _check_needed(tags, member, rules, report)
         _check_versions(elf, member, rules, report)
         _check_search_paths(tags, member, report)
-        _check_hardening(elf, tags, member, report, bind_now=not (pristine_module and role is Role.FIPS_MODULE))
+        _check_hardening(elf, tags, member, report, role, bind_now=not (pristine_module and role is Role.FIPS_MODULE))
         if role is Role.INTERPRETER:
             _check_stack_protector(elf, member, report)
         if role in (Role.INTERPRETER, Role.LIBPYTHON, Role.EXTENSION):
@@ -161,7 +161,7 @@ def _check_search_paths(tags: list[tuple[str, object]], member: str, report: Rep
 
 
 def _check_hardening(
-    elf: ELFFile, tags: list[tuple[str, object]], member: str, report: Report, *, bind_now: bool = True
+    elf: ELFFile, tags: list[tuple[str, object]], member: str, report: Report, role: Role, *, bind_now: bool = True
 ) -> None:
     segments = list(elf.iter_segments())
     stacks = [s for s in segments if s["p_type"] == "PT_GNU_STACK"]
@@ -179,7 +179,13 @@ def _check_hardening(
     flags_1 = next((int(str(v)) for t, v in tags if t == "DT_FLAGS_1"), 0)
     linked_now = any(t == "DT_BIND_NOW" for t, _ in tags) or flags & _DF_BIND_NOW or flags_1 & _DF_1_NOW
     if bind_now and tags and not linked_now:
-        report.add(member, "elf.bind-now", "not linked with -z now (no BIND_NOW)")
+        # An install_only archive has no PYTHON.json to say its module came from its own tree (fips_provider=).
+        own_tree = "; if it was built from its own tree, validate it with the build's full archive"
+        report.add(
+            member,
+            "elf.bind-now",
+            "not linked with -z now (no BIND_NOW)" + (own_tree if role is Role.FIPS_MODULE else ""),
+        )
     if any(t == "DT_TEXTREL" for t, _ in tags) or flags & _DF_TEXTREL:
         report.add(member, "elf.textrel", "has text relocations")
     elif tags:
