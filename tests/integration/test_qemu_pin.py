@@ -127,5 +127,9 @@ def test_the_runner_sandbox_runs_foreign_programs_and_their_children_transparent
     rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
     assert rc == 0, output
     assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
+    # A foreign program started with an empty environment (no QEMU_LD_PREFIX) still finds its loader.
+    rc, output = run("env -i ./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
+    assert rc == 0, output
+    assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
     # The registration lived in the sandbox's own binfmt_misc instance: the host's is as it was.
     assert sorted(p.name for p in Path("/proc/sys/fs/binfmt_misc").glob("*")) == host_binfmt
