@@ -35,8 +35,9 @@ from typing import Any
 
 from hermetic import archive, cancel, log
 from hermetic.archive import Compression, extract_tar, pack_tree
+from hermetic.content_store import sha256_file
 from hermetic.errors import ActionError, HermeticError
-from hermetic.fetch import Fetcher, sha256_file
+from hermetic.fetch import Fetcher
 from hermetic.pins import Pin
 from hermetic.sandbox import Bubblewrap, Emulator, Mount, Sandbox, Unsandboxed, host_tools_identity
 from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Materialized, Toolchain, materialize_toolchain

@@ -18,7 +18,7 @@ from typing import Any
 from hermetic import log
 from hermetic.action import Action
 from hermetic.archive import extract_tar, open_tar
-from hermetic.fetch import sha256_file
+from hermetic.content_store import sha256_file
 from hermetic.pins import Pin
 from hermetic.sandbox import bubblewrap_version
 from pydist import distribution, provenance, sbom
