@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hermetic import archive, cancel, log
-from hermetic.archive import Compression, extract_tar, pack_tree
+from hermetic import cancel, log
+from hermetic.archive_extract import extract_tar
+from hermetic.archive_pack import Compression, pack_tree, pinned_settings
 from hermetic.content_store import sha256_file
 from hermetic.errors import ActionError, HermeticError
 from hermetic.fetch import Fetcher
@@ -202,7 +203,7 @@ class Action:
                 "dir": self.output,
                 "prefix": self.output_prefix,
                 "compression": self.output_compression,
-                "settings": archive.pinned_settings(),
+                "settings": pinned_settings(),
                 "record": self.record,
             },
         }

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from hermetic import log, tapi
-from hermetic.archive import extract_deb, extract_zip
+from hermetic.archive_extract import extract_deb, extract_zip
 from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError, ToolchainError
 from hermetic.fetch import Fetcher

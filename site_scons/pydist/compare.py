@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hermetic.archive import open_tar
+from hermetic.archive_read import open_tar
 from hermetic.content_store import sha256_file
 from hermetic.errors import HermeticError
 

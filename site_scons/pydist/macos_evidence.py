@@ -25,7 +25,7 @@ from pathlib import Path
 
 from hermetic import log, pypi
 from hermetic.action import ActionRunner
-from hermetic.archive import extract_tar
+from hermetic.archive_extract import extract_tar
 from hermetic.content_store import ContentStore, sha256_file
 from hermetic.debian import archives_from_apt
 from hermetic.errors import HermeticError, ToolchainError
