@@ -16,6 +16,7 @@ import tarfile
 import time
 import tomllib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -71,6 +72,15 @@ class Host:
 
     def snapshot(self) -> dict[str, tuple[object, ...]]:
         return host_state(self.top, skip=self.dest)
+
+    def assert_refused(self, unpack: Callable[[], None], label: str, reason: str) -> None:
+        """`unpack` fails with one line naming `label` and giving `reason`, and nothing outside `dest` changed."""
+        before = self.snapshot()
+        with pytest.raises(UnsafeArchiveError) as error:
+            unpack()
+        line = error.value.one_line()
+        assert line.startswith(f"{label}: ") and reason in line and "\n" not in line, line
+        assert self.snapshot() == before
 
 
 @pytest.fixture
@@ -163,12 +173,7 @@ HOSTILE: dict[str, tuple[list[Member], str]] = {
 def test_hostile_archives_are_refused_and_the_host_is_untouched(host: Host, case: str) -> None:
     members, reason = HOSTILE[case]
     archive = write_tar(host.top / "archives" / "hostile.tar.gz", members)
-    before = host.snapshot()
-    with pytest.raises(UnsafeArchiveError) as error:
-        extract_tar(archive, host.dest, label="demo 1.0 source")
-    line = error.value.one_line()
-    assert line.startswith("demo 1.0 source: ") and reason in line and "\n" not in line, line
-    assert host.snapshot() == before
+    host.assert_refused(lambda: extract_tar(archive, host.dest, label="demo 1.0 source"), "demo 1.0 source", reason)
     assert_stays_inside(host.dest)
 
 
@@ -434,12 +439,7 @@ HOSTILE_ZIPS: dict[str, tuple[list[tuple[str, bytes, int]], str]] = {
 def test_hostile_zip_files_are_refused_and_the_host_is_untouched(host: Host, case: str) -> None:
     members, reason = HOSTILE_ZIPS[case]
     archive = write_zip(host.top / "archives" / "hostile.whl", [("pkg/ok.h", b"fine", REG), *members])
-    before = host.snapshot()
-    with pytest.raises(UnsafeArchiveError) as error:
-        extract_zip(archive, host.dest, label="demo.whl")
-    line = error.value.one_line()
-    assert line.startswith("demo.whl: ") and reason in line and "\n" not in line, line
-    assert host.snapshot() == before
+    host.assert_refused(lambda: extract_zip(archive, host.dest, label="demo.whl"), "demo.whl", reason)
     # Every name is checked before anything is written.
     assert list(host.dest.iterdir()) == []
 

@@ -16,6 +16,7 @@ from conftest import LoopbackServer, child_fetch, make_pin
 from hermetic.content_store import STALE_SECONDS, ContentStore
 from hermetic.errors import CacheError
 from hermetic.fetch import Fetcher, FetchPolicy
+from hermetic.pins import Pin
 
 PAYLOAD = os.urandom(300_000)
 FAST = FetchPolicy(attempts=3, backoff_seconds=0.01, connect_timeout=2, stall_seconds=5)
@@ -90,15 +91,20 @@ def private_mount(directory: Path, options: str) -> list[str]:
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
 
 
+def failed_fetch(cache: Path, pin: Pin, wrap: list[str]) -> str:
+    """The line a fetch of `pin` into `cache`, run in a child process under `wrap`, fails with (a CacheError)."""
+    child = child_fetch(cache, pin, {}, wrap=wrap)
+    _out, err = child.communicate(timeout=DID_NOT_HANG)
+    assert child.returncode == CacheError.exit_code, err
+    return err.strip()
+
+
 def test_full_disk_names_the_cache_directory(tmp_path: Path, http_server: LoopbackServer) -> None:
     http_server.served.files["a.tgz"] = PAYLOAD
     pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"), http_server.url("good", "a.tgz?again")))
     cache = tmp_path / "cache"
     cache.mkdir()
-    child = child_fetch(cache, pin, {}, wrap=private_mount(cache, "size=64k"))
-    _out, err = child.communicate(timeout=DID_NOT_HANG)
-    assert child.returncode == CacheError.exit_code, err
-    assert err.strip() == (
+    assert failed_fetch(cache, pin, private_mount(cache, "size=64k")) == (
         f"the download cache {cache}/tmp is full (No space left on device) while fetching {pin.filename}; "
         "free space there, or point cache_root= at a disk with room"
     )
@@ -110,10 +116,7 @@ def test_read_only_cache_names_the_cache_directory(tmp_path: Path, http_server: 
     pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
     cache = tmp_path / "cache"
     cache.mkdir()
-    child = child_fetch(cache, pin, {}, wrap=private_mount(cache, "ro"))
-    _out, err = child.communicate(timeout=DID_NOT_HANG)
-    assert child.returncode == CacheError.exit_code, err
-    assert err.strip() == (
+    assert failed_fetch(cache, pin, private_mount(cache, "ro")) == (
         f"the download cache {cache}/locks is not writable (Read-only file system) while creating the lock file "
         f"{pin.sha256}.lock; make it writable, or point cache_root= at a writable directory"
     )
@@ -132,12 +135,10 @@ def test_cache_owned_by_another_user_names_the_cache_directory(http_server: Loop
         cache = top / "cache"
         cache.mkdir(mode=0o755)  # owned by root: nobody may create locks/ in it
         nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-        child = child_fetch(cache, pin, {}, wrap=nobody)
-        _out, err = child.communicate(timeout=DID_NOT_HANG)
+        line = failed_fetch(cache, pin, nobody)
     finally:
         shutil.rmtree(top)
-    assert child.returncode == CacheError.exit_code, err
-    assert err.strip() == (
+    assert line == (
         f"the download cache {cache}/locks is not writable (Permission denied) while creating the lock file "
         f"{pin.sha256}.lock; make it writable, or point cache_root= at a writable directory"
     )
