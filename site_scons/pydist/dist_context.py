@@ -14,7 +14,8 @@ from typing import Any
 
 from hermetic.action import ActionRunner
 from hermetic.code_identity import digest_of, module_closure
-from hermetic.fetch import Fetcher, sha256_file
+from hermetic.content_store import sha256_file
+from hermetic.fetch import Fetcher
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain

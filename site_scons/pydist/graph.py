@@ -13,9 +13,10 @@ from typing import Any
 
 from hermetic import log, scons_glue
 from hermetic.action import Action, ActionRunner, Patch
+from hermetic.content_store import ContentStore
 from hermetic.debian import DebianArchives, archives_from_apt
 from hermetic.errors import ConfigError
-from hermetic.fetch import ContentStore, Fetcher
+from hermetic.fetch import Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hermetic.content_store import ContentStore
 from hermetic.debian import archives_from_apt
-from hermetic.fetch import ContentStore, Fetcher
+from hermetic.fetch import Fetcher
 from hermetic.pins import Pin, load_toml
 from hermetic.sandbox import Bubblewrap, Mount
 from hermetic.toolchain import PackageSet, load_toolchain, materialize, materialize_toolchain
