@@ -59,6 +59,8 @@ class DistContext:
         tests_root: (Path) where runtime-test reports go.
         license_pins: (tuple[Pin, ...]) every source whose license text ships.
         object_format: (str) PYTHON.json's object file format of the shipped objects.
+        build_python_toolchain: (Toolchain | None) a cross build's: the toolchain its build Python (the build
+            host's own CPython and libraries) was built with.
     """
 
     request: BuildRequest
@@ -70,6 +72,7 @@ class DistContext:
     tests_root: Path
     license_pins: tuple[Pin, ...]
     object_format: str
+    build_python_toolchain: Toolchain | None = None
 
     @property
     def toolchain(self) -> Toolchain:
@@ -93,6 +96,11 @@ class DistContext:
             },
             "code": digest_of(rule_code()),
             "toolchain": self.toolchain.identity_digest(),
+            **(
+                {"build_python_toolchain": self.build_python_toolchain.identity_digest()}
+                if self.build_python_toolchain
+                else {}
+            ),
             "licenses": [pin.identity() for pin in self.license_pins],
             "source_date_epoch": self.lock.source_date_epoch,
         }
