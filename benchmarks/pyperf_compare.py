@@ -47,7 +47,7 @@ except ImportError:
     sys.exit(2)
 from pyperf_report import Column, Results, columns_for, format_report
 
-from hermetic.archive import extract_tar
+from hermetic.archive_extract import extract_tar
 from hermetic.errors import ConfigError, HermeticError
 
 REPO = Path(__file__).resolve().parents[1]

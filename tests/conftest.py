@@ -1,17 +1,20 @@
-"""Shared fixtures: a real HTTP server on loopback, pins of real bytes, a copy of the repository."""
+"""Shared fixtures: a real HTTP server on loopback, pins of real bytes, a fetch in a child process, a copy of
+the repository."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import http.server
+import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import pytest
@@ -162,6 +165,38 @@ def make_pin(data: bytes, name: str = "demo", urls: tuple[str, ...] = ()) -> Pin
     )
 
 
+# A fetch in a process of its own: for signals, and for a cache mounted only in that process.
+_CHILD_FETCH = """
+import json, signal, sys
+from pathlib import Path
+from hermetic import cancel
+from hermetic.content_store import ContentStore
+from hermetic.errors import HermeticError
+from hermetic.fetch import Fetcher, FetchPolicy
+from hermetic.pins import Pin
+
+args = json.loads(sys.argv[1])
+# Stand-in for SCons's own handler, which only stops new tasks from starting (Taskmaster.stop).
+for signum in cancel.STOP_SIGNALS:
+    signal.signal(signum, lambda received, frame: None)
+cancel.chain_handlers()
+fetcher = Fetcher(ContentStore(Path(args["store"])), policy=FetchPolicy(**args["policy"]))
+try:
+    print(fetcher.fetch(Pin(**args["pin"])), flush=True)
+except HermeticError as e:
+    print(e.one_line(), file=sys.stderr, flush=True)
+    sys.exit(e.exit_code)
+"""
+
+
+def child_fetch(store: Path, pin: Pin, policy: dict[str, float], *, wrap: Sequence[str] = ()) -> subprocess.Popen[str]:
+    """Start a real Python process that fetches `pin` into `store` (optionally under a wrapper command)."""
+    args = {"store": str(store), "pin": {**asdict(pin), "urls": list(pin.urls)}, "policy": policy}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "site_scons")}
+    command = [*wrap, sys.executable, "-c", _CHILD_FETCH, json.dumps(args)]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
 def copy_repository(dest: Path) -> Path:
     """Copy the tracked files of the repository (and uncommitted ones) to `dest`, without build outputs."""
     ignore = shutil.ignore_patterns("build", "dist", ".venv", ".git", "__pycache__", ".pytest_cache", "*.egg-info")
@@ -232,8 +267,9 @@ class Toolchain:
 @pytest.fixture(scope="session")
 def toolchain() -> Toolchain:
     """Materialize (or reuse) the pinned x86_64-unknown-linux-gnu toolchain from the user cache."""
+    from hermetic.content_store import ContentStore
     from hermetic.debian import archives_from_apt
-    from hermetic.fetch import ContentStore, Fetcher
+    from hermetic.fetch import Fetcher
     from hermetic.toolchain import load_toolchain, materialize_toolchain
     from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
     from pydist.settings import default_cache_root

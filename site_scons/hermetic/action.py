@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hermetic import archive, cancel, log
-from hermetic.archive import Compression, extract_tar, pack_tree
+from hermetic import cancel, log
+from hermetic.archive_extract import extract_tar
+from hermetic.archive_pack import Compression, pack_tree, pinned_settings
+from hermetic.content_store import sha256_file
 from hermetic.errors import ActionError, HermeticError
-from hermetic.fetch import Fetcher, sha256_file
+from hermetic.fetch import Fetcher
 from hermetic.pins import Pin
 from hermetic.sandbox import Bubblewrap, Emulator, Mount, Sandbox, Unsandboxed, host_tools_identity
 from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Materialized, Toolchain, materialize_toolchain
@@ -201,7 +203,7 @@ class Action:
                 "dir": self.output,
                 "prefix": self.output_prefix,
                 "compression": self.output_compression,
-                "settings": archive.pinned_settings(),
+                "settings": pinned_settings(),
                 "record": self.record,
             },
         }

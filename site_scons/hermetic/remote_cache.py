@@ -31,8 +31,9 @@ from typing import BinaryIO
 import requests
 
 from hermetic import cancel, log
+from hermetic.content_store import ContentStore, sha256_file
 from hermetic.errors import FetchError, HermeticError
-from hermetic.fetch import ContentStore, Fetcher, FetchPolicy, sha256_file
+from hermetic.fetch import Fetcher, FetchPolicy
 from hermetic.pins import Pin
 
 RECORD_FORMAT = 1
@@ -430,7 +431,8 @@ class _SlowUpload(HermeticError):
 def _classify_fetch_failure(error: FetchError) -> Exception | None:
     """What a failed blob download means for the cache: an evicted blob (None: a miss), a corrupt blob (wrong
     size or digest: report, rebuild), or a cache that fails (switch it off). The fetcher says which in its
-    message (hermetic.fetch's reasons: "HTTP 404", "sha256 mismatch", "wrong size", "server announces ...")."""
+    message (the reasons of hermetic.fetch and hermetic.transfer: "HTTP 404", "sha256 mismatch", "wrong size",
+    "server announces ...")."""
     text = error.message
     if "HTTP 404" in text or "HTTP 410" in text:
         return None

@@ -234,9 +234,23 @@ class Bubblewrap:
         (self._etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
         # Debian's alternatives (awk -> mawk, ...) are shown; the compilers they lead to stay blocked.
         (self._etc / "alternatives").mkdir(exist_ok=True)
+        self._link_guest_roots()
         message = "sandbox: the host program $0 is blocked; use the pinned toolchain"
         self._poison.write_text(f'#!/bin/sh\necho "{message}" >&2\nexit 127\n')
         self._poison.chmod(0o755)
+
+    def _link_guest_roots(self) -> None:
+        """Point each emulator at its guest's root through /etc/qemu-binfmt/<arch>, the prefix Debian's qemu-user
+        reads when QEMU_LD_PREFIX is not set: a program that starts its children with a scrubbed environment
+        (the runtime tests, CPython's own test suite) must still find the guest's dynamic loader."""
+        links = self._etc / "qemu-binfmt"
+        if links.exists():
+            shutil.rmtree(links)
+        if not self.emulators:
+            return
+        links.mkdir()
+        for emulator in self.emulators:
+            (links / emulator.arch).symlink_to(emulator.sysroot)
 
     def command(self, argv: Sequence[str], mounts: Sequence[Mount], cwd: str) -> list[str]:
         """The full bwrap command line that runs `argv` with `mounts`, starting in `cwd`."""

@@ -26,8 +26,8 @@ import SCons.Taskmaster.Job
 
 from hermetic import cancel, log
 from hermetic.action import Action, ActionRunner
+from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError, HermeticError
-from hermetic.fetch import sha256_file
 
 # target path -> (action, runner); filled while the graph is declared, read when SCons runs a target.
 _REGISTRY: dict[str, tuple[Action, ActionRunner]] = {}

@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from hermetic import log, tapi
-from hermetic.archive import extract_deb, extract_zip
+from hermetic.archive_extract import extract_deb, extract_zip
+from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError, ToolchainError
-from hermetic.fetch import Fetcher, sha256_file
+from hermetic.fetch import Fetcher
 from hermetic.pins import Pin, load_toml
 
 # Bump when the layout a materialized directory gets changes: it is part of every toolchain identity.

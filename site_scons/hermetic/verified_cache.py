@@ -22,8 +22,8 @@ import SCons.Action
 import SCons.CacheDir
 
 from hermetic import log, scons_glue
+from hermetic.content_store import sha256_file
 from hermetic.errors import HermeticError
-from hermetic.fetch import sha256_file
 from hermetic.remote_cache import RemoteCache
 
 SIDECAR = ".sha256"

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hermetic.archive import open_tar
+from hermetic.archive_read import open_tar
+from hermetic.content_store import sha256_file
 from hermetic.errors import HermeticError
-from hermetic.fetch import sha256_file
 
 ARCHIVE_SUFFIXES = (".tar.zst", ".tar.gz", ".tgz", ".tar")
 # Report at most this many differing members per archive (the count is always given).

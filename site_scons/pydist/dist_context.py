@@ -14,7 +14,8 @@ from typing import Any
 
 from hermetic.action import ActionRunner
 from hermetic.code_identity import digest_of, module_closure
-from hermetic.fetch import Fetcher, sha256_file
+from hermetic.content_store import sha256_file
+from hermetic.fetch import Fetcher
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain
@@ -60,6 +61,8 @@ class DistContext:
         license_pins: (tuple[Pin, ...]) every source whose license text ships.
         object_format: (str) PYTHON.json's object file format of the shipped objects.
         fips_provider: (FipsProvider) the FIPS provider that ships.
+        build_python_toolchain: (Toolchain | None) a cross build's: the toolchain its build Python (the build
+            host's own CPython and libraries) was built with.
     """
 
     request: BuildRequest
@@ -72,6 +75,7 @@ class DistContext:
     license_pins: tuple[Pin, ...]
     object_format: str
     fips_provider: FipsProvider
+    build_python_toolchain: Toolchain | None = None
 
     @property
     def toolchain(self) -> Toolchain:
@@ -95,6 +99,11 @@ class DistContext:
             },
             "code": digest_of(rule_code()),
             "toolchain": self.toolchain.identity_digest(),
+            **(
+                {"build_python_toolchain": self.build_python_toolchain.identity_digest()}
+                if self.build_python_toolchain
+                else {}
+            ),
             "licenses": [pin.identity() for pin in self.license_pins],
             "fips_provider": self.fips_provider.record(),
             "source_date_epoch": self.lock.source_date_epoch,

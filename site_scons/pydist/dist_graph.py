@@ -22,21 +22,25 @@ def declare_distribution(
     names: DistNames,
     dist_dir: Path,
     cpython_node: Any,
-    openssl_node: Any,
-    library_nodes: list[Any],
+    library_nodes: dict[str, Any],
+    build_python_nodes: list[Any],
     *,
     fips_node: Any,
 ) -> list[Any]:
     """Declare the archives, SHA256SUMS, the SBOM and the provenance of one build; returns their nodes.
 
-    `fips_node` is the artifact whose FIPS provider ships: OpenSSL's own, or the provider's own (``fips_provider=``);
-    the runtime tests use OpenSSL's ``openssl`` program either way."""
+    `build_python_nodes` are a cross build's build Python and its libraries: not shipped, but their actions ran
+    for this build, so the provenance lists them. `fips_node` is the artifact whose FIPS provider ships:
+    OpenSSL's own, or the provider's own (``fips_provider=``, then also among `library_nodes`); the runtime
+    tests use OpenSSL's ``openssl`` program either way."""
     out_dir = dist_dir / names.directory
+    openssl_node = library_nodes["openssl"]
     steps = DistSteps(
         ctx=ctx,
         names=names,
         openssl_artifact=Path(openssl_node.get_abspath()),
         fips_artifact=Path(fips_node.get_abspath()),
+        build_python_artifacts=tuple(Path(n.get_abspath()) for n in build_python_nodes),
     )
 
     def declare(name: str, sources: list[Any], work: Any, tested: bool = False, **identity: Any) -> Any:
@@ -54,14 +58,14 @@ def declare_distribution(
     # The SBOM's bytes also depend on the CycloneDX library that writes them.
     sbom_node = declare(
         sbom.SBOM_NAME,
-        [*archives, cpython_node, *library_nodes],
+        [*archives, cpython_node, *library_nodes.values()],
         steps.write_sbom,
         **{"cyclonedx-python-lib": cyclonedx.__version__},
     )
     # The provenance names the commit and tools that built it: a new commit writes it again.
     provenance_node = declare(
         provenance.PROVENANCE_NAME,
-        [*archives, sums, sbom_node, cpython_node, *library_nodes],
+        [*archives, sums, sbom_node, cpython_node, *library_nodes.values(), *build_python_nodes],
         steps.provenance_statement,
         builder=builder_version(ctx),
     )

@@ -17,8 +17,9 @@ from typing import Any
 
 from hermetic import log
 from hermetic.action import Action
-from hermetic.archive import extract_tar, open_tar
-from hermetic.fetch import sha256_file
+from hermetic.archive_extract import extract_tar
+from hermetic.archive_read import open_tar
+from hermetic.content_store import sha256_file
 from hermetic.pins import Pin
 from hermetic.sandbox import bubblewrap_version
 from pydist import distribution, provenance, sbom
@@ -69,6 +70,7 @@ class DistSteps:
     names: DistNames
     openssl_artifact: Path
     fips_artifact: Path
+    build_python_artifacts: tuple[Path, ...] = ()
 
     def full(self, targets: list[Path], sources: list[Path]) -> None:
         """The full archive, from the CPython artifact, the shipped provider's artifact and the license sources."""
@@ -137,11 +139,12 @@ class DistSteps:
     def provenance_statement(self, targets: list[Path], sources: list[Path]) -> None:
         """provenance.json: the archives' digests, every pinned input and every action that ran."""
         full_archive, install_only_archive, stripped_archive, _sums, sbom_file, cpython_artifact, *artifacts = sources
+        artifacts = [a for a in artifacts if a not in self.build_python_artifacts]
         ctx = self.ctx
         digest = {p: sha256_file(p) for p in (full_archive, install_only_archive, stripped_archive)}
         document = provenance.build_statement(
             archives=[full_archive, install_only_archive, stripped_archive],
-            artifacts=[cpython_artifact, *artifacts],
+            artifacts=[cpython_artifact, *artifacts, *self.build_python_artifacts],
             extra_actions=self._step_records(digest, sbom_file, cpython_artifact, artifacts),
             pins=self._pins(),
             external=self.build_parameters(),
@@ -169,16 +172,10 @@ class DistSteps:
         }
 
     def _pins(self) -> list[tuple[Any, str]]:
-        compiler, sysroot, emulator = (
-            self.ctx.toolchain.compiler,
-            self.ctx.toolchain.sysroot,
-            self.ctx.toolchain.emulator,
-        )
+        emulator = self.ctx.toolchain.emulator
         pins = [(pin, "source") for pin in self.ctx.license_pins]
-        pins += [(pin, "compiler") for pin in (compiler.packages.packages if compiler else ())]
-        pins += [(pin, "sysroot") for pin in (sysroot.packages if sysroot else ())]
+        pins += build_time_pins(self.ctx)
         pins += [(pin, "emulator") for pin in (emulator.packages.packages if emulator else ())]
-        pins += [(pin, "tool") for pin in tool_pins(self.ctx)]
         return pins
 
     def _step_records(
@@ -300,19 +297,22 @@ def built_components(ctx: DistContext, artifacts: list[Path]) -> dict[str, sbom.
     return built
 
 
-def tool_pins(ctx: DistContext) -> list[Pin]:
-    """The packages of the tools the CPython build used (BOLT) that the compiler and sysroot do not already
-    list (a tool pin repeats the compiler's shared libraries)."""
-    compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
-    listed = {
-        pin.sha256
-        for pin in (*(compiler.packages.packages if compiler else ()), *(sysroot.packages if sysroot else ()))
-    }
-    found: dict[str, Pin] = {}
-    for tool in ctx.toolchain.tools:
-        for pin in tool.packages.packages:
-            if pin.sha256 not in listed:
-                found.setdefault(pin.sha256, pin)
+def build_time_pins(ctx: DistContext) -> list[tuple[Pin, str]]:
+    """(package, role) of every compiler, sysroot and tool (BOLT) package the build used, each once: the
+    target's toolchain and, for a cross build, the build Python's. A tool pin repeats the compiler's shared
+    libraries, and a cross compiler is the build host's own, so a package keeps its first role."""
+    found: dict[str, tuple[Pin, str]] = {}
+    for toolchain in (ctx.toolchain, ctx.build_python_toolchain):
+        if toolchain is None:
+            continue
+        compiler, sysroot = toolchain.compiler, toolchain.sysroot
+        for role, pins in (
+            ("compiler", compiler.packages.packages if compiler else ()),
+            ("sysroot", sysroot.packages if sysroot else ()),
+            ("tool", [pin for tool in toolchain.tools for pin in tool.packages.packages]),
+        ):
+            for pin in pins:
+                found.setdefault(pin.sha256, (pin, role))
     return list(found.values())
 
 
@@ -322,10 +322,7 @@ def sbom_inputs(ctx: DistContext, names: DistNames, archives: list[Path], artifa
     cpython, openssl = built.pop(ctx.request.python.name), built.pop("openssl")
     provider = built.pop(ctx.fips_provider.pin.name) if ctx.fips_provider.pin else openssl
     install_only = next(a for a in archives if "-install_only-" in a.name)
-    compiler, sysroot = ctx.toolchain.compiler, ctx.toolchain.sysroot
-    toolchain = [(pin, "compiler") for pin in (compiler.packages.packages if compiler else ())]
-    toolchain += [(pin, "sysroot") for pin in (sysroot.packages if sysroot else ())]
-    toolchain += [(pin, "tool") for pin in tool_pins(ctx)]
+    toolchain = build_time_pins(ctx)
     return sbom.SbomInputs(
         distribution=names.directory,
         tag=names.tag,

@@ -23,9 +23,10 @@ from typing import Any
 
 import jsonschema
 
-from hermetic.archive import open_tar, pack_tree
+from hermetic.archive_pack import pack_tree
+from hermetic.archive_read import open_tar
+from hermetic.content_store import sha256_file
 from hermetic.errors import HermeticError
-from hermetic.fetch import sha256_file
 from hermetic.pins import Pin
 from pydist import buildpaths, elfinfo
 from pydist.cpython import PREFIX

@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from hermetic.action import TMP, Action
+from hermetic.content_store import ContentStore, sha256_file
 from hermetic.errors import ConfigError
-from hermetic.fetch import ContentStore, sha256_file
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin, load_toml
 from pydist.compile_env import CompileEnv

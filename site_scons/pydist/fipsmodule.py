@@ -38,38 +38,38 @@ INSTALL_VERSION = "1"
 INSTALL_STATUS = "INSTALL_SELF_TEST_KATS_RUN"
 DEFAULT_SECTION = "fips_sect"
 
-# The indicator and check switches of the 3.5 provider (names from util/perl/OpenSSL/paramnames.pm).
-CHECKS = frozenset(
-    {
-        "hmac-key-check",
-        "kmac-key-check",
-        "tls1-prf-ems-check",
-        "no-short-mac",
-        "drbg-no-trunc-md",
-        "signature-digest-check",
-        "hkdf-digest-check",
-        "tls13-kdf-digest-check",
-        "tls1-prf-digest-check",
-        "sshkdf-digest-check",
-        "sskdf-digest-check",
-        "x963kdf-digest-check",
-        "dsa-sign-disabled",
-        "tdes-encrypt-disabled",
-        "rsa-pkcs15-pad-disabled",
-        "rsa-pss-saltlen-check",
-        "rsa-sign-x931-pad-disabled",
-        "hkdf-key-check",
-        "kbkdf-key-check",
-        "tls13-kdf-key-check",
-        "tls1-prf-key-check",
-        "sshkdf-key-check",
-        "sskdf-key-check",
-        "x963kdf-key-check",
-        "x942kdf-key-check",
-        "pbkdf2-lower-bound-check",
-        "ecdh-cofactor-check",
-    }
+# apps/fipsinstall.c: write_config_fips_section, the header keys, the checks, then the MACs.
+_FIPSINSTALL_CHECK_ORDER = (
+    "hmac-key-check",
+    "kmac-key-check",
+    "tls1-prf-ems-check",
+    "no-short-mac",
+    "drbg-no-trunc-md",
+    "signature-digest-check",
+    "hkdf-digest-check",
+    "tls13-kdf-digest-check",
+    "tls1-prf-digest-check",
+    "sshkdf-digest-check",
+    "sskdf-digest-check",
+    "x963kdf-digest-check",
+    "dsa-sign-disabled",
+    "tdes-encrypt-disabled",
+    "rsa-pkcs15-pad-disabled",
+    "rsa-pss-saltlen-check",
+    "rsa-sign-x931-pad-disabled",
+    "hkdf-key-check",
+    "kbkdf-key-check",
+    "tls13-kdf-key-check",
+    "tls1-prf-key-check",
+    "sshkdf-key-check",
+    "sskdf-key-check",
+    "x963kdf-key-check",
+    "x942kdf-key-check",
+    "pbkdf2-lower-bound-check",
+    "ecdh-cofactor-check",
 )
+# The indicator and check switches of the 3.5 provider (names from util/perl/OpenSSL/paramnames.pm).
+CHECKS = frozenset(_FIPSINSTALL_CHECK_ORDER)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,36 +137,6 @@ _INSTALL_FIPS_CHECK_ORDER = (
     "ecdh-cofactor-check",
     "hmac-key-check",
     "kmac-key-check",
-)
-# apps/fipsinstall.c: write_config_fips_section, the header keys, the checks, then the MACs.
-_FIPSINSTALL_CHECK_ORDER = (
-    "hmac-key-check",
-    "kmac-key-check",
-    "tls1-prf-ems-check",
-    "no-short-mac",
-    "drbg-no-trunc-md",
-    "signature-digest-check",
-    "hkdf-digest-check",
-    "tls13-kdf-digest-check",
-    "tls1-prf-digest-check",
-    "sshkdf-digest-check",
-    "sskdf-digest-check",
-    "x963kdf-digest-check",
-    "dsa-sign-disabled",
-    "tdes-encrypt-disabled",
-    "rsa-pkcs15-pad-disabled",
-    "rsa-pss-saltlen-check",
-    "rsa-sign-x931-pad-disabled",
-    "hkdf-key-check",
-    "kbkdf-key-check",
-    "tls13-kdf-key-check",
-    "tls1-prf-key-check",
-    "sshkdf-key-check",
-    "sskdf-key-check",
-    "x963kdf-key-check",
-    "x942kdf-key-check",
-    "pbkdf2-lower-bound-check",
-    "ecdh-cofactor-check",
 )
 
 

@@ -13,9 +13,10 @@ from typing import Any
 
 from hermetic import log, scons_glue
 from hermetic.action import Action, ActionRunner, Patch
+from hermetic.content_store import ContentStore
 from hermetic.debian import DebianArchives, archives_from_apt
 from hermetic.errors import ConfigError
-from hermetic.fetch import ContentStore, Fetcher
+from hermetic.fetch import Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
@@ -177,12 +178,19 @@ class GraphContext:
 
 @dataclass(frozen=True, kw_only=True)
 class PythonNodes:
-    """The SCons nodes of one target's libraries and CPython build."""
+    """The SCons nodes of one target's libraries and CPython build; a cross build's also name the build Python's
+    nodes and the toolchain they were built with (the provenance lists their actions and pins too)."""
 
     runner: ActionRunner
     libraries: dict[str, Any]
     cpython: Any
     levers: Tuning = NO_TUNING
+    toolchain: Toolchain | None = None
+    build_python: PythonNodes | None = None
+
+    def nodes(self) -> list[Any]:
+        """Every artifact node: the libraries, then CPython."""
+        return [*self.libraries.values(), self.cpython]
 
 
 def library_recipes(platform: Platform) -> list[LibraryRecipe]:
@@ -214,8 +222,10 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
         libraries[recipe.name] = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
     deps = list(libraries.values())
     dep_names = tuple(libraries)
+    build_python = None
     if not platform.native:
-        deps.append(declare_build_python(ctx, request, platform))
+        build_python = declare_build_python(ctx, request, platform)
+        deps.append(build_python.cpython)
         dep_names += (cpython.BUILD_PYTHON_DEP,)
     levers = cpython.tuning_for(ctx.settings.tuning if named else tuning.DEFAULT_WORD, request, ce)
     action = cpython_action(request, ce, ctx.lock, dep_names, levers)
@@ -226,10 +236,17 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
             ctx.env.Alias(name, library)
         ctx.env.Alias("libs", list(libraries.values()))
         ctx.env.Alias("cpython", node)
-    return PythonNodes(runner=runner, libraries=libraries, cpython=node, levers=levers)
+    return PythonNodes(
+        runner=runner,
+        libraries=libraries,
+        cpython=node,
+        levers=levers,
+        toolchain=platform.toolchain,
+        build_python=build_python,
+    )
 
 
-def declare_build_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> Any:
+def declare_build_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Platform) -> PythonNodes:
     """The build host's own CPython of `request`'s version: the build Python a cross build needs. One artifact
     per version, shared by every cross target (and by the build host's own noopt build of it)."""
     host_target = matrix.DEFAULT_TARGET_FOR_HOST.get(platform.build_host)
@@ -237,7 +254,7 @@ def declare_build_python(ctx: GraphContext, request: matrix.BuildRequest, platfo
         raise ConfigError(f"no target runs on the build host {platform.build_host}", hint="build on a Linux host")
     build_request = matrix.BuildRequest(target=host_target, python=request.python, options=BUILD_PYTHON_OPTIONS)
     build_platform = load_platform(host_target, platform.build_host)
-    return declare_python(ctx, build_request, build_platform, named=False).cpython
+    return declare_python(ctx, build_request, build_platform, named=False)
 
 
 def check_host(platform: Platform) -> None:
@@ -303,16 +320,25 @@ def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Plat
         if request.options.lto and toolchain.compiler
         else platform.object_format,
         fips_provider=ctx.fips_provider,
+        build_python_toolchain=nodes.build_python.toolchain if nodes.build_python else None,
     )
     names = DistNames(request=request, tag=release_tag(ctx.settings.tag, ctx.lock.source_date_epoch))
     openssl = nodes.libraries["openssl"]
-    provider = declare_fips_provider(ctx, platform, nodes.runner) or openssl
-    libraries = [*nodes.libraries.values(), *([provider] if provider is not openssl else [])]
+    provider = declare_fips_provider(ctx, platform, nodes.runner)
+    # A provider from its own tree is one more artifact the SBOM and the provenance read, like a library's.
+    libraries = {**nodes.libraries, **({fips_provider.PIN_NAME: provider} if provider is not None else {})}
     dist_nodes = dist_graph.declare_distribution(
-        ctx.env, dist_ctx, names, ctx.settings.dist_dir, nodes.cpython, openssl, libraries, fips_node=provider
+        ctx.env,
+        dist_ctx,
+        names,
+        ctx.settings.dist_dir,
+        nodes.cpython,
+        libraries,
+        nodes.build_python.nodes() if nodes.build_python else [],
+        fips_node=provider if provider is not None else openssl,
     )
     ctx.env.Alias("dist", dist_nodes)
-    ctx.env.Alias(fips_provider.TARGET, provider)
+    ctx.env.Alias(fips_provider.TARGET, provider if provider is not None else openssl)
 
 
 def provider_pins(ctx: GraphContext) -> tuple[Pin, ...]:

@@ -25,10 +25,11 @@ from pathlib import Path
 
 from hermetic import log, pypi
 from hermetic.action import ActionRunner
-from hermetic.archive import extract_tar
+from hermetic.archive_extract import extract_tar
+from hermetic.content_store import ContentStore, sha256_file
 from hermetic.debian import archives_from_apt
 from hermetic.errors import HermeticError, ToolchainError
-from hermetic.fetch import ContentStore, Fetcher, sha256_file
+from hermetic.fetch import Fetcher
 from hermetic.lock import load_lock
 from hermetic.pins import load_toml
 from hermetic.sandbox import Bubblewrap, Mount

@@ -26,8 +26,8 @@ from typing import Any
 
 from hermetic import provenance as slsa
 from hermetic.action import RECORD_DIR
-from hermetic.archive import open_tar
-from hermetic.fetch import sha256_file
+from hermetic.archive_read import open_tar
+from hermetic.content_store import sha256_file
 from hermetic.pins import Pin
 from pydist import sbom as cdx
 from pydist.paths import TOOLCHAINS_DIR

@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from hermetic import log
+from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError, HermeticError
-from hermetic.fetch import sha256_file
 from hermetic.lock import load_lock
 from pydist import matrix, uv_downloads
 from pydist.distribution import DistNames

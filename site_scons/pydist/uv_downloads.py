@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError
-from hermetic.fetch import sha256_file
 from pydist import matrix
 
 # How each target triple is spelled in uv's fields: arch family, os, libc.

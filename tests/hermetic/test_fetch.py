@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
-import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, LoopbackServer, make_pin
+from conftest import LoopbackServer, child_fetch, make_pin
 from hermetic import cancel
-from hermetic.errors import CacheError, CancelledError, ConfigError, FetchError
-from hermetic.fetch import STALE_SECONDS, ContentStore, Fetcher, FetchPolicy, mirror_template_problem
+from hermetic.content_store import ContentStore
+from hermetic.errors import CancelledError, ConfigError, FetchError
+from hermetic.fetch import Fetcher, FetchPolicy, mirror_template_problem
 from hermetic.pins import Pin
 
 PAYLOAD = os.urandom(300_000)
@@ -153,20 +149,6 @@ def test_distdir_file_with_wrong_bytes_is_reported(tmp_path: Path, dead_url: str
     assert str(distdir / pin.filename) in message and "sha256" in message
     assert "connection refused" in message
     assert_cache_clean(tmp_path)
-
-
-def test_corrupt_cache_entry_is_detected_and_fetched_again(
-    tmp_path: Path, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str]
-) -> None:
-    http_server.served.files["a.tgz"] = PAYLOAD
-    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
-    path = fetcher(tmp_path).fetch(pin)
-    path.chmod(0o644)
-    path.write_bytes(PAYLOAD[:1000] + b"corrupted" + PAYLOAD[1009:])
-    again = fetcher(tmp_path).fetch(pin)
-    assert again.read_bytes() == PAYLOAD
-    assert len(http_server.served.hits) == 2
-    assert "corrupt" in capsys.readouterr().err
 
 
 def test_unreachable_everywhere_says_where_to_put_the_file(tmp_path: Path, dead_url: str) -> None:
@@ -348,7 +330,7 @@ def test_mirror_template_problems(template: str, problem: str | None) -> None:
     assert mirror_template_problem(template) == problem
 
 
-# --- Stop requests, progress, leftovers. -----------------------------------------------------------------------
+# --- Stop requests and progress. -------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -403,36 +385,6 @@ def _fetch_into(fetcher: Fetcher, pin: Pin, outcome: list[BaseException]) -> Non
         outcome.append(e)
 
 
-CHILD = """
-import json, signal, sys
-from pathlib import Path
-from hermetic import cancel
-from hermetic.errors import HermeticError
-from hermetic.fetch import ContentStore, Fetcher, FetchPolicy
-from hermetic.pins import Pin
-
-args = json.loads(sys.argv[1])
-# Stand-in for SCons's own handler, which only stops new tasks from starting (Taskmaster.stop).
-for signum in cancel.STOP_SIGNALS:
-    signal.signal(signum, lambda received, frame: None)
-cancel.chain_handlers()
-fetcher = Fetcher(ContentStore(Path(args["store"])), policy=FetchPolicy(**args["policy"]))
-try:
-    print(fetcher.fetch(Pin(**args["pin"])), flush=True)
-except HermeticError as e:
-    print(e.one_line(), file=sys.stderr, flush=True)
-    sys.exit(e.exit_code)
-"""
-
-
-def child_fetch(store: Path, pin: Pin, policy: dict[str, float], *, wrap: Sequence[str] = ()) -> subprocess.Popen[str]:
-    """Start a real Python process that fetches `pin` into `store` (optionally under a wrapper command)."""
-    args = {"store": str(store), "pin": {**dataclasses.asdict(pin), "urls": list(pin.urls)}, "policy": policy}
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "site_scons")}
-    command = [*wrap, sys.executable, "-c", CHILD, json.dumps(args)]
-    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
 def test_sigterm_stops_a_real_fetch_and_the_next_run_resumes(tmp_path: Path, http_server: LoopbackServer) -> None:
     http_server.served.files["a.tgz"] = PAYLOAD
     http_server.served.stall_after = 4000
@@ -458,100 +410,3 @@ def test_sigterm_stops_a_real_fetch_and_the_next_run_resumes(tmp_path: Path, htt
     assert Path(out.splitlines()[-1]).read_bytes() == PAYLOAD
     assert http_server.served.ranges == ["bytes=4000-"]
     assert not partial.exists()
-
-
-def test_stale_staging_files_are_removed_and_fresh_ones_kept(tmp_path: Path, http_server: LoopbackServer) -> None:
-    store = ContentStore(tmp_path / "cache")
-    staging = tmp_path / "cache" / "tmp"
-    staging.mkdir(parents=True)
-    day_ago = time.time() - STALE_SECONDS - 60
-    old_abandoned = staging / f"{'a' * 64}.part"  # a killed download of a pin nobody fetched since
-    old_legacy = staging / "part-x1y2z3"  # left by the fetcher before resumable staging files
-    old_in_use = staging / f"{'b' * 64}.part"  # another build is fetching it right now (holds its lock)
-    fresh = staging / f"{'c' * 64}.part"  # a recent interrupted download, resumed by the next run
-    for path in (old_abandoned, old_legacy, old_in_use, fresh):
-        path.write_bytes(b"x" * 100)
-    for path in (old_abandoned, old_legacy, old_in_use):
-        os.utime(path, (day_ago, day_ago))
-    http_server.served.files["a.tgz"] = PAYLOAD
-    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
-    holder_ready, release = threading.Event(), threading.Event()
-
-    def hold_lock() -> None:
-        with store.locked("b" * 64):
-            holder_ready.set()
-            release.wait(DID_NOT_HANG)
-
-    holder = threading.Thread(target=hold_lock)
-    holder.start()
-    holder_ready.wait(DID_NOT_HANG)
-    try:
-        Fetcher(store, policy=BOUNDED).fetch(pin)
-    finally:
-        release.set()
-        holder.join()
-    assert sorted(p.name for p in staging.iterdir()) == sorted([old_in_use.name, fresh.name])
-
-
-# --- A full or unwritable cache is named, with the fix. --------------------------------------------------------
-
-
-def private_mount(directory: Path, options: str) -> list[str]:
-    """A wrapper command running its argument with a fresh tmpfs (`options`) on `directory`, seen only by it."""
-    if shutil.which("unshare") is None or os.geteuid() != 0:
-        pytest.fail("needs unshare(1) and root to mount a private tmpfs (the test container provides both)")
-    script = f'mount -t tmpfs -o {options} tmpfs "{directory}" && exec "$@"'
-    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh"]
-
-
-def test_full_disk_names_the_cache_directory(tmp_path: Path, http_server: LoopbackServer) -> None:
-    http_server.served.files["a.tgz"] = PAYLOAD
-    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"), http_server.url("good", "a.tgz?again")))
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    child = child_fetch(cache, pin, {}, wrap=private_mount(cache, "size=64k"))
-    _out, err = child.communicate(timeout=DID_NOT_HANG)
-    assert child.returncode == CacheError.exit_code, err
-    assert err.strip() == (
-        f"the download cache {cache}/tmp is full (No space left on device) while fetching {pin.filename}; "
-        "free space there, or point cache_root= at a disk with room"
-    )
-    assert len(http_server.served.hits) == 1  # another URL would not make room
-
-
-def test_read_only_cache_names_the_cache_directory(tmp_path: Path, http_server: LoopbackServer) -> None:
-    http_server.served.files["a.tgz"] = PAYLOAD
-    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    child = child_fetch(cache, pin, {}, wrap=private_mount(cache, "ro"))
-    _out, err = child.communicate(timeout=DID_NOT_HANG)
-    assert child.returncode == CacheError.exit_code, err
-    assert err.strip() == (
-        f"the download cache {cache}/locks is not writable (Read-only file system) while creating the lock file "
-        f"{pin.sha256}.lock; make it writable, or point cache_root= at a writable directory"
-    )
-    assert http_server.served.hits == []
-
-
-def test_cache_owned_by_another_user_names_the_cache_directory(http_server: LoopbackServer) -> None:
-    if os.geteuid() != 0 or shutil.which("setpriv") is None:
-        pytest.fail("needs root and setpriv(1) to run the fetch as an unprivileged user")
-    http_server.served.files["a.tgz"] = PAYLOAD
-    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
-    # Outside pytest's 0700 temporary directory, so that the unprivileged user can reach it.
-    top = Path(tempfile.mkdtemp(prefix="fetch-unwritable-"))
-    try:
-        top.chmod(0o755)
-        cache = top / "cache"
-        cache.mkdir(mode=0o755)  # owned by root: nobody may create locks/ in it
-        nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"]
-        child = child_fetch(cache, pin, {}, wrap=nobody)
-        _out, err = child.communicate(timeout=DID_NOT_HANG)
-    finally:
-        shutil.rmtree(top)
-    assert child.returncode == CacheError.exit_code, err
-    assert err.strip() == (
-        f"the download cache {cache}/locks is not writable (Permission denied) while creating the lock file "
-        f"{pin.sha256}.lock; make it writable, or point cache_root= at a writable directory"
-    )

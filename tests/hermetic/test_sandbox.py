@@ -15,9 +15,10 @@ import pytest
 
 from conftest import REPO_ROOT
 from hermetic.action import Action, ActionRunner, Step
+from hermetic.content_store import ContentStore
 from hermetic.debian import archives_from_apt
 from hermetic.errors import ActionError
-from hermetic.fetch import ContentStore, Fetcher
+from hermetic.fetch import Fetcher
 from hermetic.sandbox import Bubblewrap, Mount
 from hermetic.toolchain import Toolchain, load_toolchain
 from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR

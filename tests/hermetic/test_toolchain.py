@@ -12,8 +12,9 @@ import pytest
 
 from conftest import make_pin
 from hermetic import toolchain
+from hermetic.content_store import ContentStore
 from hermetic.errors import ConfigError
-from hermetic.fetch import ContentStore, Fetcher
+from hermetic.fetch import Fetcher
 from hermetic.toolchain import PackageSet, materialize
 
 

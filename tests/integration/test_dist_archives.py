@@ -14,7 +14,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from conftest import archive, unpack
-from hermetic.archive import open_tar
+from hermetic.archive_read import open_tar
 from hermetic.lock import load_lock
 from hermetic.toolchain import load_toolchain
 from pydist import buildpaths, distribution, provenance, sbom

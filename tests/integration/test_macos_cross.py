@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT, run_scons
-from hermetic.archive import extract_tar
+from hermetic.archive_extract import extract_tar
 from hermetic.lock import load_lock
 from hermetic.sandbox import Mount
 from hermetic.toolchain import Materialized

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from hermetic.content_store import ContentStore
 from hermetic.debian import archives_from_apt
-from hermetic.fetch import ContentStore, Fetcher
+from hermetic.fetch import Fetcher
 from hermetic.pins import Pin, load_toml
 from hermetic.sandbox import Bubblewrap, Mount
 from hermetic.toolchain import PackageSet, load_toolchain, materialize, materialize_toolchain
@@ -125,6 +126,10 @@ def test_the_runner_sandbox_runs_foreign_programs_and_their_children_transparent
     rc, output = run("aarch64-linux-gnu-clang -O2 -fuse-ld=lld reexec.c -o reexec && ./reexec", [])
     assert rc != 0 and "parent on" not in output  # without the emulator the kernel cannot run it
     rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
+    assert rc == 0, output
+    assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
+    # A foreign program started with an empty environment (no QEMU_LD_PREFIX) still finds its loader.
+    rc, output = run("env -i ./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
     assert rc == 0, output
     assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
     # The registration lived in the sandbox's own binfmt_misc instance: the host's is as it was.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO_ROOT
-from hermetic.archive import pack_tree
+from hermetic.archive_pack import pack_tree
 from pydist import compare
 from pydist.__main__ import main
 

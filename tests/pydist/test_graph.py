@@ -81,3 +81,23 @@ def test_the_build_python_side_is_exactly_the_native_noopt_build(tmp_path: Path)
     host_side = {a.name: a.key() for a in cross if a.target == "x86_64-unknown-linux-gnu"}
     assert host_side == {name: key for name, key in native.items() if name in host_side}
     assert set(host_side) == set(native)
+
+
+def test_a_cross_builds_provenance_reads_the_build_python_and_its_libraries(tmp_path: Path) -> None:
+    import SCons.Node.FS
+
+    _declared(tmp_path, "aarch64-unknown-linux-gnu", "x86_64-linux")
+    fs = SCons.Node.FS.get_default_fs()
+    dist = tmp_path / "dist-aarch64-unknown-linux-gnu" / "cpython-3.13.15-aarch64-unknown-linux-gnu-pgo+lto-t"
+    host_dir = tmp_path / "build-aarch64-unknown-linux-gnu" / "x86_64-unknown-linux-gnu"
+
+    def host_sources(name: str) -> set[str]:
+        sources = {Path(s.get_abspath()) for s in fs.File(str(dist / name)).sources}
+        return {str(p.relative_to(host_dir)) for p in sources if p.is_relative_to(host_dir)}
+
+    # Its actions ran for this build, so the provenance lists them (and the audit finds who made what the
+    # aarch64 CPython consumed); the SBOM lists what ships, which the build Python is not.
+    provenance = host_sources("provenance.json")
+    assert "cpython-3.13.15-noopt.tar.zst" in provenance
+    assert {"deps/openssl-3.5.7.tar.zst", "deps/zlib-1.3.1.tar.zst"} <= provenance
+    assert host_sources("sbom.cdx.json") == set()

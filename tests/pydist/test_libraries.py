@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Toolchain, run_scons
-from hermetic.archive import open_tar
+from hermetic.archive_read import open_tar
 from pydist.libraries import RECIPES
 
 pytestmark = pytest.mark.integration

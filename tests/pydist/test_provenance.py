@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from test_sbom import make_inputs
 
-from hermetic.archive import pack_tree
+from hermetic.archive_pack import pack_tree
 from pydist import distribution, provenance, sbom
 
 EPOCH = 1767225600

@@ -24,7 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from hermetic.archive import EntryKind, LinkResolutionError, SymlinkLoopError, resolve_in_tree
+from hermetic.archive_extract import EntryKind, LinkResolutionError, SymlinkLoopError, resolve_in_tree
 from pydist.distribution import validate_python_json
 from pydist.elfinfo import is_elf
 from pydist.validate import elf as elf_checks

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
-from hermetic.archive import open_tar
+from hermetic.archive_read import open_tar
 from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError
 from pydist import buildpaths
 from pydist.matrix import OPTIONS, TARGETS

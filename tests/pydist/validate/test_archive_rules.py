@@ -16,7 +16,7 @@ import pytest
 import zstandard
 
 from conftest import archive, unpack
-from hermetic.archive import pack_tree
+from hermetic.archive_pack import pack_tree
 from pydist.validate import validate
 from pydist.validate.fips import module_mac
 

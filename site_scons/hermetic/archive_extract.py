@@ -1,261 +1,33 @@
-"""Archives in and out: safe extraction of tarballs, .deb and zip files (wheels), deterministic packing of trees.
+"""Safe extraction of tarballs, .deb and zip files (wheels): every archive is treated as hostile.
 
-Extraction treats every archive as hostile: it refuses absolute names, ``..``, devices and fifos, never
-creates, links, chmods or re-dates anything through a symlink (each path is walked from the destination with
-O_NOFOLLOW), creates symlinks last and only when they resolve inside the destination, and hard-links only to
-files the same archive wrote. A truncated or damaged archive is one CorruptArchiveError naming it. Python's
+Extraction refuses absolute names, ``..``, devices and fifos, never creates, links, chmods or re-dates
+anything through a symlink (each path is walked from the destination with O_NOFOLLOW), creates symlinks last
+and only when they resolve inside the destination, and hard-links only to files the same archive wrote. A
+truncated or damaged archive is one CorruptArchiveError naming it (:mod:`hermetic.archive_read`). Python's
 tarfile only parses headers and data here; its extraction (and its filters) is not used.
-Packing writes members sorted by name, owned by 0:0, with one fixed mtime, normalized modes and no pax
-headers, so the same tree always gives the same bytes.
 """
 
 from __future__ import annotations
 
-import bz2
 import calendar
 import contextlib
 import errno
-import gzip
-import lzma
 import os
 import posixpath
 import re
 import shutil
 import stat
 import tarfile
-import tempfile
 import zipfile
 import zlib
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Literal
 
-import zstandard
-
 from hermetic import cancel
+from hermetic.archive_read import CORRUPT_HINT, open_tar, read_tar
 from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError, UnsafeArchiveError
-
-Compression = Literal["zst", "gz", "none"]
-
-# Pinned compression settings: part of what makes an artifact's bytes reproducible.
-ZSTD_LEVEL = 10
-ZSTD_THREADS = 2
-GZIP_LEVEL = 6
-
-
-def pinned_settings() -> dict[str, object]:
-    """The settings that shape packed bytes (part of every action key), library version included."""
-    return {
-        "format": "gnu",
-        "zstd_level": ZSTD_LEVEL,
-        "zstd_threads": ZSTD_THREADS,
-        "zstd_library": zstandard.ZSTD_VERSION,
-        "gzip_level": GZIP_LEVEL,
-    }
-
-
-# ---------------------------------------------------------------------------------------------- reading
-
-_CHUNK = 1 << 16
-# zstd can expand one input byte about 32768 times: feeding it small pieces bounds what one step produces.
-_ZSTD_INPUT = 1 << 10
-# The last bytes handed to tarfile are kept to check the block where it saw the archive end.
-_TAIL = 1 << 16
-_CORRUPT_HINT = "the file is damaged or incomplete: fetch or build it again"
-
-
-class _Prefixed:
-    """A stream whose first bytes were already read (to sniff the compression) and are put back."""
-
-    def __init__(self, head: bytes, raw: BinaryIO) -> None:
-        self._head = head
-        self._raw = raw
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` bytes (all that is left when negative)."""
-        if not self._head:
-            return self._raw.read(size)
-        if size < 0:
-            data, self._head = self._head + self._raw.read(), b""
-            return data
-        data, self._head = self._head[:size], self._head[size:]
-        return data
-
-
-class _ZstdFrames:
-    """Decompressed zstd frames that notice a stream stopping inside a frame (zstandard's own readers
-    return a short stream instead)."""
-
-    def __init__(self, raw: _Prefixed) -> None:
-        self._raw = raw
-        self._frame = zstandard.ZstdDecompressor().decompressobj()
-        self._in_frame = False
-        self._buffer = b""
-        self._offset = 0
-        self._eof = False
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` decompressed bytes (all that is left when negative)."""
-        while (size < 0 or len(self._buffer) - self._offset < size) and not self._eof:
-            self._fill()
-        end = len(self._buffer) if size < 0 else self._offset + size
-        data = self._buffer[self._offset : end]
-        self._offset += len(data)
-        return data
-
-    def _fill(self) -> None:
-        data = self._raw.read(_ZSTD_INPUT)
-        if not data:
-            if self._in_frame:
-                raise EOFError("the zstd stream ends inside a frame")
-            self._eof = True
-            return
-        produced = []
-        while data:
-            if self._frame.eof:
-                self._frame = zstandard.ZstdDecompressor().decompressobj()
-            produced.append(self._frame.decompress(data))
-            self._in_frame = not self._frame.eof
-            data = self._frame.unused_data if self._frame.eof else b""
-        self._buffer = self._buffer[self._offset :] + b"".join(produced)
-        self._offset = 0
-
-
-def _decompressor(raw: BinaryIO) -> tuple[str, BinaryIO | _Prefixed | _ZstdFrames]:
-    """The compression of `raw`, told from its first bytes, and a reader of its decompressed bytes."""
-    head = raw.read(6)
-    prefixed = _Prefixed(head, raw)
-    if head.startswith(b"\x28\xb5\x2f\xfd"):
-        return "zstd", _ZstdFrames(prefixed)
-    if head.startswith(b"\x1f\x8b"):
-        return "gzip", gzip.GzipFile(fileobj=prefixed, mode="rb")  # type: ignore[arg-type]
-    if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz", lzma.LZMAFile(prefixed)  # type: ignore[arg-type]
-    if head.startswith(b"BZh"):
-        return "bzip2", bz2.BZ2File(prefixed)  # type: ignore[arg-type]
-    return "tar", prefixed
-
-
-class _ArchiveStream:
-    """The decompressed bytes of an archive. Any failure to read them is a CorruptArchiveError naming the
-    archive; an optional limit stops a decompression bomb; the last bytes read are kept for the check of
-    the end-of-archive block."""
-
-    def __init__(self, raw: BinaryIO, label: str, limit: int | None) -> None:
-        self.label = label
-        self._limit = limit
-        self.position = 0
-        self._recent: deque[bytes] = deque()  # the last reads, at least _TAIL bytes once there are that many
-        self._recent_size = 0
-        with self._reading():
-            self.compression, self._inner = _decompressor(raw)
-
-    def read(self, size: int = -1) -> bytes:
-        """Up to `size` decompressed bytes."""
-        with self._reading():
-            data = self._inner.read(size)
-        self.position += len(data)
-        if self._limit is not None and self.position > self._limit:
-            raise ArchiveTooLargeError(
-                f"{self.label}: expands to more than {self._limit} bytes (a decompression bomb?)",
-                hint="refusing to read further",
-            )
-        self._recent.append(data)
-        self._recent_size += len(data)
-        while self._recent_size - len(self._recent[0]) >= _TAIL:
-            self._recent_size -= len(self._recent.popleft())
-        return data
-
-    def drain(self) -> None:
-        """Read to the end, so the compression's own checks (checksums, end markers) run."""
-        while self.read(_CHUNK):
-            pass
-
-    def zero_block_at(self, offset: int) -> bool:
-        """Whether the 512 bytes at `offset` (recently read) are all zero: tar's end-of-archive block."""
-        start = offset - (self.position - self._recent_size)
-        block = b"".join(self._recent)[max(start, 0) : start + tarfile.BLOCKSIZE]
-        return start >= 0 and len(block) == tarfile.BLOCKSIZE and not any(block)
-
-    @contextmanager
-    def _reading(self) -> Iterator[None]:
-        try:
-            yield
-        except EOFError as e:
-            raise CorruptArchiveError(f"{self.label}: truncated ({e})", hint=_CORRUPT_HINT) from None
-        except (gzip.BadGzipFile, zlib.error, lzma.LZMAError, zstandard.ZstdError, ValueError) as e:
-            kind = getattr(self, "compression", "compressed")
-            raise CorruptArchiveError(f"{self.label}: corrupt {kind} data ({e})", hint=_CORRUPT_HINT) from None
-        except OSError as e:
-            raise CorruptArchiveError(f"{self.label}: cannot be read ({e})", hint=_CORRUPT_HINT) from None
-
-
-class _TarStream(tarfile.TarFile):
-    """A tarfile reader that, when the members run out, checks the archive really ended there (tarfile
-    takes a missing or damaged header for the end) and reads the rest so the compression is verified."""
-
-    def __init__(self, *args: object, archive_stream: _ArchiveStream, **kwargs: object) -> None:
-        self.archive_stream = archive_stream
-        self.ended = False
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-
-    def next(self) -> tarfile.TarInfo | None:
-        """The next member, or None at a verified end of the archive."""
-        member = super().next()
-        # A stream is read once: keeping every header (tarfile does, for random access) only costs memory.
-        self.members.clear()
-        if member is None and not self.ended:
-            self.ended = True
-            if not self.archive_stream.zero_block_at(self.offset):
-                raise CorruptArchiveError(
-                    f"{self.archive_stream.label}: truncated or damaged tar data at byte {self.offset}",
-                    hint=_CORRUPT_HINT,
-                )
-            self.archive_stream.drain()
-        return member
-
-
-def _tar_problem(error: tarfile.TarError) -> str:
-    text = str(error)
-    if text == "unexpected end of data":
-        return "truncated (the tar data ends inside a member)"
-    if text == "empty file":
-        return "empty, not a tar archive"
-    return f"not a tar archive or damaged ({text})"
-
-
-@contextmanager
-def _tar_errors(label: str) -> Iterator[None]:
-    """Report tarfile's own errors as a CorruptArchiveError naming the archive."""
-    try:
-        yield
-    except tarfile.TarError as e:
-        raise CorruptArchiveError(f"{label}: {_tar_problem(e)}", hint=_CORRUPT_HINT) from None
-
-
-@contextmanager
-def _read_tar(raw: BinaryIO, label: str, limit: int | None) -> Iterator[tarfile.TarFile]:
-    stream = _ArchiveStream(raw, label, limit)
-    with _tar_errors(label):
-        tar = _TarStream.open(fileobj=stream, mode="r|", archive_stream=stream)  # type: ignore[arg-type]
-        yield tar
-
-
-@contextmanager
-def open_tar(path: Path, *, label: str | None = None, limit: int | None = None) -> Iterator[tarfile.TarFile]:
-    """Open a tarball (plain, gzip, xz, bzip2 or zstd, told from its first bytes) for one sequential pass.
-
-    A damaged or truncated archive raises CorruptArchiveError naming `label` (default: the file's name);
-    reading every member verifies the archive to its end. `limit` caps the decompressed bytes read
-    (ArchiveTooLargeError past it).
-    """
-    with open(path, "rb") as raw, _read_tar(raw, label or path.name, limit) as tar:
-        yield tar
-
-
-# ---------------------------------------------------------------------------------------------- extracting
 
 _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -581,7 +353,7 @@ def extract_tar(
     dest.mkdir(parents=True, exist_ok=True)
     with contextlib.ExitStack() as stack:
         raw = fileobj if fileobj is not None else stack.enter_context(open(archive, "rb"))
-        tar = stack.enter_context(_read_tar(raw, label, None))
+        tar = stack.enter_context(read_tar(raw, label, None))
         extraction = _Extraction(dest, label, fix_absolute_links)
         stack.callback(extraction.close)
         for member in tar:
@@ -610,7 +382,7 @@ def extract_deb(deb: Path, dest: Path, *, label: str | None = None) -> None:
     label = label or deb.name
     with open(deb, "rb") as f:
         if f.read(8) != b"!<arch>\n":
-            raise CorruptArchiveError(f"{label}: not a Debian package (bad ar magic)", hint=_CORRUPT_HINT)
+            raise CorruptArchiveError(f"{label}: not a Debian package (bad ar magic)", hint=CORRUPT_HINT)
         while header := f.read(60):
             try:
                 name = header[:16].decode().strip().rstrip("/")
@@ -618,13 +390,13 @@ def extract_deb(deb: Path, dest: Path, *, label: str | None = None) -> None:
             except ValueError:
                 size = -1
             if size < 0:
-                raise CorruptArchiveError(f"{label}: damaged ar member header", hint=_CORRUPT_HINT)
+                raise CorruptArchiveError(f"{label}: damaged ar member header", hint=CORRUPT_HINT)
             if name.startswith("data.tar"):
                 data = _Slice(f, size)
                 extract_tar(deb, dest, fix_absolute_links=True, fileobj=data, label=label)  # type: ignore[arg-type]
                 return
             f.seek(size + (size & 1), os.SEEK_CUR)
-    raise CorruptArchiveError(f"{label}: no data.tar member (not a Debian binary package?)", hint=_CORRUPT_HINT)
+    raise CorruptArchiveError(f"{label}: no data.tar member (not a Debian binary package?)", hint=CORRUPT_HINT)
 
 
 # What a selection of a zip file may expand to: far above any wheel a toolchain uses, far below a zip bomb.
@@ -680,7 +452,7 @@ def extract_zip(
             finally:
                 extraction.close()
     except (zipfile.BadZipFile, zlib.error, EOFError) as e:
-        raise CorruptArchiveError(f"{label}: {e}", hint=_CORRUPT_HINT) from None
+        raise CorruptArchiveError(f"{label}: {e}", hint=CORRUPT_HINT) from None
 
 
 def _zip_selection(
@@ -729,113 +501,3 @@ def _zip_tarinfo(info: zipfile.ZipInfo, rel: str) -> tarfile.TarInfo:
     member.mode = (info.external_attr >> 16) & 0o777 or 0o644
     member.mtime = int(calendar.timegm((*info.date_time, 0, 0, 0)))
     return member
-
-
-# ---------------------------------------------------------------------------------------------- writing
-
-
-def _walk(root: Path) -> list[str]:
-    """Every path under `root`, relative, sorted bytewise (directories before their contents)."""
-    found: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        rel_dir = os.path.relpath(dirpath, root)
-        for name in dirnames + filenames:
-            found.append(name if rel_dir == "." else f"{rel_dir}/{name}")
-    return sorted(found, key=lambda p: p.encode())
-
-
-def _tarinfo(root: Path, rel: str, arcname: str, mtime: int) -> tuple[tarfile.TarInfo, Path | None]:
-    path = root / rel
-    st = path.lstat()
-    info = tarfile.TarInfo(arcname)
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    if stat.S_ISLNK(st.st_mode):
-        info.type = tarfile.SYMTYPE
-        info.linkname = os.readlink(path)
-        info.mode = 0o777
-        return info, None
-    if stat.S_ISDIR(st.st_mode):
-        info.type = tarfile.DIRTYPE
-        info.mode = 0o755
-        return info, None
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafeArchiveError(f"{path}: cannot archive a device, socket or fifo")
-    info.type = tarfile.REGTYPE
-    info.size = st.st_size
-    info.mode = 0o755 if st.st_mode & 0o111 else 0o644
-    return info, path
-
-
-@contextmanager
-def _atomic_output(out: Path) -> Iterator[BinaryIO]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        Path(tmp).chmod(0o644)  # mkstemp creates 0600; archives are meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def _compressor(raw: BinaryIO, compression: Compression, mtime: int, zstd_level: int) -> Iterator[BinaryIO]:
-    if compression == "zst":
-        # A fixed worker count: zstd's multithreaded output does not depend on it, but differs from
-        # single-threaded output, so it is never switched off.
-        cctx = zstandard.ZstdCompressor(level=zstd_level, threads=ZSTD_THREADS, write_checksum=True)
-        with cctx.stream_writer(raw, closefd=False) as writer:
-            yield writer  # type: ignore[misc]
-    elif compression == "gz":
-        with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=mtime) as writer:
-            yield writer  # type: ignore[misc]
-    else:
-        yield raw
-
-
-def pack_tree(
-    root: Path,
-    out: Path,
-    *,
-    mtime: int,
-    prefix: str = "",
-    compression: Compression = "zst",
-    first: Sequence[str] = (),
-    exclude: Iterable[str] = (),
-    zstd_level: int = ZSTD_LEVEL,
-) -> None:
-    """Write every file under `root` into the tarball `out`, deterministically and atomically.
-
-    Args:
-        root: (Path) the tree to archive.
-        out: (Path) the archive to write (replaced atomically).
-        mtime: (int) the modification time every member gets (SOURCE_DATE_EPOCH).
-        prefix: (str) a directory name every member is placed under, e.g. ``python``.
-        compression: ("zst" | "gz" | "none") the pinned compression to apply.
-        first: (Sequence[str]) relative paths written before all others, in this order.
-        exclude: (Iterable[str]) relative paths to leave out.
-        zstd_level: (int) the pinned zstd level (intermediate artifacts use ZSTD_LEVEL).
-    """
-    excluded = set(exclude)
-    ordered = [p for p in first if (root / p).exists() or (root / p).is_symlink()]
-    ordered += [p for p in _walk(root) if p not in set(ordered) and p not in excluded]
-    with (
-        _atomic_output(out) as raw,
-        _compressor(raw, compression, mtime, zstd_level) as stream,
-        tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar,
-    ):
-        for rel in ordered:
-            cancel.check(f"packing {out.name}")
-            arcname = f"{prefix}/{rel}" if prefix else rel
-            info, path = _tarinfo(root, rel, arcname, mtime)
-            if path is None:
-                tar.addfile(info)
-            else:
-                with open(path, "rb") as f:
-                    tar.addfile(info, f)

@@ -1,4 +1,4 @@
-"""Safe extraction and deterministic packing, on real tar files crafted here, a real .deb and a real pinned source.
+"""Safe extraction, on real tar files crafted here, a real .deb, zip files and a real pinned source.
 
 Every hostile archive is unpacked into ``<tmp>/a/b/c/d/dest``, so five ``..`` from the destination reach
 ``<tmp>``, where a 0700 sentinel directory holds a file: after each attempt, everything outside the
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-import io
 import os
 import stat
 import subprocess
@@ -17,6 +16,7 @@ import tarfile
 import time
 import tomllib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,86 +24,10 @@ import pytest
 import zstandard
 
 from conftest import REPO_ROOT
-from hermetic.archive import extract_deb, extract_tar, extract_zip, open_tar, pack_tree
+from crafted_archives import Member, directory, hardlink, make_deb, regular, special, symlink, tar_bytes, write_tar
+from hermetic.archive_extract import extract_deb, extract_tar, extract_zip
 from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError, UnsafeArchiveError
 from pydist.settings import default_cache_root
-
-# ---------------------------------------------------------------------------------------------- building archives
-
-
-@dataclass
-class Member:
-    """A tar member to write, with its data for regular files."""
-
-    info: tarfile.TarInfo
-    data: bytes = b""
-
-
-def regular(name: str, data: bytes = b"x", mode: int = 0o644, mtime: float = 1_000_000_000) -> Member:
-    info = tarfile.TarInfo(name)
-    info.mode, info.mtime, info.size = mode, mtime, len(data)
-    return Member(info, data)
-
-
-def directory(name: str, mode: int = 0o755, mtime: float = 1_000_000_000) -> Member:
-    info = tarfile.TarInfo(name)
-    info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, mtime
-    return Member(info)
-
-
-def symlink(name: str, target: str) -> Member:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname, info.mode = tarfile.SYMTYPE, target, 0o777
-    return Member(info)
-
-
-def hardlink(name: str, target: str) -> Member:
-    info = tarfile.TarInfo(name)
-    info.type, info.linkname = tarfile.LNKTYPE, target
-    return Member(info)
-
-
-def special(name: str, kind: bytes) -> Member:
-    info = tarfile.TarInfo(name)
-    info.type, info.devmajor, info.devminor = kind, 1, 3
-    return Member(info)
-
-
-def tar_bytes(members: list[Member], fmt: int = tarfile.GNU_FORMAT) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=fmt) as tar:
-        for member in members:
-            tar.addfile(member.info, io.BytesIO(member.data) if member.info.isreg() else None)
-    return buf.getvalue()
-
-
-def write_tar(path: Path, members: list[Member], fmt: int = tarfile.GNU_FORMAT) -> Path:
-    """A .tar.gz, .tar.xz, .tar.zst or .tar of `members`."""
-    raw = tar_bytes(members, fmt)
-    if path.name.endswith(".gz"):
-        with tarfile.open(path, "w:gz", format=fmt) as tar:
-            for member in members:
-                tar.addfile(member.info, io.BytesIO(member.data) if member.info.isreg() else None)
-    elif path.name.endswith(".xz"):
-        path.write_bytes(subprocess.run(["xz", "-c"], input=raw, capture_output=True, check=True).stdout)
-    elif path.name.endswith(".zst"):
-        path.write_bytes(zstandard.ZstdCompressor(write_checksum=True).compress(raw))
-    else:
-        path.write_bytes(raw)
-    return path
-
-
-def make_deb(path: Path, data_tar: bytes) -> Path:
-    """A real ar-format .deb with a zstd data member."""
-
-    def member(name: str, payload: bytes) -> bytes:
-        header = f"{name:<16}{0:<12}{0:<6}{0:<6}{100644:<8}{len(payload):<10}`\n".encode()
-        return header + payload + (b"\n" if len(payload) % 2 else b"")
-
-    compressed = zstandard.ZstdCompressor().compress(data_tar)
-    path.write_bytes(b"!<arch>\n" + member("debian-binary", b"2.0\n") + member("data.tar.zst", compressed))
-    return path
-
 
 # ---------------------------------------------------------------------------------------------- the host around it
 
@@ -148,6 +72,15 @@ class Host:
 
     def snapshot(self) -> dict[str, tuple[object, ...]]:
         return host_state(self.top, skip=self.dest)
+
+    def assert_refused(self, unpack: Callable[[], None], label: str, reason: str) -> None:
+        """`unpack` fails with one line naming `label` and giving `reason`, and nothing outside `dest` changed."""
+        before = self.snapshot()
+        with pytest.raises(UnsafeArchiveError) as error:
+            unpack()
+        line = error.value.one_line()
+        assert line.startswith(f"{label}: ") and reason in line and "\n" not in line, line
+        assert self.snapshot() == before
 
 
 @pytest.fixture
@@ -240,12 +173,7 @@ HOSTILE: dict[str, tuple[list[Member], str]] = {
 def test_hostile_archives_are_refused_and_the_host_is_untouched(host: Host, case: str) -> None:
     members, reason = HOSTILE[case]
     archive = write_tar(host.top / "archives" / "hostile.tar.gz", members)
-    before = host.snapshot()
-    with pytest.raises(UnsafeArchiveError) as error:
-        extract_tar(archive, host.dest, label="demo 1.0 source")
-    line = error.value.one_line()
-    assert line.startswith("demo 1.0 source: ") and reason in line and "\n" not in line, line
-    assert host.snapshot() == before
+    host.assert_refused(lambda: extract_tar(archive, host.dest, label="demo 1.0 source"), "demo 1.0 source", reason)
     assert_stays_inside(host.dest)
 
 
@@ -481,144 +409,6 @@ def test_a_real_pinned_source_unpacks_like_gnu_tar(tmp_path: Path) -> None:
     assert assert_like_gnu_tar(archive, tmp_path, strip=1) > 10
 
 
-# ---------------------------------------------------------------------------------------------- corrupt archives
-
-
-def damaged(kind: str, path: Path) -> Path:
-    """A real archive of a few members, then damaged the way `kind` says."""
-    members = [regular(f"pkg/file{i}.txt", os.urandom(20_000) + b"tail") for i in range(6)]
-    suffix = {"zstd": ".tar.zst", "gzip": ".tar.gz", "xz": ".tar.xz"}.get(kind.split()[0], ".tar")
-    archive = write_tar(path.with_name(path.name + suffix), members)
-    data = bytearray(archive.read_bytes())
-    if kind.endswith("truncated"):
-        data = data[: len(data) // 2]
-    elif kind == "zstd bad frame":
-        data[len(data) // 2] ^= 0xFF
-    elif kind == "zstd missing checksum":
-        data = data[:-2]
-    elif kind == "gzip crc":
-        data[-6] ^= 0x01  # the CRC32 in the trailer: every byte decompresses, the check fails
-    elif kind == "tar cut at a header":
-        data = data[: 512 + 20_480]  # the first member complete, nothing after it
-    elif kind == "tar damaged header":
-        data[512 + 20_480 + 10] ^= 0x20  # a later header's name, so its checksum no longer matches
-    elif kind == "not an archive":
-        data = bytearray(b"<html>mirror error page</html>\n" * 40)
-    elif kind == "empty":
-        data = bytearray()
-    archive.write_bytes(bytes(data))
-    return archive
-
-
-CORRUPT = [
-    "zstd truncated",
-    "zstd bad frame",
-    "zstd missing checksum",
-    "gzip truncated",
-    "gzip crc",
-    "xz truncated",
-    "tar truncated",
-    "tar cut at a header",
-    "tar damaged header",
-    "not an archive",
-    "empty",
-]
-
-
-@pytest.mark.parametrize("kind", CORRUPT)
-def test_corrupt_archives_are_one_line_naming_the_file(tmp_path: Path, kind: str) -> None:
-    archive = damaged(kind, tmp_path / "dep")
-    with pytest.raises(CorruptArchiveError) as error:
-        extract_tar(archive, tmp_path / "out", label="zlib 1.3.1 artifact")
-    line = error.value.one_line()
-    assert line.startswith("zlib 1.3.1 artifact: ") and "\n" not in line, line
-    assert error.value.exit_code == 9
-    with pytest.raises(CorruptArchiveError, match=rf"^{archive.name}: "), open_tar(archive) as tar:
-        for _ in tar:
-            pass
-
-
-def test_a_damaged_deb_is_one_line(tmp_path: Path) -> None:
-    deb = make_deb(tmp_path / "libc6.deb", tar_bytes([regular("./lib/x", os.urandom(50_000))]))
-    deb.write_bytes(deb.read_bytes()[:-20_000])
-    with pytest.raises(CorruptArchiveError, match=r"^libc6\.deb: truncated"):
-        extract_deb(deb, tmp_path / "root")
-    with pytest.raises(CorruptArchiveError, match=r"^libc6\.deb: not a Debian package"):
-        extract_deb(damaged("not an archive", tmp_path / "x"), tmp_path / "root", label="libc6.deb")
-
-
-def test_open_tar_reads_multi_frame_zstd_and_limits_expansion(tmp_path: Path) -> None:
-    raw = tar_bytes([regular("a.txt", b"a" * 100_000), regular("b.txt", b"b")])
-    frames = zstandard.ZstdCompressor().compress(raw[:10_240]) + zstandard.ZstdCompressor().compress(raw[10_240:])
-    (tmp_path / "two.tar.zst").write_bytes(frames)
-    with open_tar(tmp_path / "two.tar.zst") as tar:
-        assert [m.name for m in tar] == ["a.txt", "b.txt"]
-    with (
-        pytest.raises(CorruptArchiveError, match="expands to more than 50000 bytes"),
-        open_tar(tmp_path / "two.tar.zst", limit=50_000) as tar,
-    ):
-        for _ in tar:
-            pass
-
-
-# ---------------------------------------------------------------------------------------------- packing
-
-
-def test_packing_is_deterministic(tmp_path: Path) -> None:
-    def populate(root: Path, order: list[str]) -> None:
-        for name in order:
-            path = root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(name)
-            time.sleep(0.01)
-        (root / "bin").mkdir(exist_ok=True)
-        (root / "bin" / "tool").write_text("#!/bin/sh\n")
-        (root / "bin" / "tool").chmod(0o700)
-        (root / "bin" / "alias").symlink_to("tool")
-
-    names = ["b/z.txt", "a.txt", "b/a.txt", "c/d/e.txt"]
-    populate(tmp_path / "one", names)
-    populate(tmp_path / "two", list(reversed(names)))
-    os.utime(tmp_path / "two" / "a.txt", (5, 5))
-    pack_tree(tmp_path / "one", tmp_path / "one.tar.zst", mtime=1767225600)
-    pack_tree(tmp_path / "two", tmp_path / "two.tar.zst", mtime=1767225600)
-    assert (tmp_path / "one.tar.zst").read_bytes() == (tmp_path / "two.tar.zst").read_bytes()
-
-    with (
-        open(tmp_path / "one.tar.zst", "rb") as raw,
-        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
-    ):
-        members = list(tar)
-    assert [m.name for m in members] == sorted(m.name for m in members)
-    assert {(m.uid, m.gid, m.uname, m.gname, m.mtime) for m in members} == {(0, 0, "", "", 1767225600)}
-    modes = {m.name: m.mode for m in members}
-    assert modes["bin/tool"] == 0o755 and modes["a.txt"] == 0o644
-    assert all(not m.pax_headers for m in members)
-
-
-def test_packing_puts_first_members_first_and_is_atomic(tmp_path: Path) -> None:
-    (tmp_path / "tree" / "install").mkdir(parents=True)
-    (tmp_path / "tree" / "install" / "x").write_text("x")
-    (tmp_path / "tree" / "PYTHON.json").write_text("{}")
-    out = tmp_path / "dist" / "a.tar.gz"
-    pack_tree(tmp_path / "tree", out, mtime=0, prefix="python", compression="gz", first=["PYTHON.json"])
-    with tarfile.open(out) as tar:
-        assert tar.getnames()[0] == "python/PYTHON.json"
-    assert [p.name for p in out.parent.iterdir()] == ["a.tar.gz"]  # no temporary file left behind
-
-
-def test_packed_trees_unpack_to_the_same_tree(tmp_path: Path) -> None:
-    source = tmp_path / "tree"
-    (source / "lib").mkdir(parents=True)
-    (source / "lib" / "libz.so.1").write_bytes(b"\x7fELF")
-    (source / "lib" / "libz.so").symlink_to("libz.so.1")
-    pack_tree(source, tmp_path / "z.tar.zst", mtime=1767225600)
-    extract_tar(tmp_path / "z.tar.zst", tmp_path / "out")
-    assert os.readlink(tmp_path / "out" / "lib" / "libz.so") == "libz.so.1"
-    assert (tmp_path / "out" / "lib" / "libz.so").read_bytes() == b"\x7fELF"
-
-
 # ---------------------------------------------------------------------------------------------- zip files
 
 
@@ -649,12 +439,7 @@ HOSTILE_ZIPS: dict[str, tuple[list[tuple[str, bytes, int]], str]] = {
 def test_hostile_zip_files_are_refused_and_the_host_is_untouched(host: Host, case: str) -> None:
     members, reason = HOSTILE_ZIPS[case]
     archive = write_zip(host.top / "archives" / "hostile.whl", [("pkg/ok.h", b"fine", REG), *members])
-    before = host.snapshot()
-    with pytest.raises(UnsafeArchiveError) as error:
-        extract_zip(archive, host.dest, label="demo.whl")
-    line = error.value.one_line()
-    assert line.startswith("demo.whl: ") and reason in line and "\n" not in line, line
-    assert host.snapshot() == before
+    host.assert_refused(lambda: extract_zip(archive, host.dest, label="demo.whl"), "demo.whl", reason)
     # Every name is checked before anything is written.
     assert list(host.dest.iterdir()) == []
 
