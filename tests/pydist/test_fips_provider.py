@@ -17,7 +17,7 @@ import SCons.Environment
 
 from hermetic import scons_glue
 from hermetic.action import Action
-from hermetic.errors import ConfigError, HermeticError
+from hermetic.errors import ConfigError, HermeticError, LockError
 from hermetic.lock import load_lock
 from pydist import fips_provider, graph, settings
 from pydist.dist_steps import DistSteps
@@ -181,6 +181,15 @@ def test_the_lock_pins_3_1_2_by_upstreams_digest_only() -> None:
     entry = fips_provider.digest_only_sources(lock)["3.1.2"]
     assert entry["filename"] == "openssl-3.1.2.tar.gz" and entry["sha256"] == UPSTREAM_3_1_2
     assert "size" not in entry
+
+
+def test_a_digest_only_entry_cannot_carry_a_size(tmp_path: Path) -> None:
+    # With a size it would be an ordinary [[source]]: the schema keeps the two kinds apart.
+    lock_file = tmp_path / "sources.lock.toml"
+    lock_file.write_text(LOCK_FILE.read_text().replace('version = "3.1.2"\n', 'version = "3.1.2"\nsize = 1\n'))
+    with pytest.raises(LockError) as error:
+        load_lock(lock_file, PINS_SCHEMA)
+    assert "size" in error.value.one_line()
 
 
 def test_3_1_2_without_its_tarball_is_one_line_naming_digest_and_distdir(tmp_path: Path) -> None:
