@@ -632,7 +632,12 @@ def reference_pbkdf2(password, salt, iterations, length):
         block += 1
     return out[:length]
 
-weak_pbkdf2 = (b"password", b"salt", 1, 8)          # 4-byte salt, 1 iteration, 64-bit key
+# Each below one of SP 800-132's lower bounds: 16-byte salt, 1000 iterations, 112-bit key.
+weak_pbkdf2 = {
+    "short_salt": (b"password", b"salt", 1000, 32),
+    "few_iterations": (b"password", b"0123456789abcdef", 1, 32),
+    "short_key": (b"password", b"0123456789abcdef", 1000, 8),
+}
 good_pbkdf2 = (b"password", b"0123456789abcdef", 1000, 32)
 weak_key, good_key = b"12345", b"0123456789abcdef"  # 40 and 128 bits
 results = {}
@@ -643,7 +648,8 @@ def attempt(name, make):
     except ValueError as e:
         results[name] = "refused: " + str(e)
 
-attempt("pbkdf2_weak", lambda: hashlib.pbkdf2_hmac("sha256", *weak_pbkdf2))
+for case, weak in weak_pbkdf2.items():
+    attempt("pbkdf2_" + case, lambda weak=weak: hashlib.pbkdf2_hmac("sha256", *weak))
 attempt("pbkdf2_good", lambda: hashlib.pbkdf2_hmac("sha256", *good_pbkdf2))
 attempt("hmac_new_weak", lambda: hmac.new(weak_key, b"msg", "sha256").digest())
 attempt("hmac_digest_weak", lambda: hmac.digest(weak_key, b"msg", "sha256"))
@@ -657,7 +663,7 @@ results["hmac_object"] = [h.name, h.digest_size, h.block_size, h.hexdigest(), co
                           type(h._hmac).__module__]
 if sys.argv[1] == "reference":
     results["reference"] = {
-        "pbkdf2_weak": reference_pbkdf2(*weak_pbkdf2).hex(),
+        **{"pbkdf2_" + case: reference_pbkdf2(*weak).hex() for case, weak in weak_pbkdf2.items()},
         "pbkdf2_good": reference_pbkdf2(*good_pbkdf2).hex(),
         "hmac_weak": reference_hmac(weak_key, b"msg").hex(),
         "hmac_good": reference_hmac(good_key, b"first second").hex(),
@@ -666,6 +672,10 @@ if sys.argv[1] == "reference":
     }
 print(json.dumps(results))
 """
+
+
+# The PBKDF2 cases below one lower bound each (PBKDF2_HMAC_CODE's weak_pbkdf2).
+WEAK_PBKDF2 = ("pbkdf2_short_salt", "pbkdf2_few_iterations", "pbkdf2_short_key")
 
 
 def pbkdf2_hmac_results(root: Path, env: dict[str, str], mode: str) -> dict[str, Any]:
@@ -678,7 +688,7 @@ def pbkdf2_and_hmac_use_the_provider(root: Path, args: argparse.Namespace, tmp: 
     on = pbkdf2_hmac_results(root, SWITCH_ENV, "fips")
     ref = off["reference"]
     expected_off = {
-        "pbkdf2_weak": ref["pbkdf2_weak"],
+        **{name: ref[name] for name in WEAK_PBKDF2},
         "pbkdf2_good": ref["pbkdf2_good"],
         "hmac_new_weak": ref["hmac_weak"],
         "hmac_digest_weak": ref["hmac_weak"],
@@ -693,7 +703,7 @@ def pbkdf2_and_hmac_use_the_provider(root: Path, args: argparse.Namespace, tmp: 
     pbkdf2_bounds = provider_enforces(module_cnf, "pbkdf2-lower-bound-check")
     hmac_key_bound = provider_enforces(module_cnf, "hmac-key-check")
     refused = {
-        "pbkdf2_weak": pbkdf2_bounds,
+        **dict.fromkeys(WEAK_PBKDF2, pbkdf2_bounds),
         "hmac_new_weak": hmac_key_bound,
         "hmac_digest_weak": hmac_key_bound,
         "hmac_callable_digestmod": True,
@@ -709,7 +719,12 @@ def pbkdf2_and_hmac_use_the_provider(root: Path, args: argparse.Namespace, tmp: 
     for mode, results in (("outside", off), ("in", on)):
         if results["hmac_object"] != object_expected:
             raise CheckFailed(f"hmac object {mode} FIPS mode: {results['hmac_object']} != {object_expected}")
-    pbkdf2 = f"short-salt PBKDF2 refused ({on['pbkdf2_weak'][9:60]})" if pbkdf2_bounds else "no PBKDF2 bounds"
+    pbkdf2 = (
+        "PBKDF2 with a short salt, few iterations or a short key refused "
+        f"({'; '.join(on[name][9:60] for name in WEAK_PBKDF2)})"
+        if pbkdf2_bounds
+        else "no PBKDF2 bounds"
+    )
     hmac = (
         f"40-bit HMAC keys refused ({on['hmac_new_weak'][9:60]})"
         if hmac_key_bound
