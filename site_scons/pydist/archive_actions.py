@@ -62,7 +62,8 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
                 "runtime tests",
                 f"/build/tmp/dist/python/bin/python3 -E -s {FILES}/{RUNTIME_TESTS.path.name} "
                 "/build/tmp/dist/python "
-                f"--openssl {openssl.version} --sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
+                f"--openssl {openssl.version} --fips-provider {ctx.fips_provider.version} "
+                f"--sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
                 f"--cpython-tests {tests} --fips-skips {FILES}/{skips.name} "
                 f"--report {OUT}/report.json",
             ),

@@ -19,6 +19,7 @@ from hermetic.fetch import Fetcher
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain
+from pydist.fips_provider import FipsProvider
 from pydist.matrix import BuildRequest
 from pydist.paths import IN_SANDBOX, PYTHON_JSON_SCHEMA, REPO_ROOT
 from pydist.platforms import Platform
@@ -59,6 +60,7 @@ class DistContext:
         tests_root: (Path) where runtime-test reports go.
         license_pins: (tuple[Pin, ...]) every source whose license text ships.
         object_format: (str) PYTHON.json's object file format of the shipped objects.
+        fips_provider: (FipsProvider) the FIPS provider that ships.
         build_python_toolchain: (Toolchain | None) a cross build's: the toolchain its build Python (the build
             host's own CPython and libraries) was built with.
     """
@@ -72,6 +74,7 @@ class DistContext:
     tests_root: Path
     license_pins: tuple[Pin, ...]
     object_format: str
+    fips_provider: FipsProvider
     build_python_toolchain: Toolchain | None = None
 
     @property
@@ -102,5 +105,6 @@ class DistContext:
                 else {}
             ),
             "licenses": [pin.identity() for pin in self.license_pins],
+            "fips_provider": self.fips_provider.record(),
             "source_date_epoch": self.lock.source_date_epoch,
         }

@@ -24,17 +24,22 @@ def declare_distribution(
     cpython_node: Any,
     library_nodes: dict[str, Any],
     build_python_nodes: list[Any],
+    *,
+    fips_node: Any,
 ) -> list[Any]:
     """Declare the archives, SHA256SUMS, the SBOM and the provenance of one build; returns their nodes.
 
     `build_python_nodes` are a cross build's build Python and its libraries: not shipped, but their actions ran
-    for this build, so the provenance lists them."""
+    for this build, so the provenance lists them. `fips_node` is the artifact whose FIPS provider ships:
+    OpenSSL's own, or the provider's own (``fips_provider=``, then also among `library_nodes`); the runtime
+    tests use OpenSSL's ``openssl`` program either way."""
     out_dir = dist_dir / names.directory
     openssl_node = library_nodes["openssl"]
     steps = DistSteps(
         ctx=ctx,
         names=names,
         openssl_artifact=Path(openssl_node.get_abspath()),
+        fips_artifact=Path(fips_node.get_abspath()),
         build_python_artifacts=tuple(Path(n.get_abspath()) for n in build_python_nodes),
     )
 
@@ -45,7 +50,7 @@ def declare_distribution(
         return scons_glue.declare_function(env, [str(t) for t in targets], sources, key, work)[0]
 
     # The license tarballs are pinned by sha256, and the pins are part of ctx.identity().
-    full = declare(names.full, [cpython_node, openssl_node], steps.full)
+    full = declare(names.full, [cpython_node, fips_node], steps.full)
     install_only = declare(names.install_only, [full, openssl_node], steps.install_only, tested=True)
     stripped = declare(names.install_only_stripped, [install_only, openssl_node, full], steps.stripped, tested=True)
     archives = [full, install_only, stripped]

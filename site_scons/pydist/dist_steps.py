@@ -61,22 +61,26 @@ def validated(archives: list[Path], label: str) -> None:
 
 @dataclass(frozen=True)
 class DistSteps:
-    """The bodies of the distribution's in-process steps, each called by SCons with (targets, sources)."""
+    """The bodies of the distribution's in-process steps, each called by SCons with (targets, sources).
+
+    `openssl_artifact` is OpenSSL's (its ``openssl`` program runs the runtime tests); `fips_artifact` holds the
+    FIPS provider that ships: the same artifact, or the provider's own (``fips_provider=``)."""
 
     ctx: DistContext
     names: DistNames
     openssl_artifact: Path
+    fips_artifact: Path
     build_python_artifacts: tuple[Path, ...] = ()
 
     def full(self, targets: list[Path], sources: list[Path]) -> None:
-        """The full archive, from the CPython and OpenSSL artifacts and the license sources."""
+        """The full archive, from the CPython artifact, the shipped provider's artifact and the license sources."""
         [archive] = targets
-        cpython_artifact, openssl_artifact = sources
+        cpython_artifact, fips_artifact = sources
         work = self.ctx.work_root / f"dist-{self.names.directory}"
         shutil.rmtree(work, ignore_errors=True)
         with log.step(f"unpack {cpython_artifact.name}"):
             extract_tar(cpython_artifact, work / "cpython")
-        extract_tar(openssl_artifact, work / "openssl")
+        extract_tar(fips_artifact, work / "fips")
         licenses = [(pin, self.ctx.fetcher.fetch(pin)) for pin in self.ctx.license_pins]
         staged = _staged(archive)
         with log.step(f"assemble {archive.name}"):
@@ -84,12 +88,13 @@ class DistSteps:
                 out=staged,
                 work=work / "tree",
                 cpython_tree=work / "cpython",
-                openssl_tree=work / "openssl",
+                fips_tree=work / "fips",
                 licenses=licenses,
                 request=self.ctx.request,
                 platform=self.ctx.platform,
                 object_format=self.ctx.object_format,
                 source_date_epoch=self.ctx.lock.source_date_epoch,
+                fips_provider=self.ctx.fips_provider.record(),
             )
         validated([staged], archive.name)
         _publish(staged, archive)
@@ -142,12 +147,7 @@ class DistSteps:
             artifacts=[cpython_artifact, *artifacts, *self.build_python_artifacts],
             extra_actions=self._step_records(digest, sbom_file, cpython_artifact, artifacts),
             pins=self._pins(),
-            external={
-                "target": ctx.request.target,
-                "python": ctx.request.python_version,
-                "options": str(ctx.request.options),
-                "tag": self.names.tag,
-            },
+            external=self.build_parameters(),
             internal={
                 "source_date_epoch": ctx.lock.source_date_epoch,
                 "sources_lock_sha256": sha256_file(ctx.lock.path),
@@ -159,6 +159,17 @@ class DistSteps:
         staged = targets[0].with_name(f".{targets[0].name}.part")
         staged.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
         staged.replace(targets[0])
+
+    def build_parameters(self) -> dict[str, Any]:
+        """The provenance's external parameters: what was asked for, including which FIPS provider ships."""
+        ctx = self.ctx
+        return {
+            "target": ctx.request.target,
+            "python": ctx.request.python_version,
+            "options": str(ctx.request.options),
+            "tag": self.names.tag,
+            "fips_provider": ctx.fips_provider.record(),
+        }
 
     def _pins(self) -> list[tuple[Any, str]]:
         emulator = self.ctx.toolchain.emulator
@@ -177,7 +188,7 @@ class DistSteps:
         sbom_read |= {a.name: sha256_file(a) for a in (cpython_artifact, *artifacts)}
         assembled = {
             cpython_artifact.name: sha256_file(cpython_artifact),
-            openssl.name: sha256_file(openssl),
+            self.fips_artifact.name: sha256_file(self.fips_artifact),
             **{pin.filename: pin.sha256 for pin in ctx.license_pins},
         }
         records = [
@@ -309,6 +320,7 @@ def sbom_inputs(ctx: DistContext, names: DistNames, archives: list[Path], artifa
     """What the SBOM of this build lists: the archives, what the artifacts were built from, the toolchain."""
     built = built_components(ctx, artifacts)
     cpython, openssl = built.pop(ctx.request.python.name), built.pop("openssl")
+    provider = built.pop(ctx.fips_provider.pin.name) if ctx.fips_provider.pin else openssl
     install_only = next(a for a in archives if "-install_only-" in a.name)
     toolchain = build_time_pins(ctx)
     return sbom.SbomInputs(
@@ -317,6 +329,7 @@ def sbom_inputs(ctx: DistContext, names: DistNames, archives: list[Path], artifa
         archives=tuple((a.name, sha256_file(a)) for a in archives),
         cpython=cpython,
         openssl=openssl,
+        fips_provider=provider,
         libraries=tuple(built[name] for name in sorted(built)),
         fips_module=(ctx.fips_module, member_sha256(install_only, f"python/{ctx.fips_module}")),
         toolchain=tuple(toolchain),

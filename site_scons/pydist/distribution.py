@@ -1,8 +1,9 @@
 """The distribution rule: turn the CPython build into python-build-standalone's ``python/`` layout.
 
 Inputs are the CPython artifact (``python/install``, ``python/build``, ``python/build-info.json``) and the
-OpenSSL artifact (the FIPS module and its ``fipsmodule.cnf``). The rule ships the FIPS files and a ready
-FIPS configuration, makes the install relocatable (no build paths in shebangs, sysconfig or pkg-config
+artifact of the FIPS provider that ships (OpenSSL's own, or the provider's own tree's with ``fips_provider=``): the
+module and the ``fipsmodule.cnf`` its ``install_fips`` wrote. The rule ships the FIPS files and a ready FIPS
+configuration, makes the install relocatable (no build paths in shebangs, sysconfig or pkg-config
 files), collects the license texts of every source, writes ``PYTHON.json`` (validated against
 ``schema/python-json.schema.json``: an invalid one fails the build) and packs the full archive.
 It runs no external program.
@@ -158,14 +159,15 @@ def fips_config(fipsmodule_cnf: str) -> str:
     )
 
 
-def install_fips_files(install: Path, openssl: Path, module: str = "fips.so") -> None:
-    """Ship the FIPS provider `module` (byte for byte), fipsmodule.cnf and the ready configuration under
-    share/ssl/."""
+def install_fips_files(install: Path, provider: Path, module: str = "fips.so") -> None:
+    """Ship the FIPS provider `module` (byte for byte), the fipsmodule.cnf its own ``install_fips`` wrote (as is)
+    and the ready configuration under share/ssl/, from the unpacked provider artifact `provider` (OpenSSL's, or
+    the provider's own tree's: both hold ``lib/ossl-modules/<module>`` and ``ssl/fipsmodule.cnf``)."""
     ssl_dir = install / "share" / "ssl"
     (ssl_dir / "ossl-modules").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(openssl / "lib" / "ossl-modules" / module, ssl_dir / "ossl-modules" / module)
+    shutil.copyfile(provider / "lib" / "ossl-modules" / module, ssl_dir / "ossl-modules" / module)
     (ssl_dir / "ossl-modules" / module).chmod(0o755)
-    module_cnf = (openssl / "ssl" / "fipsmodule.cnf").read_text()
+    module_cnf = (provider / "ssl" / "fipsmodule.cnf").read_text()
     (ssl_dir / "fipsmodule.cnf").write_text(module_cnf)
     (ssl_dir / FIPS_CONFIG_NAME).write_text(fips_config(module_cnf))
 
@@ -288,10 +290,12 @@ def python_json(
     *,
     crt_features: list[str],
     object_format: str,
+    fips_provider: dict[str, Any],
     platform: Platform | None = None,
 ) -> dict[str, Any]:
     """PYTHON.json (format 8) from the facts collected in the build sandbox; `platform` adds what only its
-    target records (and its build-only flags to scrub)."""
+    target records (and its build-only flags to scrub). `fips_provider` says which FIPS provider ships and
+    whether its version holds a CMVP certificate (``FipsProvider.record``), under this project's own key."""
     data = {
         "version": "8",
         "target_triple": request.target,
@@ -307,6 +311,7 @@ def python_json(
         "license_path": "licenses/LICENSE.cpython.txt",
         "tcl_library_path": None,
         "tcl_library_paths": None,
+        "fips_provider": fips_provider,
     }
     for key, value in facts.items():
         data[key] = value
@@ -349,14 +354,15 @@ def assemble_full(
     out: Path,
     work: Path,
     cpython_tree: Path,
-    openssl_tree: Path,
+    fips_tree: Path,
     licenses: list[tuple[Pin, Path]],
     request: BuildRequest,
     platform: Platform,
     object_format: str,
     source_date_epoch: int,
+    fips_provider: dict[str, Any],
 ) -> dict[str, Any]:
-    """Lay out ``python/`` in `work` from the unpacked CPython and OpenSSL artifacts, then pack `out`.
+    """Lay out ``python/`` in `work` from the unpacked CPython and FIPS provider artifacts, then pack `out`.
 
     Returns the PYTHON.json written. Raises DistributionError when PYTHON.json does not validate or a
     build path is left in a shipped text file.
@@ -366,7 +372,7 @@ def assemble_full(
     install = root / "install"
     facts = json.loads((root / "build-info.json").read_text())
     (root / "build-info.json").unlink()
-    install_fips_files(install, openssl_tree, platform.fips_module)
+    install_fips_files(install, fips_tree, platform.fips_module)
     relocatable_shebangs(install)
     relocatable_build_settings(install, root / facts["python_paths"]["stdlib"], platform)
     relocatable_pkgconfig(install)
@@ -379,7 +385,14 @@ def assemble_full(
     (root / "build" / "run_tests.py").chmod(0o755)
 
     crt_features = platform.crt_features(install)
-    data = python_json(facts, request, crt_features=crt_features, object_format=object_format, platform=platform)
+    data = python_json(
+        facts,
+        request,
+        crt_features=crt_features,
+        object_format=object_format,
+        fips_provider=fips_provider,
+        platform=platform,
+    )
     problems = validate_python_json(data)
     leftovers = buildpaths.violations(install)
     if leftovers:

@@ -21,7 +21,7 @@ from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
 from hermetic.toolchain import Toolchain, check_xcode, materialize_toolchain
-from pydist import bolt, cpython, dist_graph, matrix, tuning
+from pydist import bolt, cpython, dist_graph, fips_provider, matrix, tuning
 from pydist.compile_env import CompileEnv
 from pydist.dist_context import DistContext
 from pydist.distribution import DistNames
@@ -47,6 +47,7 @@ NAMED_TARGETS = {
     "fetch": "download (or verify) every pinned file this build needs, nothing else",
     "toolchain": "fetch and unpack the pinned compiler and sysroot",
     "<library>": f"one library artifact: {', '.join([*RECIPES, 'openssl'])}",
+    fips_provider.TARGET: "the FIPS provider that ships (fips_provider=): its own artifact, or OpenSSL's",
 }
 
 
@@ -77,6 +78,11 @@ def patches_for(package: str, version: str) -> tuple[Patch, ...]:
     return tuple(found)
 
 
+def downloads_dir(settings: Settings) -> Path:
+    """The content-addressed download cache shared by every checkout."""
+    return settings.cache_root / "downloads"
+
+
 def make_fetcher(settings: Settings) -> Fetcher:
     """The fetcher configured from the command line and the host's apt configuration."""
     apt = archives_from_apt()
@@ -85,7 +91,7 @@ def make_fetcher(settings: Settings) -> Fetcher:
         security=(settings.debian_security_mirror,) if settings.debian_security_mirror else apt.security,
     )
     return Fetcher(
-        ContentStore(settings.cache_root / "downloads"),
+        ContentStore(downloads_dir(settings)),
         distdirs=settings.distdirs,
         mirrors=settings.mirrors,
         resolve=archives.resolve,
@@ -160,12 +166,14 @@ class GraphContext:
         settings: (Settings) the command line.
         lock: (SourcesLock) the sources lock.
         fetcher: (Fetcher) the one fetcher of this build.
+        fips_provider: (FipsProvider) the FIPS provider the requested build ships.
     """
 
     env: Any
     settings: Settings
     lock: SourcesLock
     fetcher: Fetcher
+    fips_provider: fips_provider.FipsProvider
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -278,9 +286,16 @@ def declare(
         lock, target=settings.target, py=settings.py, options=settings.options, planning=planning
     )
     platform = load_platform(request.target, build_host)
+    provider = fips_provider.select(
+        lock,
+        settings.fips_provider,
+        platform,
+        distdirs=settings.distdirs,
+        downloads=ContentStore(downloads_dir(settings)),
+    )
     if checking_host:
         check_host(platform)
-    ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings))
+    ctx = GraphContext(env=env, settings=settings, lock=lock, fetcher=make_fetcher(settings), fips_provider=provider)
     nodes = declare_python(ctx, request, platform, named=True)
     declare_dist(ctx, request, platform, nodes)
     declare_tasks(ctx, request, platform, cpython_toolchain(platform, nodes.levers))
@@ -300,23 +315,51 @@ def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Plat
         fetcher=ctx.fetcher,
         work_root=(target_dir / "work").resolve(),
         tests_root=(target_dir / "tests").resolve(),
-        license_pins=(*(ctx.lock.get(r.name) for r in library_recipes(platform)), request.python),
+        license_pins=(*(ctx.lock.get(r.name) for r in library_recipes(platform)), request.python, *provider_pins(ctx)),
         object_format=f"llvm-bitcode:{toolchain.compiler.version}"
         if request.options.lto and toolchain.compiler
         else platform.object_format,
+        fips_provider=ctx.fips_provider,
         build_python_toolchain=nodes.build_python.toolchain if nodes.build_python else None,
     )
     names = DistNames(request=request, tag=release_tag(ctx.settings.tag, ctx.lock.source_date_epoch))
+    openssl = nodes.libraries["openssl"]
+    provider = declare_fips_provider(ctx, platform, nodes.runner)
+    # A provider from its own tree is one more artifact the SBOM and the provenance read, like a library's.
+    libraries = {**nodes.libraries, **({fips_provider.PIN_NAME: provider} if provider is not None else {})}
     dist_nodes = dist_graph.declare_distribution(
         ctx.env,
         dist_ctx,
         names,
         ctx.settings.dist_dir,
         nodes.cpython,
-        nodes.libraries,
+        libraries,
         nodes.build_python.nodes() if nodes.build_python else [],
+        fips_node=provider if provider is not None else openssl,
     )
     ctx.env.Alias("dist", dist_nodes)
+    ctx.env.Alias(fips_provider.TARGET, provider if provider is not None else openssl)
+
+
+def provider_pins(ctx: GraphContext) -> tuple[Pin, ...]:
+    """The FIPS provider's own source, when it has one (it ships, so its license text does too)."""
+    return (ctx.fips_provider.pin,) if ctx.fips_provider.pin is not None else ()
+
+
+def declare_fips_provider(ctx: GraphContext, platform: Platform, runner: ActionRunner) -> Any | None:
+    """The FIPS provider built from its own pristine source tree, when ``fips_provider=`` asks for one; None
+    when the provider of OpenSSL's own artifact ships (the default, whose graph this leaves untouched)."""
+    pin = ctx.fips_provider.pin
+    if pin is None:
+        return None
+    if patches_for(pin.name, pin.version):
+        raise ConfigError(
+            f"patches/{pin.name}/ would change the {pin.id} provider tree",
+            hint="its Security Policy allows no change to the source: remove them",
+        )
+    action = fips_provider.provider_action(pin, CompileEnv(platform=platform), ctx.lock)
+    artifact = str(ctx.settings.build_dir / platform.triple / "deps" / f"{pin.id}.tar.zst")
+    return scons_glue.declare_action(ctx.env, action, runner, artifact, [])
 
 
 def declare_tasks(
@@ -325,7 +368,7 @@ def declare_tasks(
     """``scons fetch`` and ``scons toolchain`` (`cpython_tools`: the CPython build's toolchain, whose tools
     are fetched too)."""
     toolchain, fetcher = platform.toolchain, ctx.fetcher
-    needed = [ctx.lock.get(r.name) for r in library_recipes(platform)] + [request.python]
+    needed = [ctx.lock.get(r.name) for r in library_recipes(platform)] + [request.python, *provider_pins(ctx)]
     needed += (cpython_tools or toolchain).all_packages()
 
     def fetch_all() -> None:

@@ -7,7 +7,9 @@ What it lists, each by version, SPDX license and sha256:
   pinned at) as a ``source-distribution`` reference and the patches applied as ``pedigree.patches`` (the
   sha256 of each patch is a property of the component it modifies: CycloneDX patches carry no hashes);
 - OpenSSL's FIPS provider as its own component, hashed by the bytes of ``fips.so`` (which ``module-mac``
-  covers), with properties that say it is FIPS-capable and whether its version holds a CMVP certificate;
+  covers), with its own version and source (libcrypto's tree, or its own pristine tree with ``fips_provider=``),
+  a pedigree saying how it was built, and properties that say it is FIPS-capable and whether its version holds
+  a CMVP certificate (and which, active or historical);
 - the compiler, sysroot and tool (BOLT) packages as build-time components (scope ``excluded``, property
   ``build-role``).
 
@@ -50,6 +52,7 @@ from rfc3986_validator import validate_rfc3986
 
 from hermetic.errors import HermeticError
 from hermetic.pins import Pin
+from pydist.fips_provider import CMVP_CERTIFICATES
 
 _IRI_REFERENCE = FormatChecker().checkers["iri-reference"][0]
 
@@ -57,10 +60,6 @@ SBOM_NAME = "sbom.cdx.json"
 MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # Names of this project's properties (CycloneDX asks for a namespace per producer).
 NS = "fips-python-standalone"
-
-# OpenSSL FIPS provider versions with an active CMVP certificate (see reference/fips-facts.md). The 3.0.x
-# FIPS 140-2 certificates (#4282, #4811) moved to the historical list in September 2026.
-CMVP_CERTIFICATES = {"3.1.2": "4985"}
 
 # CPE vendor:product of components vulnerability databases know under a CPE.
 _CPE = {
@@ -109,6 +108,8 @@ class SbomInputs:
         archives: (tuple[tuple[str, str], ...]) (file name, sha256) of each archive: the subject.
         cpython: (BuiltComponent) the interpreter.
         openssl: (BuiltComponent) OpenSSL (libcrypto, libssl, the openssl program).
+        fips_provider: (BuiltComponent) what the shipped FIPS provider was built from: ``openssl`` itself, or the
+            provider's own source tree (``fips_provider=``).
         libraries: (tuple[BuiltComponent, ...]) every other bundled library.
         fips_module: (tuple[str, str]) (path in the install, sha256) of the FIPS provider module.
         toolchain: (tuple[tuple[Pin, str], ...]) every compiler, sysroot and tool package, with its role.
@@ -120,6 +121,7 @@ class SbomInputs:
     archives: tuple[tuple[str, str], ...]
     cpython: BuiltComponent
     openssl: BuiltComponent
+    fips_provider: BuiltComponent
     libraries: tuple[BuiltComponent, ...]
     fips_module: tuple[str, str]
     toolchain: tuple[tuple[Pin, str], ...]
@@ -180,19 +182,34 @@ def _built(component: BuiltComponent, *, role: str) -> Component:
     )
 
 
-def _fips_provider(openssl: BuiltComponent, module: tuple[str, str]) -> Component:
-    pin = openssl.pin
+def _fips_provider(provider: BuiltComponent, libcrypto: BuiltComponent, module: tuple[str, str]) -> Component:
+    pin = provider.pin
     path, digest = module
+    own_tree = pin != libcrypto.pin
     certificate = CMVP_CERTIFICATES.get(pin.version)
+    validated = certificate is not None and certificate.status == "active"
     facts = {
         "role": "fips-provider",
         "fips_capable": "true",
-        "fips_cmvp_validated": "true" if certificate else "false",
+        "fips_cmvp_validated": "true" if validated else "false",
         "fips_module_path": path,
+        "fips_provider_source_tree": "own" if own_tree else "libcrypto",
+        "fips_libcrypto_version": libcrypto.pin.version,
     }
     if certificate:
-        facts["fips_cmvp_certificate"] = certificate
-    validated = ", ".join(f"{v} (#{c})" for v, c in sorted(CMVP_CERTIFICATES.items()))
+        facts["fips_cmvp_certificate"] = certificate.number
+        facts["fips_cmvp_certificate_status"] = certificate.status
+    status = (
+        f"CMVP-validated ({certificate.standard} #{certificate.number})"
+        if validated
+        else f"not CMVP-validated{f' (#{certificate.number} is historical)' if certificate else ''}"
+    )
+    active = ", ".join(f"{v} (#{c.number})" for v, c in sorted(CMVP_CERTIFICATES.items()) if c.status == "active")
+    built = (
+        f"from its own pristine {pin.filename} tree (Configure enable-fips, make, make install_fips; no patches)"
+        if own_tree
+        else f"in the OpenSSL {pin.version} tree with enable-fips, beside libcrypto"
+    )
     return Component(
         type=ComponentType.LIBRARY,
         name="openssl-fips-provider",
@@ -200,14 +217,17 @@ def _fips_provider(openssl: BuiltComponent, module: tuple[str, str]) -> Componen
         bom_ref=f"openssl-fips-provider@{pin.version}",
         scope=ComponentScope.REQUIRED,
         description=(
-            f"The OpenSSL {pin.version} FIPS provider, built from the OpenSSL source with enable-fips; "
-            f"FIPS-capable, {'CMVP-validated (#' + certificate + ')' if certificate else 'not CMVP-validated'}. "
-            f"Provider versions with an active CMVP certificate: {validated}."
+            f"The OpenSSL {pin.version} FIPS provider, built {built}, loaded by the OpenSSL {libcrypto.pin.version} "
+            f"libcrypto; FIPS-capable, {status}. Provider versions with an active CMVP certificate: {active}."
         ),
         hashes=[_sha256(digest)],
         licenses=_licenses(pin),
         purl=PackageURL(type="generic", name="openssl-fips-provider", version=pin.version),
         external_references=_source_references(pin),
+        pedigree=Pedigree(
+            notes=f"built {built}"
+            + (f"; patches: {', '.join(p for p, _ in provider.patches)}" if provider.patches else "")
+        ),
         properties=_props(**facts),
     )
 
@@ -260,7 +280,7 @@ def build_bom(inputs: SbomInputs) -> Bom:
     )
     cpython = _built(inputs.cpython, role="interpreter")
     openssl = _built(inputs.openssl, role="library")
-    provider = _fips_provider(inputs.openssl, inputs.fips_module)
+    provider = _fips_provider(inputs.fips_provider, inputs.openssl, inputs.fips_module)
     libraries = {lib.pin.name: _built(lib, role="library") for lib in inputs.libraries}
     toolchain = [_build_time(pin, role) for pin, role in inputs.toolchain]
     bom = Bom(
@@ -359,8 +379,8 @@ def facts(document: dict[str, Any]) -> SbomFacts:
             toolchain[(prop(component, "source-file") or [component["name"]])[0]] = sha256(component.get("hashes", []))
             continue
         if prop(component, "role") == ["fips-provider"]:
+            # Its source is OpenSSL's, or a tree of its own that no other component names: counted below.
             fips_module = sha256(component.get("hashes", []))
-            continue
         for reference in component.get("externalReferences", []):
             if reference.get("type") == "source-distribution":
                 sources[reference.get("comment", component["name"])] = sha256(reference.get("hashes", []))

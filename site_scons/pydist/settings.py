@@ -33,6 +33,14 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("py", matrix.DEFAULT_PYTHON, "Python to build: X.Y (newest pinned X.Y.Z) or a pinned X.Y.Z"),
     ("options", matrix.DEFAULT_OPTIONS, f"option set: {' | '.join(matrix.OPTIONS)}"),
     (
+        "fips_provider",
+        "",
+        "the OpenSSL FIPS provider to ship: empty (or OpenSSL's own version) for the provider built with the "
+        "OpenSSL Python links; a version pinned as openssl-fips in sources.lock.toml for that provider, built "
+        "from its own pristine tree beside it: 3.1.2 (CMVP #4985; its tarball from distdir=) or 3.0.20 (not "
+        "validated: proves the two-tree build where 3.1.2 cannot be fetched)",
+    ),
+    (
         "cache_root",
         str(default_cache_root()),
         "user cache for downloads and toolchains (shared by checkouts)",
@@ -83,6 +91,7 @@ class Settings:
     target: str
     py: str
     options: str
+    fips_provider: str | None
     cache_root: Path
     scons_cache: Path | None
     remote_cache: str | None
@@ -129,6 +138,11 @@ def resolve(arguments: dict[str, str]) -> Settings:
             raise ConfigError(f"distdir={directory} is not a directory", hint="create it or fix the path")
     if value["tag"] != defaults["tag"] and not re.fullmatch(r"[A-Za-z0-9._]+", value["tag"]):
         raise ConfigError(f"tag={value['tag']} may only hold letters, digits, '.' and '_'", hint="e.g. tag=20261121")
+    fips_provider = value["fips_provider"].strip()
+    if fips_provider and not re.fullmatch(r"[0-9]+\.[0-9]+\.[0-9]+", fips_provider):
+        raise ConfigError(
+            f"fips_provider={fips_provider} is not a version", hint="e.g. fips_provider=3.0.20, or leave it empty"
+        )
     # ASCII digits only: str.isdigit() also accepts "²", which int() then refuses.
     if not re.fullmatch(r"[0-9]+", str(value["jobs"])) or int(value["jobs"]) < 1:
         raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
@@ -144,6 +158,7 @@ def resolve(arguments: dict[str, str]) -> Settings:
         target=value["target"],
         py=value["py"],
         options=value["options"],
+        fips_provider=fips_provider or None,
         cache_root=cache_root,
         scons_cache=scons_cache,
         remote_cache=remote_cache,

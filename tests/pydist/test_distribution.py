@@ -14,6 +14,7 @@ import pytest
 from hermetic.pins import Pin
 from pydist import distribution
 from pydist.distribution import DistNames
+from pydist.fips_provider import FipsProvider
 from pydist.matrix import BuildRequest
 from pydist.options import BuildOptions
 
@@ -133,7 +134,12 @@ def test_pkgconfig_prefix_is_relative(tmp_path: Path) -> None:
     assert pc.read_text().splitlines()[0] == "prefix=${pcfiledir}/../.."
 
 
-def valid_python_json() -> dict[str, Any]:
+PROVIDER_PIN = Pin(
+    name="openssl-fips", version="3.0.20", filename="openssl-3.0.20.tar.gz", size=1, sha256="1" * 64, urls=("x",)
+)
+
+
+def valid_python_json(provider: FipsProvider | None = None) -> dict[str, Any]:
     """A minimal document with every required key (shaped like a real one)."""
     facts = {
         "python_tag": "cp313",
@@ -179,7 +185,11 @@ def valid_python_json() -> dict[str, Any]:
     }
     features = ["glibc-dynamic", "glibc-max-symbol-version:2.30"]
     return distribution.python_json(
-        facts, request("pgo+lto"), crt_features=features, object_format="llvm-bitcode:19.1.7"
+        facts,
+        request("pgo+lto"),
+        crt_features=features,
+        object_format="llvm-bitcode:19.1.7",
+        fips_provider=(provider or FipsProvider(version="3.5.7", libcrypto="3.5.7")).record(),
     )
 
 
@@ -214,6 +224,70 @@ def test_a_broken_python_json_fails_validation(mutate: Any, expected: str) -> No
     assert problems, "the broken document validated"
     assert any(expected in p for p in problems), problems
     assert all(p.startswith("PYTHON.json: ") and "\n" not in p for p in problems)
+
+
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        (
+            FipsProvider(version="3.5.7", libcrypto="3.5.7"),
+            {"source_tree": "libcrypto", "validated": False, "certificate": None, "certificate_status": None},
+        ),
+        (
+            FipsProvider(version="3.0.20", libcrypto="3.5.7", pin=PROVIDER_PIN),
+            {"source_tree": "own", "validated": False, "certificate": None, "certificate_status": None},
+        ),
+        (
+            FipsProvider(version="3.1.2", libcrypto="3.5.7", pin=PROVIDER_PIN),
+            {"source_tree": "own", "validated": True, "certificate": "4985", "certificate_status": "active"},
+        ),
+        (
+            FipsProvider(version="3.0.9", libcrypto="3.5.7", pin=PROVIDER_PIN),
+            {"source_tree": "own", "validated": False, "certificate": "4811", "certificate_status": "historical"},
+        ),
+    ],
+)
+def test_python_json_says_which_provider_ships_and_whether_its_version_is_validated(
+    provider: FipsProvider, expected: dict[str, Any]
+) -> None:
+    data = valid_python_json(provider)
+    assert distribution.validate_python_json(data) == []
+    recorded = data["fips_provider"]
+    assert recorded["version"] == provider.version and recorded["libcrypto_version"] == "3.5.7"
+    assert {key: recorded[key] for key in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda p: p.update(validated=True), "fips_provider"),  # no certificate: not validated
+        (lambda p: p.update(certificate="4811", certificate_status="historical", validated=True), "fips_provider"),
+        (lambda p: p.update(source_tree="elsewhere"), "fips_provider/source_tree"),
+        (lambda p: p.pop("validated"), "'validated' is a required property"),
+    ],
+)
+def test_a_fips_provider_record_that_claims_too_much_fails_validation(mutate: Any, expected: str) -> None:
+    data = valid_python_json()
+    mutate(data["fips_provider"])
+    problems = distribution.validate_python_json(data)
+    assert any(expected in p for p in problems), problems
+
+
+def test_the_shipped_provider_files_come_from_the_provider_artifact(tmp_path: Path) -> None:
+    provider = tmp_path / "provider"
+    (provider / "lib" / "ossl-modules").mkdir(parents=True)
+    (provider / "ssl").mkdir()
+    module = b"\x7fELF the provider's own module"
+    (provider / "lib" / "ossl-modules" / "fips.so").write_bytes(module)
+    module_cnf = "[fips_sect]\nactivate = 1\nconditional-errors = 1\nsecurity-checks = 1\nmodule-mac = AB\n"
+    (provider / "ssl" / "fipsmodule.cnf").write_text(module_cnf)
+    install = tmp_path / "install"
+    distribution.install_fips_files(install, provider)
+    ssl_dir = install / "share" / "ssl"
+    assert (ssl_dir / "ossl-modules" / "fips.so").read_bytes() == module
+    assert (ssl_dir / "ossl-modules" / "fips.so").stat().st_mode & 0o777 == 0o755
+    assert (ssl_dir / "fipsmodule.cnf").read_text() == module_cnf  # as its own install_fips wrote it
+    assert (ssl_dir / "openssl-fips.cnf").read_text() == distribution.fips_config(module_cnf)
 
 
 def test_schema_is_valid_json_schema() -> None:

@@ -50,6 +50,11 @@ def _archive(directory: Path, name: str, fips: bytes) -> Path:
 
 @pytest.fixture
 def dist(tmp_path: Path) -> Path:
+    return make_dist(tmp_path, make_inputs())
+
+
+def make_dist(tmp_path: Path, template: sbom.SbomInputs) -> Path:
+    """A dist directory whose SBOM and provenance the build's own functions wrote from `template`."""
     directory = tmp_path / "cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-test"
     directory.mkdir()
     fips = b"\x7fELF a FIPS module stand-in"
@@ -62,7 +67,6 @@ def dist(tmp_path: Path) -> Path:
             path.rmdir() if path.is_dir() else path.unlink()
         tree.rmdir()
     distribution.write_sha256sums(directory / "SHA256SUMS", archives)
-    template = make_inputs()
     inputs = sbom.SbomInputs(
         **{
             **template.__dict__,
@@ -72,7 +76,8 @@ def dist(tmp_path: Path) -> Path:
     )
     sbom_path = directory / sbom.SBOM_NAME
     sbom.write_sbom(sbom_path, inputs)
-    built = [inputs.cpython, inputs.openssl, *inputs.libraries]
+    own_provider = [inputs.fips_provider] if inputs.fips_provider != inputs.openssl else []
+    built = [inputs.cpython, inputs.openssl, *own_provider, *inputs.libraries]
     records = [(_record(c, c.pin.id), hashlib.sha256(c.pin.id.encode()).hexdigest()) for c in built]
     document = provenance.build_statement(
         archives=archives,
@@ -118,6 +123,20 @@ def test_a_consistent_build_audits_clean(dist: Path) -> None:
     [listed] = [b for b in document["predicate"]["runDetails"]["byproducts"] if b["name"] == sbom.SBOM_NAME]
     assert listed["annotations"] == {"kind": "sbom", "mediaType": "application/vnd.cyclonedx+json"}
     assert listed["digest"]["sha256"] == hashlib.sha256((dist / sbom.SBOM_NAME).read_bytes()).hexdigest()
+
+
+def test_a_build_shipping_a_provider_from_its_own_tree_audits_clean(tmp_path: Path) -> None:
+    directory = make_dist(tmp_path, make_inputs("3.0.20"))
+    assert provenance.audit(directory)[0] == []
+    # Its source is one the SBOM must name: dropping the provider's source reference is caught.
+    edit_json(
+        directory / sbom.SBOM_NAME,
+        lambda data: sbom_component(data, "openssl-fips-provider").update(externalReferences=[]),
+    )
+    restamp(directory)
+    assert provenance.audit(directory)[0] == [
+        f"{sbom.SBOM_NAME}: lacks the source openssl-3.0.20.tar.gz the provenance lists"
+    ]
 
 
 def test_a_tampered_sbom_fails_even_when_the_provenance_digest_is_updated(dist: Path) -> None:

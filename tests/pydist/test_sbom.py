@@ -30,7 +30,8 @@ def built(pin_name: str, version: str | None = None, deps: tuple[str, ...] = ())
     return sbom.BuiltComponent(pin=pin, patches=patches, deps=deps)
 
 
-def make_inputs() -> sbom.SbomInputs:
+def make_inputs(provider: str | None = None) -> sbom.SbomInputs:
+    """The SBOM inputs of a noopt build; `provider` names a pinned provider built from its own tree."""
     lock = load_lock(LOCK_FILE, PINS_SCHEMA)
     toolchain = load_toolchain(TOOLCHAINS_DIR, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
     assert toolchain.compiler is not None and toolchain.sysroot is not None
@@ -43,6 +44,7 @@ def make_inputs() -> sbom.SbomInputs:
         ),
         cpython=built("cpython", "3.13.15"),
         openssl=built("openssl"),
+        fips_provider=built("openssl-fips", provider) if provider else built("openssl"),
         libraries=tuple(built(r.name, deps=r.deps) for r in RECIPES.values()),
         fips_module=("share/ssl/ossl-modules/fips.so", FIPS_SO),
         toolchain=tuple((p, "compiler") for p in toolchain.compiler.packages.packages)
@@ -124,11 +126,53 @@ def test_openssl_and_its_fips_provider_as_its_own_component(document: dict[str, 
     assert provider["bom-ref"] in dependencies[openssl["bom-ref"]]
 
 
-def test_a_validated_provider_version_names_its_certificate(inputs: sbom.SbomInputs) -> None:
-    validated = replace(inputs.openssl, pin=replace(inputs.openssl.pin, version="3.1.2"))
-    data = json.loads(sbom.render(sbom.build_bom(replace(inputs, openssl=validated))))
-    facts = props(component(data, "openssl-fips-provider"))
-    assert facts["fips-cmvp-validated"] == ["true"] and facts["fips-cmvp-certificate"] == ["4985"]
+def test_the_default_provider_is_built_in_the_libcrypto_tree(document: dict[str, Any]) -> None:
+    provider = component(document, "openssl-fips-provider")
+    facts = props(provider)
+    assert facts["fips-provider-source-tree"] == ["libcrypto"] and facts["fips-libcrypto-version"] == ["3.5.7"]
+    assert provider["externalReferences"] == component(document, "openssl")["externalReferences"]
+    assert provider["pedigree"] == {"notes": "built in the OpenSSL 3.5.7 tree with enable-fips, beside libcrypto"}
+    assert "not CMVP-validated" in provider["description"] and "3.1.2 (#4985)" in provider["description"]
+
+
+def test_a_provider_from_its_own_tree_has_its_own_version_source_and_pedigree() -> None:
+    inputs = make_inputs("3.0.20")
+    data = json.loads(sbom.render(sbom.build_bom(inputs)))
+    assert sbom.schema_errors(json.dumps(data)) == []
+    provider = component(data, "openssl-fips-provider")
+    pin = load_lock(LOCK_FILE, PINS_SCHEMA).get("openssl-fips", "3.0.20")
+    assert provider["version"] == "3.0.20" and provider["bom-ref"] == "openssl-fips-provider@3.0.20"
+    assert {r["hashes"][0]["content"] for r in provider["externalReferences"]} == {pin.sha256}
+    assert sorted(r["url"] for r in provider["externalReferences"]) == sorted(pin.urls)
+    assert "pristine openssl-3.0.20.tar.gz tree" in provider["pedigree"]["notes"]
+    assert "make install_fips; no patches" in provider["pedigree"]["notes"]
+    facts = props(provider)
+    assert facts["fips-provider-source-tree"] == ["own"] and facts["fips-libcrypto-version"] == ["3.5.7"]
+    assert facts["fips-cmvp-validated"] == ["false"] and "fips-cmvp-certificate" not in facts
+    assert component(data, "openssl")["version"] == "3.5.7"  # libcrypto is still the one Python links
+    # The provider's own source is a source of the build, as the provenance lists it.
+    assert sbom.facts(data).sources[pin.filename] == pin.sha256
+
+
+@pytest.mark.parametrize(
+    ("version", "validated", "certificate", "status"),
+    [("3.1.2", "true", "4985", "active"), ("3.0.9", "false", "4811", "historical"), ("3.0.20", "false", None, None)],
+)
+def test_the_cmvp_properties_follow_the_provider_version(
+    version: str, validated: str, certificate: str | None, status: str | None
+) -> None:
+    inputs = make_inputs("3.0.20")
+    provider = replace(inputs.fips_provider, pin=replace(inputs.fips_provider.pin, version=version))
+    data = json.loads(sbom.render(sbom.build_bom(replace(inputs, fips_provider=provider))))
+    entry = component(data, "openssl-fips-provider")
+    facts = props(entry)
+    assert facts["fips-cmvp-validated"] == [validated]
+    assert facts.get("fips-cmvp-certificate") == ([certificate] if certificate else None)
+    assert facts.get("fips-cmvp-certificate-status") == ([status] if status else None)
+    if status == "historical":
+        assert f"not CMVP-validated (#{certificate} is historical)" in entry["description"]
+    if validated == "true":
+        assert "CMVP-validated (FIPS 140-3 #4985)" in entry["description"]
 
 
 def test_every_bundled_library_with_license_and_hashed_source(document: dict[str, Any]) -> None:

@@ -1,6 +1,6 @@
 """Runtime tests of an unpacked distribution; run inside the sandbox with the distribution's own Python.
 
-    python/bin/python3 -E -s runtime_tests.py PYTHON_DIR --openssl X.Y.Z --sqlite X.Y.Z \
+    python/bin/python3 -E -s runtime_tests.py PYTHON_DIR --openssl X.Y.Z --fips-provider X.Y.Z --sqlite X.Y.Z \
         --openssl-cli PATH --cpython-tests DIR --fips-skips FILE --report FILE
 
 Every check runs in a child interpreter of the distribution under test, first where it was unpacked and
@@ -8,6 +8,11 @@ then after moving the whole tree elsewhere (relocation). Then CPython's own test
 test_ssl (the test package comes from the full archive, in --cpython-tests) run outside and inside FIPS
 mode, the latter without the tests --fips-skips names with the FIPS rule that makes each fail. A failing
 check fails the build. Standard library only.
+
+What FIPS mode refuses depends on the provider that ships (--fips-provider; a 3.0 or 3.1 provider when built from
+its own tree): a check a provider version does not have (``hmac-key-check`` came with 3.4) is expected to let the
+operation through, and skip-list entries that name only such checks must pass. Which checks the provider enforces
+is read from the fipsmodule.cnf its own ``install_fips`` wrote (see ``provider_enforces``).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -273,6 +279,105 @@ FIPS_XOPTION = "pystandalone_fips"
 FIPS_MARKER = Path("share") / "ssl" / "fips-mode"
 KERNEL_FIPS_FLAG = "/proc/sys/crypto/fips_enabled"
 FIPS_REQUEST_ERROR = "ImportError: FIPS mode was requested ("
+
+# Checks older providers enforce without a switch. The 3.0 and 3.1 FIPS providers always apply SP 800-132's
+# PBKDF2 lower bounds (providers/implementations/kdfs/pbkdf2.c: lower_bound_checks starts at
+# ossl_kdf_pbkdf2_default_checks, 1 in the FIPS module); 3.4 turned that into the pbkdf2-lower-bound-check switch.
+# Every other switch of fipsmodule.cnf (hmac-key-check, tls1-prf-ems-check, ...) is a check those providers lack.
+BUILT_IN_CHECKS = frozenset({"pbkdf2-lower-bound-check"})
+# The names of fipsmodule.cnf's policy switches, as a skip-list rule cites them.
+CHECK_NAME = re.compile(r"\b[a-z0-9]+(?:-[a-z0-9]+)*-(?:check|disabled)\b")
+
+
+def module_config(root: Path) -> dict[str, str]:
+    """The [fips_sect] of the shipped fipsmodule.cnf (the one the provider's own install_fips wrote)."""
+    section: dict[str, str] = {}
+    current = ""
+    for raw in (root / "share" / "ssl" / "fipsmodule.cnf").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+        elif "=" in line and current == "fips_sect":
+            key, _, value = line.partition("=")
+            section[key.strip()] = value.strip()
+    return section
+
+
+def provider_enforces(module_cnf: dict[str, str], check: str) -> bool:
+    """Whether the shipped provider enforces the policy check `check`: its fipsmodule.cnf turns the switch on,
+    or the provider predates the switch (no such key) and has the check built in (BUILT_IN_CHECKS)."""
+    if check in module_cnf:
+        return module_cnf[check] == "1"
+    return check in BUILT_IN_CHECKS
+
+
+def applicable_skips(skips: dict[str, str], module_cnf: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The skip-list entries that apply to the shipped provider, and those that do not: an entry whose rule
+    cites policy switches applies when the provider enforces at least one of them; any other entry always."""
+    applies: dict[str, str] = {}
+    lifted: dict[str, str] = {}
+    for test_id, rule in skips.items():
+        checks = CHECK_NAME.findall(rule)
+        if not checks or any(provider_enforces(module_cnf, check) for check in checks):
+            applies[test_id] = rule
+        else:
+            lifted[test_id] = rule
+    return applies, lifted
+
+
+def providers_listed(text: str) -> dict[str, dict[str, str]]:
+    """``openssl list -providers`` output: provider -> its name, version and status."""
+    providers: dict[str, dict[str, str]] = {}
+    current = None
+    for line in text.splitlines():
+        indent = len(line) - len(line.lstrip())
+        if indent == 2 and line.strip():
+            current = providers.setdefault(line.strip(), {})
+        elif indent >= 4 and current is not None and ":" in line:
+            key, _, value = line.strip().partition(":")
+            current[key.strip()] = value.strip()
+    return providers
+
+
+@check
+def shipped_fips_provider_is_the_requested_one(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    # The OpenSSL command line of the libcrypto Python links loads the shipped module with the shipped
+    # configuration: the provider that answers must be the version this build was asked to ship.
+    ssl_dir = root / "share" / "ssl"
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "OPENSSL_CONF": str(ssl_dir / "openssl-fips.cnf"),
+        "OPENSSL_MODULES": str(ssl_dir / "ossl-modules"),
+    }
+    result = subprocess.run(
+        [args.openssl_cli, "list", "-providers"], env=env, capture_output=True, text=True, timeout=120
+    )
+    fips = providers_listed(result.stdout).get("fips", {})
+    if result.returncode != 0 or fips.get("version") != args.fips_provider or fips.get("status") != "active":
+        raise CheckFailed(f"expected the FIPS provider {args.fips_provider}, active: {result.stdout or result.stderr}")
+    module_cnf = module_config(root)
+    switches = sorted(key for key, value in module_cnf.items() if CHECK_NAME.fullmatch(key) and value == "1")
+    loaded = Path(run(root, MAPPED_MODULE_CODE, env=SWITCH_ENV))
+    shipped = ssl_dir / "ossl-modules" / "fips.so"
+    if not loaded.is_file() or not loaded.samefile(shipped):
+        raise CheckFailed(f"in FIPS mode this Python mapped {loaded}, not the shipped {shipped}")
+    return (
+        f"{fips['name']} {fips['version']} is active under libcrypto {args.openssl}; this Python in FIPS mode "
+        f"mapped {loaded.relative_to(root)}; policy switches on: {len(switches)}"
+    )
+
+
+# In FIPS mode this Python's own libcrypto loads the provider module: the file the process maps is the one it uses.
+MAPPED_MODULE_CODE = """
+import hashlib
+hashlib.sha256(b"x").hexdigest()
+with open("/proc/self/maps") as maps:
+    mapped = {line.split(None, 5)[5].strip() for line in maps if len(line.split(None, 5)) == 6}
+modules = sorted(path for path in mapped if path.endswith("/ossl-modules/fips.so"))
+assert len(modules) == 1, modules
+print(modules[0])
+"""
+
 
 FIPS_CODE = """
 import hashlib, _hashlib
@@ -592,20 +697,40 @@ def pbkdf2_and_hmac_use_the_provider(root: Path, args: argparse.Namespace, tmp: 
     for name, value in expected_off.items():
         if off[name] != value:
             raise CheckFailed(f"outside FIPS mode {name} = {off[name]!r}, expected {value!r}")
-    for name in (*WEAK_PBKDF2, "hmac_new_weak", "hmac_digest_weak", "hmac_callable_digestmod"):
-        if not on[name].startswith("refused: "):
+    # What the provider refuses follows its checks; HMAC over a digest that is not OpenSSL's is refused by
+    # this Python itself, whatever the provider.
+    module_cnf = module_config(root)
+    pbkdf2_bounds = provider_enforces(module_cnf, "pbkdf2-lower-bound-check")
+    hmac_key_bound = provider_enforces(module_cnf, "hmac-key-check")
+    refused = {
+        **dict.fromkeys(WEAK_PBKDF2, pbkdf2_bounds),
+        "hmac_new_weak": hmac_key_bound,
+        "hmac_digest_weak": hmac_key_bound,
+        "hmac_callable_digestmod": True,
+    }
+    for name, must_refuse in refused.items():
+        if must_refuse and not on[name].startswith("refused: "):
             raise CheckFailed(f"in FIPS mode {name} was not refused: {on[name]}")
+        if not must_refuse and on[name] != expected_off[name]:
+            raise CheckFailed(f"in FIPS mode {name} = {on[name]!r}; this provider has no such check: {off[name]!r}")
     if on["pbkdf2_good"] != ref["pbkdf2_good"]:
         raise CheckFailed(f"in FIPS mode a conforming PBKDF2 gave {on['pbkdf2_good']!r}")
     object_expected = ["hmac-sha256", 32, 64, ref["hmac_good"], ref["hmac_copy"], "_hashlib"]
     for mode, results in (("outside", off), ("in", on)):
         if results["hmac_object"] != object_expected:
             raise CheckFailed(f"hmac object {mode} FIPS mode: {results['hmac_object']} != {object_expected}")
-    return (
-        "PBKDF2 with a short salt, few iterations or a short key, and 40-bit HMAC keys refused in FIPS mode "
-        f"({'; '.join(on[name][9:60] for name in WEAK_PBKDF2)}; {on['hmac_new_weak'][9:60]}), "
-        "same bytes as RFC 2104/8018 outside it"
+    pbkdf2 = (
+        "PBKDF2 with a short salt, few iterations or a short key refused "
+        f"({'; '.join(on[name][9:60] for name in WEAK_PBKDF2)})"
+        if pbkdf2_bounds
+        else "no PBKDF2 bounds"
     )
+    hmac = (
+        f"40-bit HMAC keys refused ({on['hmac_new_weak'][9:60]})"
+        if hmac_key_bound
+        else "40-bit HMAC keys accepted: the provider has no hmac-key-check, same bytes as RFC 2104"
+    )
+    return f"in FIPS mode: {pbkdf2}; {hmac}; outside it the same bytes as RFC 2104/8018"
 
 
 BUILTIN_HASHES_CODE = """
@@ -766,8 +891,9 @@ def judge_suite_run(
 
 def cpython_suites(root: Path, args: argparse.Namespace, tmp: Path) -> list[dict[str, str]]:
     """Three runs: outside FIPS mode, in FIPS mode without the skipped tests, and the skipped tests alone
-    in FIPS mode, each of which must fail (a listed test that passes is a stale entry)."""
-    skips = read_skip_list(args.fips_skips)
+    in FIPS mode, each of which must fail (a listed test that passes is a stale entry). Entries whose rule is a
+    check the shipped provider lacks are not skipped: those tests must pass in FIPS mode."""
+    skips, lifted = applicable_skips(read_skip_list(args.fips_skips), module_config(root))
     pattern_file = tmp / "fips-skips.patterns"
     pattern_file.write_text("".join(f"{test}\n" for test in skips))
     runs = {
@@ -781,10 +907,25 @@ def cpython_suites(root: Path, args: argparse.Namespace, tmp: Path) -> list[dict
         started = time.monotonic()
         code, outcomes, tail = run_suites(root, args, tmp, label, env, selection)
         ok, detail = judge_suite_run(label, code, outcomes, tail, skips)
+        if label == "in_fips_mode" and lifted:
+            ok, detail = judge_lifted(ok, detail, outcomes, lifted, args.fips_provider)
         status = "ok" if ok else "FAILED"
         print(f"[{status:6s}] suites: {label} ({time.monotonic() - started:.1f}s): {detail}", flush=True)
         results.append({"where": "unpacked", "check": f"cpython_suites_{label}", "status": status, "detail": detail})
     return results
+
+
+def judge_lifted(
+    ok: bool, detail: str, outcomes: dict[str, str], lifted: dict[str, str], provider: str
+) -> tuple[bool, str]:
+    """The verdict on the FIPS-mode run, given the skip-list entries that do not apply to the shipped provider
+    (their rule is a check it lacks): each of those tests must have run and passed."""
+    checks = sorted({check for rule in lifted.values() for check in CHECK_NAME.findall(rule)})
+    not_passed = [(test, outcomes.get(test, "not run")) for test in sorted(lifted) if outcomes.get(test) != "passed"]
+    if not_passed:
+        lacking = f"listed for {', '.join(checks)}, which provider {provider} lacks, yet not passing"
+        return False, f"{detail}; {lacking}: {not_passed[:10]}"
+    return ok, f"{detail}; {len(lifted)} listed tests passed, the provider {provider} lacking {', '.join(checks)}"
 
 
 def rule_summary(skips: dict[str, str]) -> str:
@@ -814,6 +955,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
     parser.add_argument("--openssl", required=True)
+    parser.add_argument("--fips-provider", required=True, help="the version of the FIPS provider that ships")
     parser.add_argument("--sqlite", required=True)
     parser.add_argument("--openssl-cli", required=True)
     parser.add_argument("--cpython-tests", type=Path, required=True, help="holds CPython's test package")

@@ -145,7 +145,9 @@ def _check_python_symlinks(unpacked: Unpacked, report: Report) -> None:
         report.add(f"{unpacked.label}:{prefix}bin/python", "archive.python-symlinks", message)
 
 
-def _check_binaries(unpacked: Unpacked, rules: Any, sdk_version: str | None, report: Report) -> None:
+def _check_binaries(
+    unpacked: Unpacked, rules: Any, sdk_version: str | None, report: Report, *, pristine_module: bool = False
+) -> None:
     report.checked_files += len(unpacked.regular)
     for label, head in unpacked.objects:
         _check_object_header(label, head, rules, report)
@@ -157,7 +159,7 @@ def _check_binaries(unpacked: Unpacked, rules: Any, sdk_version: str | None, rep
             if rules.elf_machine is None:
                 report.add(member, "elf.machine", f"an ELF file in a {rules.triple} distribution")
             else:
-                elf_checks.check_elf(path, member, role, rules, report)
+                elf_checks.check_elf(path, member, role, rules, report, pristine_module=pristine_module)
         elif macho.is_macho(path):
             if rules.macho_cputype is None:
                 report.add(member, "macho.cpu-type", f"a Mach-O file in a {rules.triple} distribution")
@@ -183,29 +185,16 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
     work = work or Path(tempfile.mkdtemp(prefix="validate-"))
     digests: dict[str, str] = {}
     try:
+        archives = []
         for index, path in enumerate(paths):
             report.archives.append(path.name)
             unpacked = unpack(path, work / str(index), report)
-            if not unpacked.complete:
-                continue  # its one violation says why; checks of a partial archive would only add noise
-            _check_symlinks(unpacked, report)
-            data = _check_python_json(unpacked, report) if unpacked.kind == "full" else None
-            if data is not None:
-                _check_consistency(unpacked, data, report)
-            triple = (data or {}).get("target_triple") or unpacked.name.get("triple")
-            rules = TARGET_RULES.get(str(triple))
-            if rules is None:
-                report.add(path.name, "archive.name", "the target triple cannot be told from the name or PYTHON.json")
-                continue
-            _check_python_symlinks(unpacked, report)
-            install = unpacked.root / ("python/install" if unpacked.kind == "full" else "python")
-            for finding in unpacked.text_findings:
-                if not finding.informational:
-                    member = f"{path.name}:{_member_of(unpacked, finding.path)}"
-                    report.add(member, "archive.build-paths", f"{finding.where} mentions a sandbox build path")
-            _check_binaries(unpacked, rules, (data or {}).get("apple_sdk_version"), report)
-            prefix = f"{path.name}:python/install/" if unpacked.kind == "full" else f"{path.name}:python/"
-            digest = check_fips(install, prefix, report)
+            # A partial archive's one violation says why; checks of what it holds would only add noise.
+            if unpacked.complete:
+                archives.append((path, unpacked))
+        pristine_module = _provider_from_its_own_tree([unpacked for _path, unpacked in archives])
+        for path, unpacked in archives:
+            digest = _check_archive(path, unpacked, pristine_module, report)
             if digest:
                 digests[path.name] = digest
         if len(set(digests.values())) > 1:
@@ -215,6 +204,46 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
         if owned:
             shutil.rmtree(work, ignore_errors=True)
     return report
+
+
+def _provider_from_its_own_tree(archives: list[Unpacked]) -> bool:
+    """Whether the full archive among `archives` (one build's) says its FIPS provider was built from a pristine
+    tree of its own (PYTHON.json's ``fips_provider.source_tree``, with ``fips_provider=``): then the module is
+    linked as that tree's own build links it, without this project's flags."""
+    for unpacked in archives:
+        path = unpacked.root / "python" / "PYTHON.json"
+        if unpacked.kind != "full" or not path.is_file():
+            continue
+        try:
+            data = json.loads(path.read_text())
+        except ValueError:
+            continue  # reported by the PYTHON.json checks
+        provider = data.get("fips_provider") if isinstance(data, dict) else None
+        if isinstance(provider, dict) and provider.get("source_tree") == "own":
+            return True
+    return False
+
+
+def _check_archive(path: Path, unpacked: Unpacked, pristine_module: bool, report: Report) -> str | None:
+    """Every check on one unpacked archive; returns the sha256 of its FIPS module (None when it has none)."""
+    _check_symlinks(unpacked, report)
+    data = _check_python_json(unpacked, report) if unpacked.kind == "full" else None
+    if data is not None:
+        _check_consistency(unpacked, data, report)
+    triple = (data or {}).get("target_triple") or unpacked.name.get("triple")
+    rules = TARGET_RULES.get(str(triple))
+    if rules is None:
+        report.add(path.name, "archive.name", "the target triple cannot be told from the name or PYTHON.json")
+        return None
+    _check_python_symlinks(unpacked, report)
+    install = unpacked.root / ("python/install" if unpacked.kind == "full" else "python")
+    for finding in unpacked.text_findings:
+        if not finding.informational:
+            member = f"{path.name}:{_member_of(unpacked, finding.path)}"
+            report.add(member, "archive.build-paths", f"{finding.where} mentions a sandbox build path")
+    _check_binaries(unpacked, rules, (data or {}).get("apple_sdk_version"), report, pristine_module=pristine_module)
+    prefix = f"{path.name}:python/install/" if unpacked.kind == "full" else f"{path.name}:python/"
+    return check_fips(install, prefix, report)
 
 
 def _member_of(unpacked: Unpacked, install_rel: str) -> str:

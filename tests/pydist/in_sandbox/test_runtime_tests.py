@@ -97,3 +97,79 @@ def test_a_suite_run_passes_only_without_failures_and_the_skip_run_only_when_eve
         "skip_list_fails_in_fips_mode", 0, {"test.test_ssl.T.test_psk": "passed"}, "", skips
     )
     assert not ok and "stale" in detail
+
+
+# What 3.0.20's install_fips writes (util/mk-fipsmodule-cnf.pl), and a few of the switches 3.5.7's adds.
+MODULE_CNF_3_0 = "[fips_sect]\nactivate = 1\nconditional-errors = 1\nsecurity-checks = 1\nmodule-mac = AB:CD\n"
+MODULE_CNF_3_5 = MODULE_CNF_3_0 + "hmac-key-check = 1\ntls1-prf-key-check = 1\npbkdf2-lower-bound-check = 1\n"
+
+
+def shipped(tmp_path: Path, module_cnf: str) -> Path:
+    (tmp_path / "share" / "ssl").mkdir(parents=True)
+    (tmp_path / "share" / "ssl" / "fipsmodule.cnf").write_text("# written by install_fips\n" + module_cnf)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("module_cnf", "enforced"),
+    [
+        # 3.5: every switch is in the file; the PBKDF2 bounds are a switch too, and can be off.
+        (MODULE_CNF_3_5, {"hmac-key-check", "tls1-prf-key-check", "pbkdf2-lower-bound-check"}),
+        (MODULE_CNF_3_5.replace("pbkdf2-lower-bound-check = 1", "pbkdf2-lower-bound-check = 0"), {"hmac-key-check"}),
+        # 3.0/3.1: no switches; the PBKDF2 bounds are built in, the rest does not exist.
+        (MODULE_CNF_3_0, {"pbkdf2-lower-bound-check"}),
+    ],
+)
+def test_what_the_shipped_provider_enforces_follows_its_own_fipsmodule_cnf(
+    tmp_path: Path, module_cnf: str, enforced: set[str]
+) -> None:
+    section = rt.module_config(shipped(tmp_path, module_cnf))
+    assert section["module-mac"] == "AB:CD"
+    for check in ("hmac-key-check", "tls1-prf-ems-check", "pbkdf2-lower-bound-check"):
+        assert rt.provider_enforces(section, check) == (check in enforced), check
+
+
+def test_skip_entries_naming_only_checks_the_provider_lacks_are_lifted(tmp_path: Path) -> None:
+    skips = {
+        "test.test_hmac.A.test_short_key": "HMAC key < 112 bits refused (hmac-key-check, SP 800-131Ar2)",
+        "test.test_ssl.T.test_psk": "32-bit PSK < 112-bit key (tls1-prf-key-check, tls13-kdf-key-check)",
+        "test.test_hashlib.H.test_blake2b": "BLAKE2 not approved: not in the FIPS provider",
+        "test.test_hashlib.K.test_pbkdf2": "PBKDF2 below SP 800-132 bounds refused (pbkdf2-lower-bound-check)",
+    }
+    old = rt.module_config(shipped(tmp_path / "old", MODULE_CNF_3_0))
+    applies, lifted = rt.applicable_skips(skips, old)
+    assert set(lifted) == {"test.test_hmac.A.test_short_key", "test.test_ssl.T.test_psk"}
+    assert set(applies) == {"test.test_hashlib.H.test_blake2b", "test.test_hashlib.K.test_pbkdf2"}
+    one_of_two = MODULE_CNF_3_5.replace("tls1-prf-key-check = 1", "tls1-prf-key-check = 0\ntls13-kdf-key-check = 1")
+    new = rt.module_config(shipped(tmp_path / "new", one_of_two))
+    applies, lifted = rt.applicable_skips(skips, new)
+    assert lifted == {} and applies == skips  # one of the PSK entry's two checks is enough
+
+
+def test_a_lifted_entry_must_have_run_and_passed_in_fips_mode() -> None:
+    lifted = {"test.test_hmac.A.test_short_key": "HMAC key < 112 bits (hmac-key-check)"}
+    ok, detail = rt.judge_lifted(True, "10 passed", {"test.test_hmac.A.test_short_key": "passed"}, lifted, "3.0.20")
+    assert ok and "1 listed tests passed, the provider 3.0.20 lacking hmac-key-check" in detail
+    for outcomes in ({"test.test_hmac.A.test_short_key": "failed"}, {}):
+        ok, detail = rt.judge_lifted(True, "10 passed", outcomes, lifted, "3.0.20")
+        assert not ok and "yet not passing" in detail
+
+
+def test_openssl_list_providers_output_is_read_per_provider() -> None:
+    text = (
+        "Providers:\n  base\n    name: OpenSSL Base Provider\n    version: 3.5.7\n    status: active\n"
+        "  fips\n    name: OpenSSL FIPS Provider\n    version: 3.0.20\n    status: active\n"
+    )
+    listed = rt.providers_listed(text)
+    assert listed["fips"] == {"name": "OpenSSL FIPS Provider", "version": "3.0.20", "status": "active"}
+    assert listed["base"]["version"] == "3.5.7"
+
+
+@pytest.mark.parametrize("minor", ["3.11", "3.13"])
+def test_the_shipped_skip_lists_cite_real_policy_switches(minor: str) -> None:
+    # A rule's switch names decide whether it applies to an older provider: they must be fipsmodule.cnf's.
+    from pydist.fipsmodule import CHECKS
+
+    rules = rt.read_skip_list(IN_SANDBOX / f"fips_skips_{minor}.txt").values()
+    names = {name for rule in rules for name in rt.CHECK_NAME.findall(rule)}
+    assert names and names <= CHECKS, names - CHECKS

@@ -365,6 +365,7 @@ def test_the_full_macos_build_is_declared_and_runs_unsandboxed(
     from hermetic import scons_glue
     from hermetic.action import _sandbox
     from hermetic.sandbox import Unsandboxed
+    from pydist import fips_provider
     from pydist import settings as build_settings
 
     config = build_settings.resolve(
@@ -380,7 +381,10 @@ def test_the_full_macos_build_is_declared_and_runs_unsandboxed(
     env = Environment(ENV={}, tools=[])
     req = request(options)
     before = set(scons_glue._REGISTRY)
-    ctx = graph.GraphContext(env=env, settings=config, lock=LOCK, fetcher=graph.make_fetcher(config))
+    provider = fips_provider.select(LOCK, config.fips_provider, mac)
+    ctx = graph.GraphContext(
+        env=env, settings=config, lock=LOCK, fetcher=graph.make_fetcher(config), fips_provider=provider
+    )
     nodes = graph.declare_python(ctx, req, mac, named=True)
     graph.declare_dist(ctx, req, mac, nodes)
     declared = {path: action for path, (action, _runner) in scons_glue._REGISTRY.items() if path not in before}

@@ -119,6 +119,23 @@ def test_each_rule_reports_its_violation(built: Path, name: str, role: Role, rul
     assert any(fragment in message for message in found[rule]), found[rule]
 
 
+def test_a_pristine_fips_module_is_not_asked_for_bind_now_and_nothing_else_is_waived(built: Path) -> None:
+    # fips_provider=: the module is linked as its own tree's build links it, without our -z now.
+    def rules(name: str, role: Role, pristine: bool) -> dict[str, list[str]]:
+        report = Report()
+        check_elf(built / name, name, role, RULES, report, pristine_module=pristine)
+        return {v.rule: [v.message] for v in report.violations}
+
+    assert "elf.bind-now" not in rules("lazy.so", Role.FIPS_MODULE, pristine=True)
+    assert rules("lazy.so", Role.FIPS_MODULE, pristine=False)["elf.bind-now"] == [
+        "not linked with -z now (no BIND_NOW); if it was built from its own tree, validate it with the build's "
+        "full archive"
+    ]
+    assert "elf.bind-now" in rules("lazy.so", Role.EXTENSION, pristine=True)  # only the module
+    assert "elf.relro" in rules("norelro.so", Role.FIPS_MODULE, pristine=True)
+    assert "elf.stack" in rules("execstack.so", Role.FIPS_MODULE, pristine=True)
+
+
 def test_hidden_static_dependency_is_not_reported(built: Path) -> None:
     # The same OpenSSL-named symbol, linked from a static archive with --exclude-libs,ALL (as the build
     # links its dependencies), is not exported and not reported.
