@@ -49,7 +49,10 @@ def test_help_lists_every_variable_and_its_default(tmp_path: Path) -> None:
         (["pyy=3.11"], ["unknown variable pyy=", "valid variables:"]),
         (["jobs=many"], ["jobs=many"]),
         (["distdir=/nonexistent/dir"], ["distdir=/nonexistent/dir is not a directory"]),
-        (["opensll"], ["unknown named target 'opensll'", "dist, cpython, libs, fetch, toolchain, fips-provider, zlib", "openssl"]),
+        (
+            ["opensll"],
+            ["unknown named target 'opensll'", "dist, cpython, libs, fetch, toolchain, fips-provider, zlib", "openssl"],
+        ),
     ],
 )
 def test_mistakes_are_one_line_errors(args: list[str], fragments: list[str], tmp_path: Path) -> None:
