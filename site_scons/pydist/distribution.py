@@ -11,6 +11,7 @@ It runs no external program.
 
 from __future__ import annotations
 
+import filecmp
 import json
 import os
 import re
@@ -173,6 +174,25 @@ def install_fips_files(install: Path, provider: Path, module: str = "fips.so") -
 
 
 # ------------------------------------------------------------------------------------------ relocation
+
+
+def link_interpreter_aliases(install: Path) -> list[str]:
+    """Make ``bin/python3.X`` a symlink to ``bin/python3.Xt`` where it is a copy of it; return the names linked.
+
+    A free-threaded build's ``make install`` hard-links the two names, and packing an artifact stores a hard
+    link as a second copy of the file: a second interpreter of about 90 MB in every archive. Shipped as a
+    symlink, like ``python3 -> python3.X`` already is.
+    """
+    linked = []
+    for threaded in sorted((install / "bin").glob("python3.*t")):
+        alias = threaded.with_name(threaded.name.removesuffix("t"))
+        if threaded.is_symlink() or alias.is_symlink() or not alias.is_file():
+            continue
+        if filecmp.cmp(alias, threaded, shallow=False):
+            alias.unlink()
+            alias.symlink_to(threaded.name)
+            linked.append(alias.name)
+    return linked
 
 
 def relocatable_shebangs(install: Path) -> list[str]:
@@ -373,6 +393,7 @@ def assemble_full(
     facts = json.loads((root / "build-info.json").read_text())
     (root / "build-info.json").unlink()
     install_fips_files(install, fips_tree, platform.fips_module)
+    link_interpreter_aliases(install)
     relocatable_shebangs(install)
     relocatable_build_settings(install, root / facts["python_paths"]["stdlib"], platform)
     relocatable_pkgconfig(install)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -325,3 +326,25 @@ def test_build_paths_are_found_in_text_files(tmp_path: Path) -> None:
         "lib/python3.13/_sysconfigdata__linux_x86_64-linux-gnu.py: variable LDFLAGS mentions a build path",
         "lib/python3.13/bad.py: line 1 mentions a build path",
     ]
+
+
+def test_a_free_threaded_interpreter_alias_ships_as_a_symlink(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3.13t").write_bytes(b"\x7fELF interpreter")
+    (bindir / "python3.13").write_bytes(b"\x7fELF interpreter")  # the packed copy of make install's hard link
+    (bindir / "python3.13t-config").write_text("#!/bin/sh\n")
+    (bindir / "python3").symlink_to("python3.13")
+    assert distribution.link_interpreter_aliases(tmp_path) == ["python3.13"]
+    assert os.readlink(bindir / "python3.13") == "python3.13t"
+    assert (bindir / "python3").read_bytes() == b"\x7fELF interpreter"
+    assert distribution.link_interpreter_aliases(tmp_path) == []  # already a link
+
+
+def test_a_different_file_under_the_alias_name_is_kept(tmp_path: Path) -> None:
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "python3.13t").write_bytes(b"free-threaded")
+    (bindir / "python3.13").write_bytes(b"another interpreter")
+    assert distribution.link_interpreter_aliases(tmp_path) == []
+    assert not (bindir / "python3.13").is_symlink()
