@@ -139,13 +139,14 @@ class DistSteps:
     def provenance_statement(self, targets: list[Path], sources: list[Path]) -> None:
         """provenance.json: the archives' digests, every pinned input and every action that ran."""
         full_archive, install_only_archive, stripped_archive, _sums, sbom_file, cpython_artifact, *artifacts = sources
-        artifacts = [a for a in artifacts if a not in self.build_python_artifacts]
+        # The SBOM step read what ships; a cross build's build Python (last in `sources`) is only in the records.
+        shipped = [a for a in artifacts if a not in self.build_python_artifacts]
         ctx = self.ctx
         digest = {p: sha256_file(p) for p in (full_archive, install_only_archive, stripped_archive)}
         document = provenance.build_statement(
             archives=[full_archive, install_only_archive, stripped_archive],
-            artifacts=[cpython_artifact, *artifacts, *self.build_python_artifacts],
-            extra_actions=self._step_records(digest, sbom_file, cpython_artifact, artifacts),
+            artifacts=[cpython_artifact, *artifacts],
+            extra_actions=self._step_records(digest, sbom_file, cpython_artifact, shipped),
             pins=self._pins(),
             external=self.build_parameters(),
             internal={
