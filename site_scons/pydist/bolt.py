@@ -18,6 +18,8 @@ optimization and no ``-use-gnu-stack`` (which drops ``PT_GNU_STACK``, the valida
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hermetic.action import SRC, Step
 from pydist.libraries import sh
 
@@ -65,7 +67,9 @@ def _words(flags: tuple[str, ...]) -> str:
     return " ".join(f"'{flag}'" for flag in flags)
 
 
-def bolt_steps(binary: str, *, training: str, check: str, work: str = WORK) -> list[Step]:
+def bolt_steps(
+    binary: str, *, training: str, check: str, work: str = WORK, training_env: Mapping[str, str] | None = None
+) -> list[Step]:
     """Rewrite `binary` (linked with :data:`LINK_FLAGS`) in place with BOLT: instrument it, run the shell
     command `training` with the instrumented binary in its place, merge the profiles, rewrite the pristine
     binary with them, then run the shell command `check` with the result in place. `work` holds the pristine
@@ -79,7 +83,7 @@ def bolt_steps(binary: str, *, training: str, check: str, work: str = WORK) -> l
             f"-instrumentation-file={work}/profile -instrumentation-file-append-pid {_words(COMMON_FLAGS)}\n"
             f"cp {work}/instrumented {binary}",
         ),
-        sh("bolt: training", training),
+        Step(name="bolt: training", argv=("/bin/sh", "-ec", training), env=dict(training_env or {})),
         sh(
             "bolt: merge profiles",
             f"set -- {work}/profile.*.fdata\n"
@@ -97,15 +101,18 @@ def bolt_steps(binary: str, *, training: str, check: str, work: str = WORK) -> l
     ]
 
 
-def cpython_bolt_steps(make_overrides: list[str]) -> list[Step]:
+def cpython_bolt_steps(
+    make_overrides: list[str], training_prefix: tuple[str, ...] = (), training_env: Mapping[str, str] | None = None
+) -> list[Step]:
     """BOLT of the interpreter in CPython's build tree, between ``make`` (the PGO build) and ``make install``:
-    trained by the build's PGO task (`make_overrides` are the build's make variables), checked by
-    :data:`CHECK_TESTS`."""
-    make = "make " + " ".join(f"'{override}'" for override in make_overrides)
+    trained by the build's PGO task (`make_overrides` are the build's make variables), run like the PGO
+    training (`training_prefix`, `training_env`), checked by :data:`CHECK_TESTS`."""
+    make = " ".join((*training_prefix, "make", *(f"'{override}'" for override in make_overrides)))
     return bolt_steps(
         INTERPRETER,
         # CPython's Makefile ignores the training run's exit status (a test that fails still trains); a
         # broken interpreter is caught by the check, on the binary that ships.
         training=f"{make} run_profile_task",
+        training_env=training_env or {},
         check=f"{INTERPRETER} -E -m test -j0 {' '.join(CHECK_TESTS)}",
     )

@@ -135,8 +135,7 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
 
 def make_overrides(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TUNING) -> list[str]:
     """Make variables: link the interpreter with libpython's objects (and the platform's way to find the
-    shipped libpython), byte-compile the stdlib reproducibly, and run the PGO training on every core (-j0: as
-    many workers as CPUs, which the key does not depend on)."""
+    shipped libpython), byte-compile the stdlib reproducibly, and the PGO training task."""
     overrides = [
         "LINK_PYTHON_OBJS=$(LIBRARY_OBJS)",
         f"LINKFORSHARED={' '.join(interpreter_link_flags(ce, levers))}",
@@ -151,9 +150,28 @@ def make_overrides(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
 
 
 def profile_task(levers: Tuning) -> str:
-    """The PGO training run's arguments to the interpreter (the BOLT training runs the same)."""
+    """The PGO training run's arguments to the interpreter (the BOLT training runs the same).
+
+    The profile decides the code, so two builds must train alike: the tests run one after another in the
+    training process (parallel workers merged counts that depended on timing) and the random module is
+    seeded (``-r --randseed``: 3.10-3.12 seed it only when shuffling, in a fixed order then; 3.13+ take
+    SOURCE_DATE_EPOCH instead and keep upstream's order). :func:`training_run` fixes the rest."""
     selection = "--pgo-extended" if "pgo-extended" in levers else "--pgo"
-    return f"-m test {selection} --timeout=1200 -j0"
+    return f"-m test {selection} --timeout=1200 -r --randseed=1"
+
+
+def training_run(request: BuildRequest, ce: CompileEnv) -> tuple[tuple[str, ...], dict[str, str]]:
+    """(command prefix, environment) of steps that run the PGO training: fixed str/bytes hashes and, where
+    the platform can, no address space randomization (object addresses decide set and dict probing)."""
+    if not request.options.pgo:
+        return (), {}
+    return ce.platform.fixed_layout_prefix(), {"PYTHONHASHSEED": "0"}
+
+
+def _profile_digest() -> list[Step]:
+    """Print the merged PGO profile's sha256 in the build log: when two builds differ, equal digests put
+    the cause after the training, different ones in it."""
+    return [sh("profile digest", "sha256sum code.profclangd")]
 
 
 def interpreter_link_flags(ce: CompileEnv, levers: Tuning) -> list[str]:
@@ -237,6 +255,7 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str, levers: Tun
     """configure, make (PGO training included for pgo builds), BOLT when asked, install, and collect build
     facts."""
     overrides = make_overrides(request, ce, levers)
+    training_prefix, training_env = training_run(request, ce)
     steps = list(ce.platform.cpython_prepare_steps())
     if not ce.platform.native:
         # What configure cannot find out by running a program when it cannot run the target's programs.
@@ -251,8 +270,9 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str, levers: Tun
     return [
         *steps,
         sh("check optimizations", _check_optimizations(request, levers)),
-        Step(name="build", argv=("make", *overrides)),
-        *(bolt.cpython_bolt_steps(overrides) if "bolt" in levers else []),
+        Step(name="build", argv=(*training_prefix, "make", *overrides), env=training_env),
+        *(_profile_digest() if request.options.pgo else []),
+        *(bolt.cpython_bolt_steps(overrides, training_prefix, training_env) if "bolt" in levers else []),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.

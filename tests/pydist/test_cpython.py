@@ -4,6 +4,7 @@ and that they reach the CPython action's key only."""
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,37 @@ def test_without_levers_the_build_is_thin_lto_at_o2_with_the_targets_hardening()
     assert cflags[0] == "-O2" and "-fstack-protector-strong" in cflags and "-fno-omit-frame-pointer" in cflags
     overrides = cpython.make_overrides(request, ce, NO_TUNING)
     assert "-no-pie" not in _make_variable(overrides, "LINKFORSHARED")
-    assert _make_variable(overrides, "PROFILE_TASK") == "-m test --pgo --timeout=1200 -j0"
+    assert _make_variable(overrides, "PROFILE_TASK") == "-m test --pgo --timeout=1200 -r --randseed=1"
+
+
+def test_the_pgo_training_runs_alike_in_every_build() -> None:
+    """Serial and seeded, fixed hashes, no address randomization (Linux), in the build and BOLT's training;
+    a build without PGO runs make as before (its key unchanged)."""
+    request, ce = _request(), _ce()
+    task = _make_variable(cpython.make_overrides(request, ce, NO_TUNING), "PROFILE_TASK")
+    assert "-j" not in task.split()[-1] and not any(word.startswith("-j") for word in task.split())
+    steps = {s.name: s for s in cpython.cpython_steps(request, ce, "x", _levers("bolt"))}
+    assert steps["build"].argv[:3] == ("setarch", "--addr-no-randomize", "make")
+    assert steps["build"].env == {"PYTHONHASHSEED": "0"} == steps["bolt: training"].env
+    assert steps["bolt: training"].argv[-1].startswith("setarch --addr-no-randomize make ")
+    assert "sha256sum code.profclangd" in steps["profile digest"].argv[-1]
+    noopt = {s.name: s for s in cpython.cpython_steps(_request(options="noopt"), ce, "x")}
+    assert noopt["build"].argv[0] == "make" and noopt["build"].env == {} and "profile digest" not in noopt
+    mac = _ce("aarch64-apple-darwin", "aarch64-macos")
+    mac_steps = {s.name: s for s in cpython.cpython_steps(_request(target="aarch64-apple-darwin"), mac, "x")}
+    assert mac_steps["build"].argv[0] == "make" and mac_steps["build"].env == {"PYTHONHASHSEED": "0"}
+
+
+def test_the_fixed_layout_prefix_really_fixes_the_layout() -> None:
+    """Two runs under the Linux prefix map their stack at the same address; without it they do not."""
+    prefix = _ce().platform.fixed_layout_prefix()
+    probe = ["sh", "-c", "grep -F '[stack]' /proc/self/maps"]
+
+    def stack(argv: list[str]) -> str:
+        return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
+
+    assert stack([*prefix, *probe]) == stack([*prefix, *probe])
+    assert len({stack(probe) for _ in range(3)}) > 1
 
 
 def test_each_lever_changes_what_it_names() -> None:
@@ -85,6 +116,7 @@ def test_bolt_links_with_relocations_and_rewrites_the_interpreter_between_build_
     names = [s.name for s in cpython.cpython_steps(request, ce, "x", levers)]
     build, install = names.index("build"), names.index("install")
     assert names[build + 1 : install] == [
+        "profile digest",
         "bolt: instrument",
         "bolt: training",
         "bolt: merge profiles",

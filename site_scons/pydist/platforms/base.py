@@ -143,6 +143,11 @@ class Platform(ABC):
         whatever must happen to its bytes before ``fipsmodule.cnf``'s MAC is taken over them."""
         return []
 
+    def fixed_layout_prefix(self) -> tuple[str, ...]:
+        """A command prefix that runs a program with the same memory layout every time (no address space
+        randomization), for runs whose results feed the output (the PGO training); empty where none exists."""
+        return ()
+
     def cpython_prepare_steps(self) -> list[Step]:
         """Steps before CPython's configure (e.g. files its linker flags name)."""
         return []

@@ -26,6 +26,11 @@ class LinuxPlatform(Platform):
     def hide_dependency_symbols(self) -> Sequence[str]:
         return ("-Wl,--exclude-libs,ALL",)
 
+    def fixed_layout_prefix(self) -> tuple[str, ...]:
+        # util-linux's setarch (the same package as unshare, whose release is in every action key). The
+        # personality is inherited by everything the command runs, qemu-user and its guest included.
+        return ("setarch", "--addr-no-randomize")
+
     def modules_not_built(self) -> Mapping[str, str]:
         return {"_scproxy": "macOS only"}
 
