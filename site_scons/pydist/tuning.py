@@ -129,13 +129,15 @@ def resolve(text: str, facts: BuildFacts) -> Tuning:
                 f"tuning={text} applies to pgo+lto builds only", hint="use options=pgo+lto, or leave tuning= out"
             )
         return Tuning(frozenset(), is_default=requested is None)
+    chosen = frozenset(name for name in DEFAULT if unavailable(name, facts) is None)
     if requested is None:
-        return Tuning(frozenset(name for name in DEFAULT if unavailable(name, facts) is None))
+        return Tuning(chosen)
     for name in requested:
         reason = unavailable(name, facts)
         if reason is not None:
             raise ConfigError(f"tuning={text}: {name} is not available here: {reason}", hint="leave it out")
-    return Tuning(frozenset(requested), is_default=False)
+    # Naming exactly the chosen combination is the default build (one artifact, not two of the same thing).
+    return Tuning(frozenset(requested), is_default=frozenset(requested) == chosen)
 
 
 def help_text() -> str:

@@ -8,12 +8,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import SCons.Environment
+from declared_graph import declared_actions
 
-from hermetic import scons_glue
-from hermetic.action import Action
 from hermetic.lock import load_lock
-from pydist import bolt, cpython, graph, matrix, settings, tuning
+from pydist import bolt, cpython, matrix, tuning
 from pydist.compile_env import CompileEnv
 from pydist.paths import LOCK_FILE, PINS_SCHEMA
 from pydist.platforms import load_platform
@@ -158,39 +156,21 @@ def test_bolt_is_refused_where_the_target_pins_no_llvm_bolt() -> None:
             cpython.tuning_for("bolt", request, ce)
 
 
-def _declared(tmp_path: Path, tuning_value: str, target: str = X86_64) -> dict[str, Action]:
-    scons_glue._REGISTRY.clear()
-    env = SCons.Environment.Environment(ENV={}, tools=[])
-    config = settings.resolve(
-        {
-            "target": target,
-            "py": "3.11.2",
-            "options": "pgo+lto",
-            "tuning": tuning_value,
-            "build_dir": str(tmp_path / f"build-{target}-{tuning_value}"),
-            "dist_dir": str(tmp_path / f"dist-{target}-{tuning_value}"),
-            "tag": "t",
-        }
-    )
-    graph.declare(env, config, checking_host=False, build_host="x86_64-linux")
-    return {action.name: action for action, _runner in scons_glue._REGISTRY.values()}
-
-
 def test_levers_reach_the_cpython_action_only_and_name_its_artifact(tmp_path: Path) -> None:
-    plain = _declared(tmp_path, "none")
-    tuned = _declared(tmp_path, "o3,bolt")
-    assert "cpython-3.11.2-pgo+lto-tuning-none" in plain and "cpython-3.11.2-pgo+lto-tuning-o3+bolt" in tuned
+    plain = declared_actions(tmp_path, "o3")
+    tuned = declared_actions(tmp_path, "o3,bolt")
+    assert "cpython-3.11.2-pgo+lto-tuning-o3" in plain and "cpython-3.11.2-pgo+lto-tuning-o3+bolt" in tuned
     libraries = {name for name, a in plain.items() if a.rule == "library"}
     assert libraries and {n: plain[n].key() for n in libraries} == {n: tuned[n].key() for n in libraries}
     cpython_tuned = tuned["cpython-3.11.2-pgo+lto-tuning-o3+bolt"]
     assert [t["name"] for t in cpython_tuned.description()["toolchain"]["tools"]] == [bolt.TOOL]
-    assert "tools" not in plain["cpython-3.11.2-pgo+lto-tuning-none"].description()["toolchain"]
+    assert "tools" not in plain["cpython-3.11.2-pgo+lto-tuning-o3"].description()["toolchain"]
     assert "/tools/bolt/bin" in cpython_tuned.full_env()["PATH"]
     packages = [p.filename for p in cpython_tuned.toolchain.all_packages()]
     assert "bolt-19_19.1.7-3~deb12u1_amd64.deb" in packages and "libbolt-19-dev_19.1.7-3~deb12u1_amd64.deb" in packages
 
 
 def test_the_default_tuning_keeps_the_plain_artifact_name_and_a_cross_build_declares(tmp_path: Path) -> None:
-    assert "cpython-3.11.2-pgo+lto" in _declared(tmp_path, "default")
-    cross = _declared(tmp_path, "default", "aarch64-unknown-linux-gnu")
+    assert "cpython-3.11.2-pgo+lto" in declared_actions(tmp_path, "default")
+    cross = declared_actions(tmp_path, "default", "aarch64-unknown-linux-gnu")
     assert "cpython-3.11.2-pgo+lto" in cross and "cpython-3.11.2-noopt" in cross

@@ -43,6 +43,20 @@ def test_default_is_the_chosen_combination_where_every_lever_of_it_is_available(
     assert levers.is_default and levers.levers == frozenset(tuning.DEFAULT)
 
 
+def test_naming_the_chosen_combination_is_the_default_build(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One artifact for one configuration: `none` is the default build while nothing is chosen, and naming
+    the chosen levers (in any order) is the default build once something is."""
+    monkeypatch.setattr(tuning, "DEFAULT", ())
+    assert tuning.resolve("none", X86_64) == Tuning(frozenset(), is_default=True)
+    monkeypatch.setattr(tuning, "DEFAULT", ("o3", "bolt"))
+    assert tuning.resolve("bolt,o3", X86_64) == tuning.resolve("default", X86_64)
+    assert tuning.resolve("bolt,o3", X86_64).is_default
+    assert not tuning.resolve("none", X86_64).is_default and not tuning.resolve("o3", X86_64).is_default
+    # Where the chosen combination loses a lever (no BOLT on macOS), the rest of it is the default there.
+    mac = BuildFacts(**{**X86_64.__dict__, "elf": False, "bolt_tool": False})
+    assert tuning.resolve("o3", mac).is_default and not tuning.resolve("o3", X86_64).is_default
+
+
 def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refused() -> None:
     old_minor = BuildFacts(**{**X86_64.__dict__, "minor": (3, 11)})
     mac = BuildFacts(**{**X86_64.__dict__, "elf": False, "bolt_tool": False, "cflags": ("-fstack-protector-strong",)})

@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+"""Issue 13's per-lever measurement in one command: one pgo+lto CPython build per speed lever, then one
+interleaved pyperformance run of all of them against a baseline interpreter.
+
+    python benchmarks/levers.py [--py 3.11.2] [--levers o3,bolt,...] [--build-only] [--jobs N]
+                                [--baseline debian=/usr/bin/python3.11] [-- pyperf_compare options]
+    e.g. python benchmarks/levers.py --levers o3,full-lto -- --rounds 3
+
+The reference is ``current``: the build without any lever (``tuning=none``). Each lever is built on its own
+(``scons cpython py=... options=pgo+lto tuning=<lever>``; an artifact already in the SCons cache is restored,
+not rebuilt) and its CPython action's own build time is printed next to the reference's (``cached`` when it
+was restored). Then ``benchmarks/pyperf_compare.py`` runs the baseline, ``current`` and every lever in one
+invocation, so every ratio in its report comes from the same minutes of the same machine; options after
+``--`` go to it (``--rounds 3``, ``--full``, ``--rigorous``). Benchmark on a quiet machine: the report's
+significance column says which differences are noise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "site_scons"))
+
+from pydist import tuning  # noqa: E402
+
+TARGET = "x86_64-unknown-linux-gnu"
+REFERENCE = "none"
+_ACTION_TIME = re.compile(r"^\[ ok  \] build cpython-\S+ \(\S+\) in (\S+)$", re.MULTILINE)
+
+
+def build(py: str, lever: str, jobs: int) -> tuple[Path, str]:
+    """Build (or restore, or find up to date) the pgo+lto CPython artifact with `lever`; return its path and
+    the action's time (``cached`` when it did not run)."""
+    argv = [sys.executable, "-m", "SCons", "-Q", "cpython", f"py={py}", "options=pgo+lto", f"tuning={lever}"]
+    result = subprocess.run([*argv, f"jobs={jobs}"], cwd=REPO, capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"levers: the {lever} build failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
+    path = REPO / "build" / TARGET / f"{artifact_name(py, lever)}.tar.zst"
+    if not path.is_file():
+        sys.exit(f"levers: the {lever} build made no {path.relative_to(REPO)}")
+    ran = _ACTION_TIME.search(result.stdout)
+    return path, ran.group(1) if ran else "cached"
+
+
+def artifact_name(py: str, lever: str) -> str:
+    """The CPython artifact's name for `lever` (a lever list equal to the chosen default is the default build)."""
+    levers = frozenset(word for word in lever.split(",") if word and word != REFERENCE)
+    if levers == frozenset(tuning.DEFAULT):
+        return f"cpython-{py}-pgo+lto"
+    label = "+".join(name for name in tuning.LEVERS if name in levers) or REFERENCE
+    return f"cpython-{py}-pgo+lto-tuning-{label}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--py", default="3.11.2", help="the CPython version (default 3.11.2, issue 13's)")
+    available = [name for name in tuning.LEVERS if name != "mimalloc"]
+    parser.add_argument("--levers", default=",".join(available), help="comma-separated levers (default: all)")
+    parser.add_argument("--baseline", default="debian=/usr/bin/python3.11", help="LABEL=interpreter to compare against")
+    parser.add_argument("--jobs", type=int, default=2, help="scons jobs=")
+    parser.add_argument("--build-only", action="store_true", help="build the artifacts and stop")
+    parser.add_argument("compare_options", nargs=argparse.REMAINDER, help="after --: passed to pyperf_compare.py")
+    args = parser.parse_args()
+    if args.py.count(".") != 2:
+        parser.error(f"--py {args.py}: give a full version (e.g. 3.11.2), which names the artifacts")
+    levers = [word.strip() for word in args.levers.split(",") if word.strip()]
+    unknown = [lever for lever in levers if lever not in tuning.LEVERS]
+    if unknown:
+        parser.error(f"{unknown[0]} is not a lever; choose from {', '.join(tuning.LEVERS)}")
+    built = {}
+    for lever in [REFERENCE, *levers]:
+        path, took = build(args.py, lever, args.jobs)
+        label = "current" if lever == REFERENCE else lever
+        built[label] = path
+        print(f"{label:28} build {took:>8}  {path.relative_to(REPO)}", flush=True)
+    if args.build_only:
+        return
+    extra = [option for option in args.compare_options if option != "--"]
+    candidates = [f"{label}={path}" for label, path in built.items()]
+    command = [sys.executable, str(REPO / "benchmarks" / "pyperf_compare.py"), "--baseline", args.baseline]
+    sys.exit(subprocess.run([*command, *candidates, *extra], cwd=REPO).returncode)
+
+
+if __name__ == "__main__":
+    main()
