@@ -3,6 +3,11 @@
 
     sudo python benchmarks/reproducibility.py [--commit REV] [--keep] [--work DIR] [target ...] [name=value ...]
     e.g. python benchmarks/reproducibility.py py=3.13.15 options=noopt
+         python benchmarks/reproducibility.py py=3.13.15 options=pgo+lto pgo_profile=/srv/pgo.profdata
+
+A pgo build's training is not repeatable (its counts depend on timing and heap addresses), so two pgo
+builds differ unless both are given the same merged profile (``pgo_profile=``, e.g. the
+``python/build/pgo.profdata`` of an earlier build's full archive); it must be readable by build B's user.
 
 Build A and build B each get their own clone of the commit (in differently named directories), their own
 virtualenv (made by scripts/bootstrap from the same interpreter, /usr/bin/python3 unless PYTHON is set), their

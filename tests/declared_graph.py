@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import SCons.Environment
@@ -12,10 +13,17 @@ from pydist import graph, settings
 
 
 def declared_actions(
-    tmp_path: Path, tuning_value: str, target: str = "x86_64-unknown-linux-gnu", py: str = "3.11.2"
+    tmp_path: Path,
+    tuning_value: str,
+    target: str = "x86_64-unknown-linux-gnu",
+    py: str = "3.11.2",
+    **variables: str,
 ) -> dict[str, Action]:
-    """Every sandboxed action of a pgo+lto build of `py` for `target` with ``tuning=`tuning_value```, by name."""
+    """Every sandboxed action of a pgo+lto build of `py` for `target` with ``tuning=`tuning_value``` (and any
+    other command-line `variables`), by name."""
     scons_glue._REGISTRY.clear()
+    # One build directory per configuration: SCons refuses two ways to build one file.
+    name = hashlib.sha256(repr((target, py, tuning_value, sorted(variables.items()))).encode()).hexdigest()[:12]
     env = SCons.Environment.Environment(ENV={}, tools=[])
     config = settings.resolve(
         {
@@ -23,9 +31,10 @@ def declared_actions(
             "py": py,
             "options": "pgo+lto",
             "tuning": tuning_value,
-            "build_dir": str(tmp_path / f"build-{target}-{tuning_value}"),
-            "dist_dir": str(tmp_path / f"dist-{target}-{tuning_value}"),
+            "build_dir": str(tmp_path / f"build-{name}"),
+            "dist_dir": str(tmp_path / f"dist-{name}"),
             "tag": "t",
+            **variables,
         }
     )
     graph.declare(env, config, checking_host=False, build_host="x86_64-linux")

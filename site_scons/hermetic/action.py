@@ -90,6 +90,13 @@ class InputFile:
 
     path: Path
     label: str
+    # The file's name inside the sandbox's files directory (default: its own name).
+    sandbox_name: str = ""
+
+    @property
+    def name_inside(self) -> str:
+        """The file's name in the sandbox's files directory."""
+        return self.sandbox_name or self.path.name
 
     @functools.cached_property
     def sha256(self) -> str:
@@ -326,7 +333,7 @@ class ActionRunner:
         for index, patch in enumerate(action.patches):
             patch.copy_to(work.patches / Path(_patch_path(index, patch)).name)
         for file in action.files:
-            file.copy_to(work.files / file.path.name)
+            file.copy_to(work.files / file.name_inside)
         dep_digests = {}
         # The artifacts come in the order of action.deps (the graph declares them so).
         for name, dep in zip(action.deps, dep_artifacts, strict=True):

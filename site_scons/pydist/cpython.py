@@ -19,6 +19,7 @@ Choices (see pbs-facts in the design notes for why python-build-standalone makes
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 
 from hermetic.action import DEPS, FILES, OUT, SRC, InputFile, Step
 from pydist import bolt, tuning
@@ -38,6 +39,10 @@ BUILD_PYTHON = f"{PREFIX}/bin/python3"
 BUILD_PYTHON_DEP = "build-python"
 
 # Helper files the CPython action reads (their hashes are part of its key).
+# The merged PGO profile: where CPython's Makefile writes and reads it (clang), and its name in the
+# sandbox's files and in the artifact's build directory.
+MERGED_PROFILE = "code.profclangd"
+PGO_PROFILE = "pgo.profdata"
 HELPER_FILES = tuple(
     InputFile(path=IN_SANDBOX / name, label=repo_label(IN_SANDBOX / name))
     for name in ("collect_build_info.py", "printvar.mk")
@@ -168,10 +173,29 @@ def training_run(request: BuildRequest, ce: CompileEnv) -> tuple[tuple[str, ...]
     return ce.platform.fixed_layout_prefix(), {"PYTHONHASHSEED": "0"}
 
 
-def _profile_digest() -> list[Step]:
-    """Print the merged PGO profile's sha256 in the build log: when two builds differ, equal digests put
-    the cause after the training, different ones in it."""
-    return [sh("profile digest", "sha256sum code.profclangd")]
+def given_profile_file(profile: Path) -> InputFile:
+    """A ``pgo_profile=`` file as an input of the CPython action: its sha256 is in the key (its host path
+    and name are not)."""
+    return InputFile(path=profile, label="pgo_profile", sandbox_name=PGO_PROFILE)
+
+
+def _use_given_profile() -> Step:
+    """Put the given profile where CPython's Makefile merges the training's, and mark the training done: the
+    build compiles once, with that profile."""
+    return sh("use the given PGO profile", f"cp {FILES}/{PGO_PROFILE} {MERGED_PROFILE}\ntouch profile-run-stamp")
+
+
+def _keep_profile() -> list[Step]:
+    """Print the merged PGO profile's sha256 in the build log and keep the profile in the artifact (the full
+    archive's ``python/build/pgo.profdata``): given back as ``pgo_profile=``, it makes the build repeatable.
+    The training itself is not: its counts depend on timing and heap addresses."""
+    return [
+        sh(
+            "keep the PGO profile",
+            f"sha256sum {MERGED_PROFILE}\nmkdir -p {ARTIFACT_ROOT}/build\n"
+            f"cp {MERGED_PROFILE} {ARTIFACT_ROOT}/build/{PGO_PROFILE}",
+        )
+    ]
 
 
 def interpreter_link_flags(ce: CompileEnv, levers: Tuning) -> list[str]:
@@ -251,9 +275,11 @@ def cpython_env(request: BuildRequest, ce: CompileEnv, label: str, levers: Tunin
     return env
 
 
-def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str, levers: Tuning = NO_TUNING) -> list[Step]:
-    """configure, make (PGO training included for pgo builds), BOLT when asked, install, and collect build
-    facts."""
+def cpython_steps(
+    request: BuildRequest, ce: CompileEnv, label: str, levers: Tuning = NO_TUNING, given_profile: bool = False
+) -> list[Step]:
+    """configure, make (PGO training included for pgo builds, unless `given_profile`: then the action's
+    ``pgo_profile`` file is used), BOLT when asked, install, and collect build facts."""
     overrides = make_overrides(request, ce, levers)
     training_prefix, training_env = training_run(request, ce)
     steps = list(ce.platform.cpython_prepare_steps())
@@ -270,8 +296,9 @@ def cpython_steps(request: BuildRequest, ce: CompileEnv, label: str, levers: Tun
     return [
         *steps,
         sh("check optimizations", _check_optimizations(request, levers)),
+        *([_use_given_profile()] if given_profile else []),
         Step(name="build", argv=(*training_prefix, "make", *overrides), env=training_env),
-        *(_profile_digest() if request.options.pgo else []),
+        *(_keep_profile() if request.options.pgo else []),
         *(bolt.cpython_bolt_steps(overrides, training_prefix, training_env) if "bolt" in levers else []),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),

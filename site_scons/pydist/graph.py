@@ -134,8 +134,10 @@ def cpython_action(
     lock: SourcesLock,
     deps: tuple[str, ...],
     levers: Tuning = NO_TUNING,
+    profile: Path | None = None,
 ) -> Action:
-    """The action that configures, builds and installs CPython against the dependency artifacts."""
+    """The action that configures, builds and installs CPython against the dependency artifacts (with the
+    merged PGO `profile` instead of a training run when one is given)."""
     label = cpython_label(request, levers)
     dep_mounts, tmpfs = cpython.build_python_mounts(request, ce)
     return Action(
@@ -148,10 +150,10 @@ def cpython_action(
         deps=deps,
         toolchain=cpython_toolchain(ce.platform, levers),
         env=cpython.cpython_env(request, ce, label, levers),
-        steps=tuple(cpython.cpython_steps(request, ce, label, levers)),
+        steps=tuple(cpython.cpython_steps(request, ce, label, levers, given_profile=profile is not None)),
         output=cpython.ARTIFACT_ROOT,
         source_date_epoch=lock.source_date_epoch,
-        files=cpython.HELPER_FILES,
+        files=cpython.HELPER_FILES + ((cpython.given_profile_file(profile),) if profile else ()),
         dep_mounts=dep_mounts,
         tmpfs=tmpfs,
     )
@@ -228,7 +230,13 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
         deps.append(build_python.cpython)
         dep_names += (cpython.BUILD_PYTHON_DEP,)
     levers = cpython.tuning_for(ctx.settings.tuning if named else tuning.DEFAULT_WORD, request, ce)
-    action = cpython_action(request, ce, ctx.lock, dep_names, levers)
+    profile = ctx.settings.pgo_profile if named else None
+    if profile is not None and not request.options.pgo:
+        raise ConfigError(
+            f"pgo_profile= applies to pgo builds only, not options={request.options}",
+            hint="use options=pgo+lto, or leave pgo_profile= out",
+        )
+    action = cpython_action(request, ce, ctx.lock, dep_names, levers, profile)
     artifact = str(target_dir / f"{action.name}.tar.zst")
     node = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
     if named:

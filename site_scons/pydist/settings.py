@@ -70,6 +70,12 @@ VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("tag", "<commit date of HEAD, YYYYMMDDTHHMM>", "release tag in archive names (never the clock)"),
     ("jobs", str(os.cpu_count() or 1), "parallel jobs inside each action (not part of any cache key)"),
     ("tuning", tuning.DEFAULT_WORD, tuning.help_text()),
+    (
+        "pgo_profile",
+        "",
+        "a merged PGO profile to build with instead of training (e.g. the python/build/pgo.profdata of a full "
+        "archive): a pgo build given the same profile gives the same bytes",
+    ),
 )
 _NAMES = {name for name, _default, _help in VARIABLES}
 # Width of a description line in ``scons -h`` (after the 26 columns of the name).
@@ -105,6 +111,7 @@ class Settings:
     tag: str | None
     jobs: int
     tuning: str = tuning.DEFAULT_WORD
+    pgo_profile: Path | None = None
 
 
 def _split(text: str) -> tuple[str, ...]:
@@ -147,6 +154,9 @@ def resolve(arguments: dict[str, str]) -> Settings:
     if not re.fullmatch(r"[0-9]+", str(value["jobs"])) or int(value["jobs"]) < 1:
         raise ConfigError(f"jobs={value['jobs']} is not a positive number", hint="e.g. jobs=2")
     tuning.parse(value["tuning"])  # names only: what a target and minor can have is checked with the request
+    pgo_profile = Path(value["pgo_profile"]).expanduser().resolve() if value["pgo_profile"].strip() else None
+    if pgo_profile is not None and not pgo_profile.is_file():
+        raise ConfigError(f"pgo_profile={pgo_profile} is not a file", hint="give a merged profile, or leave it empty")
     mirrors = _split(value["mirrors"])
     _check_mirrors(mirrors)
     debian_mirrors = {
@@ -172,6 +182,7 @@ def resolve(arguments: dict[str, str]) -> Settings:
         tag=None if value["tag"] == defaults["tag"] else value["tag"],
         jobs=int(value["jobs"]),
         tuning=value["tuning"],
+        pgo_profile=pgo_profile,
     )
 
 

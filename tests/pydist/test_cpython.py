@@ -4,12 +4,14 @@ and that they reach the CPython action's key only."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
 from declared_graph import declared_actions
 
+from hermetic.errors import ConfigError
 from hermetic.lock import load_lock
 from pydist import bolt, cpython, matrix, tuning
 from pydist.compile_env import CompileEnv
@@ -60,12 +62,44 @@ def test_the_pgo_training_runs_alike_in_every_build() -> None:
     assert steps["build"].argv[:3] == ("setarch", "--addr-no-randomize", "make")
     assert steps["build"].env == {"PYTHONHASHSEED": "0"} == steps["bolt: training"].env
     assert steps["bolt: training"].argv[-1].startswith("setarch --addr-no-randomize make ")
-    assert "sha256sum code.profclangd" in steps["profile digest"].argv[-1]
+    assert "sha256sum code.profclangd" in steps["keep the PGO profile"].argv[-1]
     noopt = {s.name: s for s in cpython.cpython_steps(_request(options="noopt"), ce, "x")}
-    assert noopt["build"].argv[0] == "make" and noopt["build"].env == {} and "profile digest" not in noopt
+    assert noopt["build"].argv[0] == "make" and noopt["build"].env == {} and "keep the PGO profile" not in noopt
     mac = _ce("aarch64-apple-darwin", "aarch64-macos")
     mac_steps = {s.name: s for s in cpython.cpython_steps(_request(target="aarch64-apple-darwin"), mac, "x")}
     assert mac_steps["build"].argv[0] == "make" and mac_steps["build"].env == {"PYTHONHASHSEED": "0"}
+
+
+def test_a_given_profile_replaces_the_training_and_every_pgo_build_keeps_its_profile() -> None:
+    request, ce = _request(), _ce()
+    trained = {s.name: " ".join(s.argv) for s in cpython.cpython_steps(request, ce, "x")}
+    given = [s.name for s in cpython.cpython_steps(request, ce, "x", given_profile=True)]
+    assert "use the given PGO profile" not in trained
+    assert given[given.index("build") - 1] == "use the given PGO profile"
+    assert "python/build/pgo.profdata" in trained["keep the PGO profile"]
+    use = {s.name: s.argv[-1] for s in cpython.cpython_steps(request, ce, "x", given_profile=True)}
+    assert "/build/files/pgo.profdata code.profclangd" in use["use the given PGO profile"]
+    assert "touch profile-run-stamp" in use["use the given PGO profile"]
+
+
+def test_pgo_profile_is_an_input_known_by_its_digest_only(tmp_path: Path) -> None:
+    """The profile's sha256 is in the CPython action's key, its host path and file name are not; a noopt
+    build refuses one."""
+    first, second = tmp_path / "a" / "mine.profdata", tmp_path / "b" / "other-name.prof"
+    for path in (first, second):
+        path.parent.mkdir()
+        path.write_bytes(b"profile bytes")
+    name = "cpython-3.11.2-pgo+lto"
+    plain = declared_actions(tmp_path, "default")[name]
+    with_first = declared_actions(tmp_path, "default", pgo_profile=str(first))[name]
+    with_second = declared_actions(tmp_path, "default", pgo_profile=str(second))[name]
+    assert with_first.key() == with_second.key() != plain.key()
+    files = {f["path"]: f["sha256"] for f in with_first.description()["files"]}
+    assert files["pgo_profile"] == hashlib.sha256(b"profile bytes").hexdigest()
+    second.write_bytes(b"another profile")
+    assert declared_actions(tmp_path / "again", "default", pgo_profile=str(second))[name].key() != with_first.key()
+    with pytest.raises(ConfigError, match="pgo builds only"):
+        declared_actions(tmp_path, "default", options="noopt", pgo_profile=str(first))
 
 
 def test_the_fixed_layout_prefix_really_fixes_the_layout() -> None:
@@ -114,7 +148,7 @@ def test_bolt_links_with_relocations_and_rewrites_the_interpreter_between_build_
     names = [s.name for s in cpython.cpython_steps(request, ce, "x", levers)]
     build, install = names.index("build"), names.index("install")
     assert names[build + 1 : install] == [
-        "profile digest",
+        "keep the PGO profile",
         "bolt: instrument",
         "bolt: training",
         "bolt: merge profiles",

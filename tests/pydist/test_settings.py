@@ -92,6 +92,14 @@ def test_jobs_must_be_a_positive_ascii_number(jobs: str) -> None:
     assert refusal(jobs=jobs) == f"jobs={jobs} is not a positive number; e.g. jobs=2"
 
 
+def test_pgo_profile_must_be_a_file_and_is_kept_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings.resolve({}).pgo_profile is None
+    assert refusal(pgo_profile=str(tmp_path)).startswith(f"pgo_profile={tmp_path} is not a file")
+    (tmp_path / "code.profdata").write_bytes(b"x")
+    monkeypatch.chdir(tmp_path)
+    assert settings.resolve({"pgo_profile": "code.profdata"}).pgo_profile == tmp_path / "code.profdata"
+
+
 def test_jobs_accepts_digits() -> None:
     assert settings.resolve({"jobs": "12"}).jobs == 12
 

@@ -159,7 +159,7 @@ def test_cpython_steps_in_order(mac: MacOSPlatform) -> None:
         "check modules",
         "check optimizations",
         "build",
-        "profile digest",
+        "keep the PGO profile",
         "install",
         "install names",
         "python symlink",
