@@ -37,6 +37,10 @@ BUILDER_ID = "urn:fips-python-standalone:builder:scons"
 PROVENANCE_NAME = "provenance.json"
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
+# Action input files that are not repository files, by their label: what the provenance calls them.
+REPOSITORY_FILE = "repository-file"
+_FILE_KINDS = {"pgo_profile": "pgo-profile"}
+
 
 def action_records(artifact: Path) -> list[dict[str, Any]]:
     """The action records an artifact carries (``.hermetic/*.action.json`` anywhere inside it)."""
@@ -136,7 +140,7 @@ def build_statement(
         host_tools.update(action.annotations["host_tools"])
     dependencies = [_pin_descriptor(pin, kind) for pin, kind in pins]
     dependencies += [
-        slsa.ResourceDescriptor(name=path, sha256=digest, annotations={"kind": "repository-file"})
+        slsa.ResourceDescriptor(name=path, sha256=digest, annotations={"kind": _FILE_KINDS.get(path, REPOSITORY_FILE)})
         for path, digest in files.items()
     ]
     dependencies += [_host_tool_descriptor(tool, identity) for tool, identity in host_tools.items()]
@@ -304,7 +308,7 @@ def audit_sbom(directory: Path, document: dict[str, Any], sboms: list[dict[str, 
     problems += _mismatches("archive", facts.archives, subjects)
     problems += _mismatches("source", facts.sources, _by_kind(document, "source"))
     problems += _mismatches("toolchain package", facts.toolchain, _by_kind(document, "compiler", "sysroot", "tool"))
-    files = _by_kind(document, "repository-file")
+    files = _by_kind(document, REPOSITORY_FILE)
     patches = {name: digest for name, digest in files.items() if name.endswith(".patch")}
     problems += _mismatches("patch", facts.patches, patches)
     problems += _fips_module_problems(directory, facts.fips_module, subjects)

@@ -206,3 +206,24 @@ def test_unsandboxed_actions_pass_only_where_the_target_pin_declares_no_sandbox(
         assert sandbox_problems == [] and re.search(r"[1-9]\d* unsandboxed actions", summary)
     else:
         assert sandbox_problems and all("did not run in bubblewrap without network" in p for p in sandbox_problems)
+
+
+def test_a_given_pgo_profile_is_a_dependency_of_its_own_kind(tmp_path: Path) -> None:
+    """A ``pgo_profile=`` file is recorded by its sha256, as what it is (not as a repository file)."""
+    inputs = make_inputs()
+    record = _record(inputs.cpython, "cpython-3.13.15-pgo+lto")
+    profile = hashlib.sha256(b"a merged profile").hexdigest()
+    record["description"]["files"] = [{"path": "pgo_profile", "sha256": profile}]
+    archive = _archive(tmp_path, "cpython-test.tar.gz", b"fips")
+    document = provenance.build_statement(
+        archives=[archive],
+        artifacts=[],
+        extra_actions=[(record, hashlib.sha256(b"out").hexdigest())],
+        pins=[(inputs.cpython.pin, "source")],
+        external={"target": "x86_64-unknown-linux-gnu"},
+        internal={"source_date_epoch": EPOCH},
+        builder_version={"fips-python-standalone": "test"},
+    )
+    dependencies = document["predicate"]["buildDefinition"]["resolvedDependencies"]
+    [found] = [d for d in dependencies if d["name"] == "pgo_profile"]
+    assert found["digest"]["sha256"] == profile and found["annotations"]["kind"] == "pgo-profile"
