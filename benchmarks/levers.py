@@ -6,22 +6,29 @@ interleaved pyperformance run of all of them against a baseline interpreter.
                                 [--baseline debian=/usr/bin/python3.11] [-- pyperf_compare options]
     e.g. python benchmarks/levers.py --levers o3,full-lto -- --rounds 3
 
-The reference is ``current``: the build without any lever (``tuning=none``). Each lever is built on its own
-(``scons cpython py=... options=pgo+lto tuning=<lever>``; an artifact already in the SCons cache is restored,
-not rebuilt) and its CPython action's own build time is printed next to the reference's (``cached`` when it
-was restored). Then ``benchmarks/pyperf_compare.py`` runs the baseline, ``current`` and every lever in one
-invocation, so every ratio in its report comes from the same minutes of the same machine; options after
-``--`` go to it (``--rounds 3``, ``--full``, ``--rigorous``). Benchmark on a quiet machine: the report's
-significance column says which differences are noise.
+The reference is ``current``: the build without any lever (``tuning=none``), trained as usual. Its merged PGO
+profile then feeds every other build (``pgo_profile=``; ``current`` is built again from it), because two
+trainings never give the same profile (README, reproducibility) and that difference would land in every
+ratio; a training lever (``pgo-extended``) trains its own, and ``--own-training`` lets every lever train.
+Each lever is built on its own (``scons cpython py=... options=pgo+lto tuning=<lever>``; an artifact already in
+the SCons cache is restored, not rebuilt), copied to ``build/levers/<label>.tar.zst``, and its CPython
+action's own build time is printed (``cached`` when it was restored). Then ``benchmarks/pyperf_compare.py``
+runs the baseline, ``current`` and every lever in one invocation, so every ratio in its report comes from the
+same minutes of the same machine; options after ``--`` go to it (``--rounds 3``, ``--full``, ``--rigorous``).
+Benchmark on a quiet machine: the report's significance column says which differences are noise.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
+
+import zstandard
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "site_scons"))
@@ -30,14 +37,17 @@ from pydist import tuning  # noqa: E402
 
 TARGET = "x86_64-unknown-linux-gnu"
 REFERENCE = "none"
+# Levers that change the training itself, so cannot take the shared profile.
+TRAINING_LEVERS = ("pgo-extended",)
 _ACTION_TIME = re.compile(r"^\[ ok  \] build cpython-\S+ \(\S+\) in (\S+)$", re.MULTILINE)
 
 
-def build(py: str, lever: str, jobs: int) -> tuple[Path, str]:
-    """Build (or restore, or find up to date) the pgo+lto CPython artifact with `lever`; return its path and
-    the action's time (``cached`` when it did not run)."""
+def build(py: str, lever: str, jobs: int, profile: Path | None = None) -> tuple[Path, str]:
+    """Build (or restore, or find up to date) the pgo+lto CPython artifact with `lever` (from the merged PGO
+    `profile` when one is given); return its path and the action's time (``cached`` when it did not run)."""
     argv = [sys.executable, "-m", "SCons", "-Q", "cpython", f"py={py}", "options=pgo+lto", f"tuning={lever}"]
-    result = subprocess.run([*argv, f"jobs={jobs}"], cwd=REPO, capture_output=True, text=True)
+    argv += [f"jobs={jobs}", *([f"pgo_profile={profile}"] if profile else [])]
+    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
     if result.returncode != 0:
         sys.exit(f"levers: the {lever} build failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
     path = REPO / "build" / TARGET / f"{artifact_name(py, lever)}.tar.zst"
@@ -45,6 +55,21 @@ def build(py: str, lever: str, jobs: int) -> tuple[Path, str]:
         sys.exit(f"levers: the {lever} build made no {path.relative_to(REPO)}")
     ran = _ACTION_TIME.search(result.stdout)
     return path, ran.group(1) if ran else "cached"
+
+
+def kept_profile(artifact: Path, dest: Path) -> Path:
+    """The merged PGO profile a pgo build kept in its CPython artifact (``build/pgo.profdata``), copied to
+    `dest`."""
+    with (
+        artifact.open("rb") as raw,
+        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
+        for member in tar:
+            if member.isfile() and member.name.endswith("build/pgo.profdata"):
+                dest.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
+                return dest
+    sys.exit(f"levers: {artifact.name} holds no build/pgo.profdata (built before profiles were kept?)")
 
 
 def artifact_name(py: str, lever: str) -> str:
@@ -64,6 +89,9 @@ def main() -> None:
     parser.add_argument("--baseline", default="debian=/usr/bin/python3.11", help="LABEL=interpreter to compare against")
     parser.add_argument("--jobs", type=int, default=2, help="scons jobs=")
     parser.add_argument("--build-only", action="store_true", help="build the artifacts and stop")
+    parser.add_argument(
+        "--own-training", action="store_true", help="let every lever train its own profile (default: share one)"
+    )
     parser.add_argument("compare_options", nargs=argparse.REMAINDER, help="after --: passed to pyperf_compare.py")
     args = parser.parse_args()
     if args.py.count(".") != 2:
@@ -72,12 +100,20 @@ def main() -> None:
     unknown = [lever for lever in levers if lever not in tuning.LEVERS]
     if unknown:
         parser.error(f"{unknown[0]} is not a lever; choose from {', '.join(tuning.LEVERS)}")
+    keep = REPO / "build" / "levers"
+    keep.mkdir(parents=True, exist_ok=True)
+    trained, took = build(args.py, REFERENCE, args.jobs)
+    print(f"{'current, trained':28} build {took:>8}  {trained.relative_to(REPO)}", flush=True)
+    profile = None if args.own_training else kept_profile(trained, keep / "pgo.profdata")
     built = {}
     for lever in [REFERENCE, *levers]:
-        path, took = build(args.py, lever, args.jobs)
+        # A training lever must train; every other one compiles from the reference's profile, so the
+        # comparison measures the lever, not two trainings' differences.
+        path, took = build(args.py, lever, args.jobs, None if lever in TRAINING_LEVERS else profile)
         label = "current" if lever == REFERENCE else lever
-        built[label] = path
-        print(f"{label:28} build {took:>8}  {path.relative_to(REPO)}", flush=True)
+        built[label] = keep / f"{label}.tar.zst"
+        shutil.copyfile(path, built[label])  # the next build may reuse the path
+        print(f"{label:28} build {took:>8}  {built[label].relative_to(REPO)}", flush=True)
     if args.build_only:
         return
     extra = [option for option in args.compare_options if option != "--"]
