@@ -17,13 +17,16 @@ def declared_actions(
     tuning_value: str,
     target: str = "x86_64-unknown-linux-gnu",
     py: str = "3.11.2",
+    build_host: str = "x86_64-linux",
     **variables: str,
 ) -> dict[str, Action]:
     """Every sandboxed action of a pgo+lto build of `py` for `target` with ``tuning=`tuning_value``` (and any
-    other command-line `variables`), by name."""
+    other command-line `variables`) on `build_host`, by name."""
     scons_glue._REGISTRY.clear()
     # One build directory per configuration: SCons refuses two ways to build one file.
-    name = hashlib.sha256(repr((target, py, tuning_value, sorted(variables.items()))).encode()).hexdigest()[:12]
+    name = hashlib.sha256(repr((target, py, build_host, tuning_value, sorted(variables.items()))).encode()).hexdigest()[
+        :12
+    ]
     env = SCons.Environment.Environment(ENV={}, tools=[])
     config = settings.resolve(
         {
@@ -37,5 +40,5 @@ def declared_actions(
             **variables,
         }
     )
-    graph.declare(env, config, checking_host=False, build_host="x86_64-linux")
+    graph.declare(env, config, checking_host=False, build_host=build_host)
     return {action.name: action for action, _runner in scons_glue._REGISTRY.values()}

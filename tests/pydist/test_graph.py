@@ -8,28 +8,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import SCons.Environment
+from declared_graph import declared_actions
 
-from hermetic import scons_glue
 from hermetic.action import Action
-from pydist import graph, settings
 
 
 def _declared(tmp_path: Path, target: str, build_host: str, options: str = "pgo+lto") -> list[Action]:
-    scons_glue._REGISTRY.clear()
-    env = SCons.Environment.Environment(ENV={}, tools=[])
-    config = settings.resolve(
-        {
-            "target": target,
-            "py": "3.13",
-            "options": options,
-            "build_dir": str(tmp_path / f"build-{target}"),
-            "dist_dir": str(tmp_path / f"dist-{target}"),
-            "tag": "t",
-        }
+    directories = {"build_dir": str(tmp_path / f"build-{target}"), "dist_dir": str(tmp_path / f"dist-{target}")}
+    return list(
+        declared_actions(tmp_path, "default", target, "3.13", build_host, options=options, **directories).values()
     )
-    graph.declare(env, config, checking_host=False, build_host=build_host)
-    return [action for action, _runner in scons_glue._REGISTRY.values()]
 
 
 def _packages(action: Action) -> list[str]:
