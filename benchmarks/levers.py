@@ -25,15 +25,14 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 from pathlib import Path
 
-import zstandard
+from scons_run import REPO, scons
 
-REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "site_scons"))
 
-from pydist import tuning  # noqa: E402
+from hermetic.archive_read import open_tar
+from pydist import tuning
 
 TARGET = "x86_64-unknown-linux-gnu"
 REFERENCE = "none"
@@ -45,26 +44,25 @@ _ACTION_TIME = re.compile(r"^\[ ok  \] build cpython-\S+ \(\S+\) in (\S+)$", re.
 def build(py: str, lever: str, jobs: int, profile: Path | None = None) -> tuple[Path, str]:
     """Build (or restore, or find up to date) the pgo+lto CPython artifact with `lever` (from the merged PGO
     `profile` when one is given); return its path and the action's time (``cached`` when it did not run)."""
-    argv = [sys.executable, "-m", "SCons", "-Q", "cpython", f"py={py}", "options=pgo+lto", f"tuning={lever}"]
-    argv += [f"jobs={jobs}", *([f"pgo_profile={profile}"] if profile else [])]
-    result = subprocess.run(argv, cwd=REPO, capture_output=True, text=True)
-    if result.returncode != 0:
-        sys.exit(f"levers: the {lever} build failed (exit {result.returncode}):\n{result.stdout[-2000:]}")
+    output = scons(
+        "cpython",
+        f"py={py}",
+        "options=pgo+lto",
+        f"tuning={lever}",
+        f"jobs={jobs}",
+        *([f"pgo_profile={profile}"] if profile else []),
+    )
     path = REPO / "build" / TARGET / f"{artifact_name(py, lever)}.tar.zst"
     if not path.is_file():
         sys.exit(f"levers: the {lever} build made no {path.relative_to(REPO)}")
-    ran = _ACTION_TIME.search(result.stdout)
+    ran = _ACTION_TIME.search(output)
     return path, ran.group(1) if ran else "cached"
 
 
 def kept_profile(artifact: Path, dest: Path) -> Path:
     """The merged PGO profile a pgo build kept in its CPython artifact (``build/pgo.profdata``), copied to
     `dest`."""
-    with (
-        artifact.open("rb") as raw,
-        zstandard.ZstdDecompressor().stream_reader(raw) as stream,
-        tarfile.open(fileobj=stream, mode="r|") as tar,
-    ):
+    with open_tar(artifact) as tar:
         for member in tar:
             if member.isfile() and member.name.endswith("build/pgo.profdata"):
                 dest.write_bytes(tar.extractfile(member).read())  # type: ignore[union-attr]
@@ -77,8 +75,7 @@ def artifact_name(py: str, lever: str) -> str:
     levers = frozenset(word for word in lever.split(",") if word and word != REFERENCE)
     if levers == frozenset(tuning.DEFAULT):
         return f"cpython-{py}-pgo+lto"
-    label = "+".join(name for name in tuning.LEVERS if name in levers) or REFERENCE
-    return f"cpython-{py}-pgo+lto-tuning-{label}"
+    return f"cpython-{py}-pgo+lto-tuning-{tuning.Tuning(levers).label}"
 
 
 def main() -> None:

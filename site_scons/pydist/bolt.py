@@ -113,6 +113,6 @@ def cpython_bolt_steps(
         # CPython's Makefile ignores the training run's exit status (a test that fails still trains); a
         # broken interpreter is caught by the check, on the binary that ships.
         training=f"{make} run_profile_task",
-        training_env=training_env or {},
+        training_env=training_env,
         check=f"{INTERPRETER} -E -m test -j0 {' '.join(CHECK_TESTS)}",
     )

@@ -38,11 +38,11 @@ ARTIFACT_ROOT = f"{OUT}/python"
 BUILD_PYTHON = f"{PREFIX}/bin/python3"
 BUILD_PYTHON_DEP = "build-python"
 
-# Helper files the CPython action reads (their hashes are part of its key).
 # The merged PGO profile: where CPython's Makefile writes and reads it (clang), and its name in the
 # sandbox's files and in the artifact's build directory.
 MERGED_PROFILE = "code.profclangd"
 PGO_PROFILE = "pgo.profdata"
+# Helper files the CPython action reads (their hashes are part of its key).
 HELPER_FILES = tuple(
     InputFile(path=IN_SANDBOX / name, label=repo_label(IN_SANDBOX / name))
     for name in ("collect_build_info.py", "printvar.mk")
@@ -185,17 +185,15 @@ def _use_given_profile() -> Step:
     return sh("use the given PGO profile", f"cp {FILES}/{PGO_PROFILE} {MERGED_PROFILE}\ntouch profile-run-stamp")
 
 
-def _keep_profile() -> list[Step]:
+def _keep_profile() -> Step:
     """Print the merged PGO profile's sha256 in the build log and keep the profile in the artifact (the full
     archive's ``python/build/pgo.profdata``): given back as ``pgo_profile=``, it makes the build repeatable.
     The training itself is not: its counts depend on timing and heap addresses."""
-    return [
-        sh(
-            "keep the PGO profile",
-            f"sha256sum {MERGED_PROFILE}\nmkdir -p {ARTIFACT_ROOT}/build\n"
-            f"cp {MERGED_PROFILE} {ARTIFACT_ROOT}/build/{PGO_PROFILE}",
-        )
-    ]
+    return sh(
+        "keep the PGO profile",
+        f"sha256sum {MERGED_PROFILE}\nmkdir -p {ARTIFACT_ROOT}/build\n"
+        f"cp {MERGED_PROFILE} {ARTIFACT_ROOT}/build/{PGO_PROFILE}",
+    )
 
 
 def interpreter_link_flags(ce: CompileEnv, levers: Tuning) -> list[str]:
@@ -298,7 +296,7 @@ def cpython_steps(
         sh("check optimizations", _check_optimizations(request, levers)),
         *([_use_given_profile()] if given_profile else []),
         Step(name="build", argv=(*training_prefix, "make", *overrides), env=training_env),
-        *(_keep_profile() if request.options.pgo else []),
+        *([_keep_profile()] if request.options.pgo else []),
         *(bolt.cpython_bolt_steps(overrides, training_prefix, training_env) if "bolt" in levers else []),
         Step(name="install", argv=("make", *overrides, "install", f"DESTDIR={ARTIFACT_ROOT}")),
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
