@@ -7,9 +7,11 @@ interleaved pyperformance run of all of them against a baseline interpreter.
     e.g. python benchmarks/levers.py --levers o3,full-lto -- --rounds 3
 
 The reference is ``current``: the build without any lever (``tuning=none``), trained as usual. Its merged PGO
-profile then feeds every other build (``pgo_profile=``; ``current`` is built again from it), because two
-trainings never give the same profile (README, reproducibility) and that difference would land in every
-ratio; a training lever (``pgo-extended``) trains its own, and ``--own-training`` lets every lever train.
+profile then feeds every other build (``pgo_profile=``), because two trainings never give the same profile
+(README, reproducibility) and that difference would land in every ratio; ``current`` itself is not built
+again, because a build from its own profile reproduces the trained build's interpreter byte for byte
+(BENCHMARKS.md). A training lever (``pgo-extended``) trains its own, and ``--own-training`` lets every lever
+train.
 Each lever is built on its own (``scons cpython py=... options=pgo+lto tuning=<lever>``; an artifact already in
 the SCons cache is restored, not rebuilt), copied to ``build/levers/<label>.tar.zst``, and its CPython
 action's own build time is printed (``cached`` when it was restored). Then ``benchmarks/pyperf_compare.py``
@@ -102,15 +104,15 @@ def main() -> None:
     trained, took = build(args.py, REFERENCE, args.jobs)
     print(f"{'current, trained':28} build {took:>8}  {trained.relative_to(REPO)}", flush=True)
     profile = None if args.own_training else kept_profile(trained, keep / "pgo.profdata")
-    built = {}
-    for lever in [REFERENCE, *levers]:
+    built = {"current": keep / "current.tar.zst"}
+    shutil.copyfile(trained, built["current"])
+    for lever in levers:
         # A training lever must train; every other one compiles from the reference's profile, so the
         # comparison measures the lever, not two trainings' differences.
         path, took = build(args.py, lever, args.jobs, None if lever in TRAINING_LEVERS else profile)
-        label = "current" if lever == REFERENCE else lever
-        built[label] = keep / f"{label}.tar.zst"
-        shutil.copyfile(path, built[label])  # the next build may reuse the path
-        print(f"{label:28} build {took:>8}  {built[label].relative_to(REPO)}", flush=True)
+        built[lever] = keep / f"{lever}.tar.zst"
+        shutil.copyfile(path, built[lever])  # the next build may reuse the path
+        print(f"{lever:28} build {took:>8}  {built[lever].relative_to(REPO)}", flush=True)
     if args.build_only:
         return
     extra = [option for option in args.compare_options if option != "--"]
