@@ -183,7 +183,12 @@ def _add_compare(commands: Any) -> None:
         "--report-dir", type=Path, help="where diffoscope's reports go (default: a new directory under /tmp)"
     )
     compare.add_argument("--no-diffoscope", action="store_true", help="only the per-archive and per-member report")
-    compare.add_argument("--timeout", type=float, default=1800, help="seconds diffoscope may take per pair")
+    compare.add_argument(
+        "--timeout",
+        type=float,
+        default=600,
+        help="seconds after which diffoscope reports what it has for a pair (default 600; killed at twice that)",
+    )
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -156,9 +156,17 @@ def find_diffoscope() -> str | None:
     return shutil.which("diffoscope") or (str(beside) if os.access(beside, os.X_OK) else None)
 
 
+# Reports are for reading: two trained pgo+lto builds once gave a 1.7 GB text report for one archive.
+MAX_TEXT_REPORT_BYTES = 50_000_000
+DEFAULT_TIMEOUT = 600.0
+
+
 def run_diffoscope(a: Path, b: Path, report_dir: Path, label: str, timeout: float) -> tuple[Path, ...]:
     """Run diffoscope on a differing pair; return the HTML and text reports it wrote (written under a
-    temporary name and renamed when complete), or nothing when diffoscope is missing or fails."""
+    temporary name and renamed when complete), or nothing when diffoscope is missing or fails.
+
+    After `timeout` seconds diffoscope stops opening further members and writes what it has (its own
+    best-effort limit); a run still going at twice that is killed."""
     program = find_diffoscope()
     if program is None:
         return ()
@@ -167,8 +175,9 @@ def run_diffoscope(a: Path, b: Path, report_dir: Path, label: str, timeout: floa
     finals = (report_dir / f"{stem}.diffoscope.html", report_dir / f"{stem}.diffoscope.txt")
     partials = tuple(p.with_name(f".{p.name}.part") for p in finals)
     argv = [program, "--html", str(partials[0]), "--text", str(partials[1]), str(a), str(b)]
+    argv[1:1] = ["--timeout", str(int(timeout)), "--max-text-report-size", str(MAX_TEXT_REPORT_BYTES)]
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=2 * timeout)
     except subprocess.TimeoutExpired:
         result = None
     # diffoscope exits 1 when it found differences (the expected case), 2 on an error.
@@ -181,7 +190,7 @@ def run_diffoscope(a: Path, b: Path, report_dir: Path, label: str, timeout: floa
     return finals
 
 
-def compare(a: Path, b: Path, *, report_dir: Path | None, timeout: float = 1800) -> list[FileResult]:
+def compare(a: Path, b: Path, *, report_dir: Path | None, timeout: float = DEFAULT_TIMEOUT) -> list[FileResult]:
     """Compare two builds; run diffoscope on each differing pair when `report_dir` is given."""
     results = []
     for name, first, second in pairs(a, b):

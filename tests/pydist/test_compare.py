@@ -178,3 +178,26 @@ def test_without_diffoscope_the_report_says_how_to_get_it(
     monkeypatch.setattr(compare, "find_diffoscope", lambda: None)
     code, out = run(capsys, str(a), str(b))
     assert code == 1 and "no diffoscope report: diffoscope is not installed" in out
+
+
+def test_the_text_report_is_capped(
+    pair: tuple[Path, Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, a, b_dir = pair
+
+    def write_modules(factor: int) -> None:
+        for module in range(40):
+            lines = (f"value_{n} = {n * factor}\n" for n in range(500))
+            (root / "lib" / f"generated_{module}.py").write_text("".join(lines))
+
+    write_modules(7919)
+    a = pack(root, a.parent / a.name)
+    write_modules(7907)
+    b = pack(root, b_dir / a.name)
+    monkeypatch.setattr(compare, "MAX_TEXT_REPORT_BYTES", 20_000)
+    code, _ = run(capsys, str(a), str(b), "--report-dir", str(tmp_path / "reports"))
+    text = (tmp_path / "reports" / f"{a.name}.diffoscope.txt").read_text()
+    assert code == 1 and "generated_0.py" in text and text.rstrip().endswith("Max text output size reached.")
+    # Uncapped, the report would carry all 40 modules' 40,000 changed lines (over 1 MB); diffoscope stops after
+    # the difference that crosses the cap.
+    assert len(text.encode()) < 200_000 and "generated_39.py" not in text
