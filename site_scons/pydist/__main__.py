@@ -186,7 +186,6 @@ def _add_compare(commands: Any) -> None:
     compare.add_argument(
         "--timeout",
         type=float,
-        default=600,
         help="seconds after which diffoscope reports what it has for a pair (default 600; killed at twice that)",
     )
 
@@ -194,13 +193,13 @@ def _add_compare(commands: Any) -> None:
 def _compare(args: argparse.Namespace) -> int:
     import tempfile
 
-    from pydist.compare import CompareError, compare, find_diffoscope, report_lines
+    from pydist.compare import DEFAULT_TIMEOUT, CompareError, compare, find_diffoscope, report_lines
 
     report_dir = None
     if not args.no_diffoscope:
         report_dir = args.report_dir or Path(tempfile.mkdtemp(prefix="pydist-compare-"))
     try:
-        results = compare(args.a, args.b, report_dir=report_dir, timeout=args.timeout)
+        results = compare(args.a, args.b, report_dir=report_dir, timeout=args.timeout or DEFAULT_TIMEOUT)
     except CompareError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return e.exit_code

@@ -174,8 +174,11 @@ def run_diffoscope(a: Path, b: Path, report_dir: Path, label: str, timeout: floa
     stem = label.replace("/", "_").replace(" ", "")
     finals = (report_dir / f"{stem}.diffoscope.html", report_dir / f"{stem}.diffoscope.txt")
     partials = tuple(p.with_name(f".{p.name}.part") for p in finals)
-    argv = [program, "--html", str(partials[0]), "--text", str(partials[1]), str(a), str(b)]
-    argv[1:1] = ["--timeout", str(int(timeout)), "--max-text-report-size", str(MAX_TEXT_REPORT_BYTES)]
+    argv = [
+        program,
+        *("--timeout", str(int(timeout)), "--max-text-report-size", str(MAX_TEXT_REPORT_BYTES)),
+        *("--html", str(partials[0]), "--text", str(partials[1]), str(a), str(b)),
+    ]
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=2 * timeout)
     except subprocess.TimeoutExpired:
