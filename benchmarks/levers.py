@@ -2,7 +2,7 @@
 """Issue 13's per-lever measurement in one command: one pgo+lto CPython build per speed lever, then one
 interleaved pyperformance run of all of them against a baseline interpreter.
 
-    python benchmarks/levers.py [--py 3.11.2] [--levers o3,bolt,...] [--build-only] [--jobs N]
+    python benchmarks/levers.py [--py 3.11.2] [--levers o3,bolt,o3+tail-dup,...] [--build-only] [--jobs N]
                                 [--baseline debian=/usr/bin/python3.11] [-- pyperf_compare options]
     e.g. python benchmarks/levers.py --levers o3,full-lto -- --rounds 3
 
@@ -10,7 +10,7 @@ The reference is ``current``: the build without any lever (``tuning=none``), tra
 profile then feeds every other build (``pgo_profile=``), because two trainings never give the same profile
 (README, reproducibility) and that difference would land in every ratio; ``current`` itself is not built
 again, because a build from its own profile reproduces the trained build's interpreter byte for byte
-(BENCHMARKS.md). A training lever (``pgo-extended``) trains its own, and ``--own-training`` lets every lever
+(BENCHMARKS.md). A training lever (``pgo-extended``, ``ir-pgo``) trains its own, and ``--own-training`` lets every lever
 train.
 Each lever is built on its own (``scons cpython py=... options=pgo+lto tuning=<lever>``; an artifact already in
 the SCons cache is restored, not rebuilt), copied to ``build/levers/<label>.tar.zst``, and its CPython
@@ -39,7 +39,7 @@ from pydist import tuning
 TARGET = "x86_64-unknown-linux-gnu"
 REFERENCE = "none"
 # Levers that change the training itself, so cannot take the shared profile.
-TRAINING_LEVERS = ("pgo-extended",)
+TRAINING_LEVERS = ("pgo-extended", "ir-pgo")
 _ACTION_TIME = re.compile(r"^\[ ok  \] build cpython-\S+ \(\S+\) in (\S+)$", re.MULTILINE)
 
 
@@ -84,7 +84,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--py", default="3.11.2", help="the CPython version (default 3.11.2, issue 13's)")
     available = [name for name in tuning.LEVERS if name != "mimalloc"]
-    parser.add_argument("--levers", default=",".join(available), help="comma-separated levers (default: all)")
+    parser.add_argument(
+        "--levers",
+        default=",".join(available),
+        help="comma-separated levers, each one alone; a+b builds a and b together (default: every lever alone)",
+    )
     parser.add_argument("--baseline", default="debian=/usr/bin/python3.11", help="LABEL=interpreter to compare against")
     parser.add_argument("--jobs", type=int, default=2, help="scons jobs=")
     parser.add_argument("--build-only", action="store_true", help="build the artifacts and stop")
@@ -96,7 +100,7 @@ def main() -> None:
     if args.py.count(".") != 2:
         parser.error(f"--py {args.py}: give a full version (e.g. 3.11.2), which names the artifacts")
     levers = [word.strip() for word in args.levers.split(",") if word.strip()]
-    unknown = [lever for lever in levers if lever not in tuning.LEVERS]
+    unknown = [name for lever in levers for name in lever.split("+") if name not in tuning.LEVERS]
     if unknown:
         parser.error(f"{unknown[0]} is not a lever; choose from {', '.join(tuning.LEVERS)}")
     keep = REPO / "build" / "levers"
@@ -109,7 +113,9 @@ def main() -> None:
     for lever in levers:
         # A training lever must train; every other one compiles from the reference's profile, so the
         # comparison measures the lever, not two trainings' differences.
-        path, took = build(args.py, lever, args.jobs, None if lever in TRAINING_LEVERS else profile)
+        names = lever.split("+")
+        trains = any(name in TRAINING_LEVERS for name in names)
+        path, took = build(args.py, ",".join(names), args.jobs, None if trains else profile)
         built[lever] = keep / f"{lever}.tar.zst"
         shutil.copyfile(path, built[lever])  # the next build may reuse the path
         print(f"{lever:28} build {took:>8}  {built[lever].relative_to(REPO)}", flush=True)

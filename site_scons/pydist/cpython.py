@@ -27,6 +27,7 @@ from pydist.compile_env import CompileEnv
 from pydist.libraries import sh
 from pydist.matrix import BuildRequest
 from pydist.paths import IN_SANDBOX, repo_label
+from pydist.python_minors import TAIL_CALLING_INTERPRETER
 from pydist.tuning import NO_TUNING, Tuning
 
 # Where CPython is configured to live; the install is relocatable, this only names the build-time prefix.
@@ -59,6 +60,7 @@ def tuning_for(text: str, request: BuildRequest, ce: CompileEnv) -> Tuning:
         elf=platform.object_format == "elf",
         bolt_tool=bolt.TOOL in platform.toolchain.available_tools,
         native=platform.native,
+        tail_calling=TAIL_CALLING_INTERPRETER in request.minor.release_configure,
     )
     return tuning.resolve(text, facts)
 
@@ -119,6 +121,10 @@ def configure_args(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
     return args
 
 
+# Above the number of opcode handlers of any supported CPython's interpreter loop.
+TAIL_DUP_LIMIT = 5000
+
+
 def lto_mode(levers: Tuning) -> str:
     """``--with-lto``'s value: ThinLTO unless the full-lto lever is on."""
     return "full" if "full-lto" in levers else "thin"
@@ -132,6 +138,14 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
         # What configure adds for gcc only: calls between libpython's own functions need no PLT.
         cflags.append("-fno-semantic-interposition")
         ldflags.append("-fno-semantic-interposition")
+    if "tail-dup" in levers:
+        # LLVM 19 caps tail duplication at 16 predecessors and successors (llvm/llvm-project#78582), so the
+        # ~250 opcode handlers of the computed-goto loop share one `jmp *` again and the branch predictor
+        # loses the per-opcode history (upstream: llvm/llvm-project#106846, lifted for indirect branches in
+        # LLVM 20). With LTO the code is generated at link time, so the linker gets the limits too.
+        limits = [f"-tail-dup-{kind}-size={TAIL_DUP_LIMIT}" for kind in ("pred", "succ")]
+        cflags += [flag for limit in limits for flag in ("-mllvm", limit)]
+        ldflags += [f"-Wl,-mllvm,{limit}" for limit in limits]
     if "o3" in levers:
         # The LTO code generator runs at link time, at the link command's level (-O2 when it names none).
         ldflags.append("-O3")
@@ -151,6 +165,10 @@ def make_overrides(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
     ]
     if request.options.pgo:
         overrides.append(f"PROFILE_TASK={profile_task(levers)}")
+    if "ir-pgo" in levers:
+        # Counters placed in LLVM's IR after its early clean-ups instead of on the C syntax tree; the training's
+        # file names and merge stay CPython's, and -fprofile-instr-use reads either kind of profile.
+        overrides.append("PGO_PROF_GEN_FLAG=-fprofile-generate")
     return overrides
 
 
@@ -222,6 +240,26 @@ def _setup_local(request: BuildRequest, ce: CompileEnv) -> str:
         '    sed -n "s/^$marker\\($m .*\\)/\\1/p" Modules/Setup.stdlib.in; done;\n'
         f"  echo '*disabled*'; for m in {disabled}; do echo $m; done; }} > Modules/Setup.local\n"
         "cat Modules/Setup.local"
+    )
+
+
+# The interpreter loop and its one-jump-per-opcode count that proves the tail-dup lever worked: gcc 12 and clang
+# 18 leave 200-300 indirect jumps in it, clang 19 without the lever 1-3.
+_EVAL_LOOP = "_PyEval_EvalFrameDefault"
+DISPATCH_JUMPS_MIN = 100
+
+
+def _check_dispatch(interpreter: str) -> Step:
+    """Shell that fails unless the `interpreter`'s loop kept an indirect jump per opcode handler (x86_64
+    ``jmp *reg``, AArch64 ``br xN``), i.e. the tail-dup lever reached the code generator. Mach-O prefixes C
+    symbols with ``_``, so both spellings are asked for; the one that is not there is only warned about."""
+    return sh(
+        "check the interpreter's dispatch",
+        f"jumps=$(llvm-objdump -d --no-show-raw-insn --disassemble-symbols={_EVAL_LOOP},_{_EVAL_LOOP} "
+        f"{interpreter} 2>/dev/null | grep -c -E '[[:space:]](jmpq?[[:space:]]+\\*|br[[:space:]]+x[0-9])' || true)\n"
+        f'echo "{_EVAL_LOOP}: $jumps indirect jumps"\n'
+        f'[ "$jumps" -ge {DISPATCH_JUMPS_MIN} ] || {{ echo "the interpreter loop shares one dispatch jump: '
+        f'the tail-dup flags did not reach the code generator" >&2; exit 1; }}',
     )
 
 
@@ -302,6 +340,7 @@ def cpython_steps(
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.
         sh("python symlink", f'cd {ARTIFACT_ROOT}{PREFIX}/bin && ln -s "$(readlink python3)" python'),
+        *([_check_dispatch(f"{ARTIFACT_ROOT}{PREFIX}/bin/python3")] if "tail-dup" in levers else []),
         sh(
             "collect build facts",
             f"{ARTIFACT_ROOT}{PREFIX}/bin/python3 -E -s {FILES}/collect_build_info.py "

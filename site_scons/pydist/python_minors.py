@@ -37,6 +37,10 @@ _TEST_MODULES = (
 )
 
 
+# The configure option of the tail-calling interpreter (clang 19+, 3.14+): opcodes dispatch by tail calls.
+TAIL_CALLING_INTERPRETER = "--with-tail-call-interp"
+
+
 @dataclass(frozen=True, kw_only=True)
 class PythonMinor:
     """How one CPython minor is built.
@@ -132,7 +136,7 @@ MINORS: dict[str, PythonMinor] = {
             test_modules=(*_TEST_MODULES, "_testsinglephase", "_testlimitedcapi"),
             not_built=_NOT_BUILT_EVERYWHERE,
             # The tail-calling interpreter (clang 19+) is what python-build-standalone ships for 3.14.
-            release_configure=("--with-tail-call-interp",),
+            release_configure=(TAIL_CALLING_INTERPRETER,),
             bolt=True,
         ),
         PythonMinor(
@@ -142,7 +146,7 @@ MINORS: dict[str, PythonMinor] = {
             setup_stdlib=True,
             test_modules=(*_TEST_MODULES, "_testsinglephase", "_testlimitedcapi"),
             not_built=_NOT_BUILT_EVERYWHERE,
-            release_configure=("--with-tail-call-interp",),
+            release_configure=(TAIL_CALLING_INTERPRETER,),
             bolt=True,
         ),
     )

@@ -17,6 +17,7 @@ from hermetic.errors import ConfigError
 
 # name -> what it changes (shown by scons -h).
 LEVERS: dict[str, str] = {
+    "tail-dup": "clang 19: copy the interpreter's computed-goto dispatch into every opcode (LLVM issue 106846)",
     "o3": "-O3 instead of -O2 (compile and LTO code generation)",
     "full-lto": "full LTO instead of ThinLTO",
     "no-semantic-interposition": "-fno-semantic-interposition (calls inside libpython bind directly)",
@@ -24,6 +25,7 @@ LEVERS: dict[str, str] = {
     "no-frame-pointer": "no frame pointers (CPython only)",
     "no-pie": "a non-PIE interpreter executable",
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
+    "ir-pgo": "clang's IR-level PGO instrumentation (-fprofile-generate) instead of CPython's front-end one",
     "bolt": "BOLT post-link optimization of the interpreter (x86_64 Linux, pinned llvm-bolt)",
     "mimalloc": "3.13+: --with-mimalloc (the build fails without it; PYTHONMALLOC=mimalloc selects it at run time)",
 }
@@ -94,6 +96,7 @@ class BuildFacts:
         elf: (bool) the target's executables are ELF files.
         bolt_tool: (bool) the target pins llvm-bolt for this build host.
         native: (bool) the build host runs the target's programs itself.
+        tail_calling: (bool) the interpreter dispatches opcodes by tail calls (3.14+), not computed gotos.
     """
 
     release: bool
@@ -102,6 +105,7 @@ class BuildFacts:
     elf: bool
     bolt_tool: bool
     native: bool
+    tail_calling: bool = False
 
 
 def unavailable(lever: str, facts: BuildFacts) -> str | None:
@@ -114,6 +118,8 @@ def unavailable(lever: str, facts: BuildFacts) -> str | None:
         return "the target pins no llvm-bolt for this build host (BOLT is used on x86_64 Linux only)"
     if lever == "bolt" and not facts.native:
         return "the BOLT training run must execute the interpreter natively"
+    if lever == "tail-dup" and facts.tail_calling:
+        return "the tail-calling interpreter has no computed-goto dispatch to duplicate"
     if lever in FLAG_SWAPS and FLAG_SWAPS[lever][0] not in facts.cflags:
         return f"the target compiles without {FLAG_SWAPS[lever][0]}"
     return None

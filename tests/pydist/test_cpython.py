@@ -132,7 +132,13 @@ def test_each_lever_changes_what_it_names() -> None:
     overrides = cpython.make_overrides(request, ce, _levers("no-pie", "pgo-extended"))
     assert _make_variable(overrides, "LINKFORSHARED").endswith(" -no-pie")
     assert "--pgo-extended" in _make_variable(overrides, "PROFILE_TASK")
+    ir_pgo = cpython.make_overrides(request, ce, _levers("ir-pgo"))
+    assert _make_variable(ir_pgo, "PGO_PROF_GEN_FLAG") == "-fprofile-generate"
     assert "--with-mimalloc" in cpython.configure_args(_request("3.13"), ce, _levers("mimalloc"))
+    limits = [f"-tail-dup-{kind}-size={cpython.TAIL_DUP_LIMIT}" for kind in ("pred", "succ")]
+    tail_dup = cpython.configure_args(request, ce, _levers("tail-dup"))
+    assert f"CFLAGS_NODIST=-mllvm {limits[0]} -mllvm {limits[1]}" in tail_dup
+    assert f"LDFLAGS_NODIST=-Wl,-mllvm,{limits[0]} -Wl,-mllvm,{limits[1]}" in tail_dup  # LTO generates code at link
 
 
 def test_the_hardening_levers_leave_the_libraries_flags_alone() -> None:
@@ -166,7 +172,9 @@ def test_bolt_links_with_relocations_and_rewrites_the_interpreter_between_build_
 def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
     request, ce = _request("3.14"), _ce()
     chosen = cpython.tuning_for("default", request, ce)
-    every = cpython.tuning_for(",".join(tuning.LEVERS), request, ce)
+    every = cpython.tuning_for(",".join(name for name in tuning.LEVERS if name != "tail-dup"), request, ce)
+    with pytest.raises(ConfigError, match="no computed-goto dispatch"):
+        cpython.tuning_for("tail-dup", request, ce)
     for levers in (chosen, every):
         args = cpython.configure_args(request, ce, levers)
         assert args.count("--with-tail-call-interp") == 1
@@ -208,3 +216,41 @@ def test_the_default_tuning_keeps_the_plain_artifact_name_and_a_cross_build_decl
     assert "cpython-3.11.2-pgo+lto" in declared_actions(tmp_path, "default")
     cross = declared_actions(tmp_path, "default", "aarch64-unknown-linux-gnu")
     assert "cpython-3.11.2-pgo+lto" in cross and "cpython-3.11.2-noopt" in cross
+
+
+def _computed_goto_loop(handlers: int) -> str:
+    """C source of a small interpreter with CPython's loop name: `handlers` opcodes, each dispatching the next
+    one through a computed goto, as ceval.c does."""
+    labels = ", ".join(f"&&op{i}" for i in range(handlers))
+    bodies = "".join(
+        f"op{i}: acc = acc * {2 * i + 3} + {i}; if (acc == {i}) return {i}; DISPATCH();\n" for i in range(handlers)
+    )
+    return (
+        "#define DISPATCH() goto *table[code[pc++] % " + str(handlers) + "]\n"
+        "long _PyEval_EvalFrameDefault(const unsigned char *code, long acc) {\n"
+        f"  static void *table[] = {{{labels}}};\n  long pc = 0;\n  DISPATCH();\n{bodies}}}\n"
+        "int main(int argc, char **argv) {\n"
+        "  return (int)_PyEval_EvalFrameDefault((const unsigned char *)argv[0], argc);\n}\n"
+    )
+
+
+@pytest.mark.integration
+def test_the_dispatch_check_tells_a_duplicated_loop_from_a_merged_one(toolchain, tmp_path: Path) -> None:
+    """Built by the pinned clang 19 with the tail-dup lever's flags, a 150-opcode loop keeps a jump per opcode
+    and passes the check; built without them it shares one jump and the check fails the build."""
+    (tmp_path / "loop.c").write_text(_computed_goto_loop(150))
+    (tmp_path / "check.sh").write_text(cpython._check_dispatch('"$1"').argv[-1])
+    cflags, ldflags = cpython._nodist_flags(_levers("tail-dup"))
+    toolchain.run(
+        tmp_path,
+        'build() { x86_64-linux-gnu-clang -O2 -flto=thin -fuse-ld=lld "$@" loop.c; }\n'
+        "build -o merged && build -o duplicated " + " ".join(cflags + ldflags) + "\n"
+        "for name in merged duplicated; do\n"
+        "  if sh -e check.sh $name > $name.out 2>&1; then echo passed; else echo refused; fi >> $name.out\n"
+        "done",
+    )
+    merged, duplicated = ((tmp_path / f"{name}.out").read_text() for name in ("merged", "duplicated"))
+    assert merged.endswith("refused\n") and "did not reach the code generator" in merged, merged
+    assert duplicated.endswith("passed\n"), duplicated
+    jumps = int(duplicated.split(": ")[1].split()[0])
+    assert jumps >= 150, duplicated  # one per opcode at least
