@@ -13,7 +13,8 @@ Choices (see pbs-facts in the design notes for why python-build-standalone makes
 - A cross build (a target the build host cannot run) configures with the build host's own CPython as the build
   Python; the target's programs it still runs (the PGO training) run under the sandbox's emulator.
 - A pgo+lto build gets the speed levers ``tuning=`` names (``pydist.tuning``): optimization level, LTO mode,
-  hardening variants, a non-PIE interpreter, the PGO training task, BOLT (``pydist.bolt``), mimalloc.
+  hardening variants, a non-PIE interpreter, the PGO training task and instrumentation, BOLT (``pydist.bolt``),
+  mimalloc, and the interpreter loop's tail duplication (checked in the built binary).
 """
 
 from __future__ import annotations

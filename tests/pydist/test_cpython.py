@@ -254,3 +254,23 @@ def test_the_dispatch_check_tells_a_duplicated_loop_from_a_merged_one(toolchain,
     assert duplicated.endswith("passed\n"), duplicated
     jumps = int(duplicated.split(": ")[1].split()[0])
     assert jumps >= 150, duplicated  # one per opcode at least
+
+
+@pytest.mark.integration
+def test_the_dispatch_check_reads_aarch64_code_too(toolchain, tmp_path: Path) -> None:
+    """AArch64 dispatches with ``br xN``: compiled for it (code generated at compile time, no LTO), the loop
+    passes with the lever's flags and is refused without them."""
+    (tmp_path / "loop.c").write_text(_computed_goto_loop(150))
+    (tmp_path / "check.sh").write_text(cpython._check_dispatch('"$1"').argv[-1])
+    cflags, _ = cpython._nodist_flags(_levers("tail-dup"))
+    toolchain.run(
+        tmp_path,
+        "aarch64-linux-gnu-clang -O2 -c loop.c -o merged.o\n"
+        f"aarch64-linux-gnu-clang -O2 -c {' '.join(cflags)} loop.c -o duplicated.o\n"
+        "for name in merged duplicated; do\n"
+        "  if sh -e check.sh $name.o > $name.out 2>&1; then echo passed; else echo refused; fi >> $name.out\n"
+        "done",
+    )
+    assert (tmp_path / "merged.out").read_text().endswith("refused\n")
+    duplicated = (tmp_path / "duplicated.out").read_text()
+    assert duplicated.endswith("passed\n") and int(duplicated.split(": ")[1].split()[0]) >= 150, duplicated
