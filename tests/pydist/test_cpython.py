@@ -234,17 +234,16 @@ def _computed_goto_loop(handlers: int) -> str:
     )
 
 
-@pytest.mark.integration
-def test_the_dispatch_check_tells_a_duplicated_loop_from_a_merged_one(toolchain, tmp_path: Path) -> None:
-    """Built by the pinned clang 19 with the tail-dup lever's flags, a 150-opcode loop keeps a jump per opcode
-    and passes the check; built without them it shares one jump and the check fails the build."""
+def _dispatch_checks(toolchain, tmp_path: Path, build: str) -> int:
+    """Write the 150-opcode loop and the dispatch check, run the shell `build` (which makes ``merged`` without
+    the tail-dup flags and ``duplicated`` with ``$TAIL_DUP``), check both; assert that the check refused the first
+    and passed the second, and return the second's count of indirect jumps."""
+    cflags, ldflags = cpython._nodist_flags(_levers("tail-dup"))
     (tmp_path / "loop.c").write_text(_computed_goto_loop(150))
     (tmp_path / "check.sh").write_text(cpython._check_dispatch('"$1"').argv[-1])
-    cflags, ldflags = cpython._nodist_flags(_levers("tail-dup"))
     toolchain.run(
         tmp_path,
-        'build() { x86_64-linux-gnu-clang -O2 -flto=thin -fuse-ld=lld "$@" loop.c; }\n'
-        "build -o merged && build -o duplicated " + " ".join(cflags + ldflags) + "\n"
+        f"TAIL_DUP='{' '.join(cflags)}'; TAIL_DUP_LINK='{' '.join(ldflags)}'\n{build}\n"
         "for name in merged duplicated; do\n"
         "  if sh -e check.sh $name > $name.out 2>&1; then echo passed; else echo refused; fi >> $name.out\n"
         "done",
@@ -252,25 +251,25 @@ def test_the_dispatch_check_tells_a_duplicated_loop_from_a_merged_one(toolchain,
     merged, duplicated = ((tmp_path / f"{name}.out").read_text() for name in ("merged", "duplicated"))
     assert merged.endswith("refused\n") and "did not reach the code generator" in merged, merged
     assert duplicated.endswith("passed\n"), duplicated
-    jumps = int(duplicated.split(": ")[1].split()[0])
-    assert jumps >= 150, duplicated  # one per opcode at least
+    return int(duplicated.split(": ")[1].split()[0])
+
+
+@pytest.mark.integration
+def test_the_dispatch_check_tells_a_duplicated_loop_from_a_merged_one(toolchain, tmp_path: Path) -> None:
+    """Built by the pinned clang 19 through ThinLTO and lld (code generated at link time) with the tail-dup
+    lever's flags, a 150-opcode loop keeps a jump per opcode and passes the check; built without them it shares
+    one jump and the check fails the build."""
+    build = 'build() { x86_64-linux-gnu-clang -O2 -flto=thin -fuse-ld=lld "$@" loop.c; }\n'
+    jumps = _dispatch_checks(
+        toolchain, tmp_path, build + "build -o merged && build -o duplicated $TAIL_DUP $TAIL_DUP_LINK"
+    )
+    assert jumps >= 150  # one per opcode at least
 
 
 @pytest.mark.integration
 def test_the_dispatch_check_reads_aarch64_code_too(toolchain, tmp_path: Path) -> None:
-    """AArch64 dispatches with ``br xN``: compiled for it (code generated at compile time, no LTO), the loop
-    passes with the lever's flags and is refused without them."""
-    (tmp_path / "loop.c").write_text(_computed_goto_loop(150))
-    (tmp_path / "check.sh").write_text(cpython._check_dispatch('"$1"').argv[-1])
-    cflags, _ = cpython._nodist_flags(_levers("tail-dup"))
-    toolchain.run(
-        tmp_path,
-        "aarch64-linux-gnu-clang -O2 -c loop.c -o merged.o\n"
-        f"aarch64-linux-gnu-clang -O2 -c {' '.join(cflags)} loop.c -o duplicated.o\n"
-        "for name in merged duplicated; do\n"
-        "  if sh -e check.sh $name.o > $name.out 2>&1; then echo passed; else echo refused; fi >> $name.out\n"
-        "done",
-    )
-    assert (tmp_path / "merged.out").read_text().endswith("refused\n")
-    duplicated = (tmp_path / "duplicated.out").read_text()
-    assert duplicated.endswith("passed\n") and int(duplicated.split(": ")[1].split()[0]) >= 150, duplicated
+    """AArch64 dispatches with ``br xN``: objects compiled for it (code generated at compile time) pass with the
+    lever's flags and are refused without them."""
+    compile_ = "aarch64-linux-gnu-clang -O2 -c loop.c"
+    jumps = _dispatch_checks(toolchain, tmp_path, f"{compile_} -o merged && {compile_} $TAIL_DUP -o duplicated")
+    assert jumps >= 150
