@@ -38,8 +38,6 @@ from pydist import tuning
 
 TARGET = "x86_64-unknown-linux-gnu"
 REFERENCE = "none"
-# Levers that change the training itself, so cannot take the shared profile.
-TRAINING_LEVERS = ("pgo-extended", "ir-pgo")
 _ACTION_TIME = re.compile(r"^\[ ok  \] build cpython-\S+ \(\S+\) in (\S+)$", re.MULTILINE)
 
 
@@ -114,7 +112,7 @@ def main() -> None:
         # A training lever must train; every other one compiles from the reference's profile, so the
         # comparison measures the lever, not two trainings' differences.
         names = lever.split("+")
-        trains = any(name in TRAINING_LEVERS for name in names)
+        trains = any(name in tuning.TRAINING_LEVERS for name in names)
         path, took = build(args.py, ",".join(names), args.jobs, None if trains else profile)
         built[lever] = keep / f"{lever}.tar.zst"
         shutil.copyfile(path, built[lever])  # the next build may reuse the path

@@ -30,6 +30,10 @@ LEVERS: dict[str, str] = {
     "mimalloc": "3.13+: --with-mimalloc (the build fails without it; PYTHONMALLOC=mimalloc selects it at run time)",
 }
 
+# Levers that change the PGO training itself: a build given a profile (pgo_profile=) does not train, so for
+# these it measures nothing.
+TRAINING_LEVERS = frozenset({"pgo-extended", "ir-pgo"})
+
 # The chosen release combination (BENCHMARKS.md, per-lever table): together 3 % faster than the build without
 # levers on 3.11.2 (8 of 12 benchmarks faster, none slower); every other lever measured there gained nothing.
 DEFAULT: tuple[str, ...] = ("tail-dup", "o3")
