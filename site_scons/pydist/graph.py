@@ -236,6 +236,12 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
             f"pgo_profile= applies to pgo builds only, not options={request.options}",
             hint="use options=pgo+lto, or leave pgo_profile= out",
         )
+    training = sorted(levers.levers & tuning.TRAINING_LEVERS)
+    if profile is not None and training:
+        raise ConfigError(
+            f"pgo_profile= skips the PGO training, so the {training[0]} lever (which changes it) would do nothing",
+            hint=f"leave pgo_profile= out to train with {training[0]}, or drop it from tuning=",
+        )
     action = cpython_action(request, ce, ctx.lock, dep_names, levers, profile)
     artifact = str(target_dir / f"{action.name}.tar.zst")
     node = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)

@@ -84,7 +84,7 @@ def test_a_given_profile_replaces_the_training_and_every_pgo_build_keeps_its_pro
 
 def test_pgo_profile_is_an_input_known_by_its_digest_only(tmp_path: Path) -> None:
     """The profile's sha256 is in the CPython action's key, its host path and file name are not; a noopt
-    build refuses one."""
+    build refuses one, and so does a lever that changes the training (the profile would skip it)."""
     first, second = tmp_path / "a" / "mine.profdata", tmp_path / "b" / "other-name.prof"
     for path in (first, second):
         path.parent.mkdir()
@@ -100,6 +100,10 @@ def test_pgo_profile_is_an_input_known_by_its_digest_only(tmp_path: Path) -> Non
     assert declared_actions(tmp_path / "again", "default", pgo_profile=str(second))[name].key() != with_first.key()
     with pytest.raises(ConfigError, match="pgo builds only"):
         declared_actions(tmp_path, "default", options="noopt", pgo_profile=str(first))
+    with pytest.raises(ConfigError, match="pgo-extended lever"):
+        declared_actions(tmp_path, "pgo-extended,o3", pgo_profile=str(first))
+    with_o3 = declared_actions(tmp_path, "o3", pgo_profile=str(first))
+    assert {f["path"] for f in with_o3[f"{name}-tuning-o3"].description()["files"]} >= {"pgo_profile"}
 
 
 def test_the_fixed_layout_prefix_really_fixes_the_layout() -> None:
