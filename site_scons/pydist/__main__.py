@@ -174,6 +174,8 @@ def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
 
 
 def _add_compare(commands: Any) -> None:
+    from pydist.compare import DEFAULT_TIMEOUT
+
     compare = commands.add_parser(
         "compare", help="compare two builds (dist directories or archives), per archive and per member"
     )
@@ -186,20 +188,22 @@ def _add_compare(commands: Any) -> None:
     compare.add_argument(
         "--timeout",
         type=float,
-        help="seconds after which diffoscope reports what it has for a pair (default 600; killed at twice that)",
+        default=DEFAULT_TIMEOUT,
+        help=f"seconds after which diffoscope reports what it has for a pair (default {DEFAULT_TIMEOUT:g}; "
+        "killed at twice that)",
     )
 
 
 def _compare(args: argparse.Namespace) -> int:
     import tempfile
 
-    from pydist.compare import DEFAULT_TIMEOUT, CompareError, compare, find_diffoscope, report_lines
+    from pydist.compare import CompareError, compare, find_diffoscope, report_lines
 
     report_dir = None
     if not args.no_diffoscope:
         report_dir = args.report_dir or Path(tempfile.mkdtemp(prefix="pydist-compare-"))
     try:
-        results = compare(args.a, args.b, report_dir=report_dir, timeout=args.timeout or DEFAULT_TIMEOUT)
+        results = compare(args.a, args.b, report_dir=report_dir, timeout=args.timeout)
     except CompareError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return e.exit_code

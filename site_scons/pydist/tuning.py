@@ -30,8 +30,8 @@ LEVERS: dict[str, str] = {
     "mimalloc": "3.13+: --with-mimalloc (the build fails without it; PYTHONMALLOC=mimalloc selects it at run time)",
 }
 
-# Levers that change the PGO training itself: a build given a profile (pgo_profile=) does not train, so for
-# these it measures nothing.
+# Levers that change the PGO training itself: a build given a profile (pgo_profile=) does not train, so the graph
+# refuses these with one.
 TRAINING_LEVERS = frozenset({"pgo-extended", "ir-pgo"})
 
 # The chosen release combination (BENCHMARKS.md, per-lever table): together 3 % faster than the build without
