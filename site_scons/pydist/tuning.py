@@ -23,6 +23,7 @@ LEVERS: dict[str, str] = {
     "no-semantic-interposition": "-fno-semantic-interposition (calls inside libpython bind directly)",
     "stack-protector": "-fstack-protector instead of -fstack-protector-strong (CPython only)",
     "no-frame-pointer": "no frame pointers (CPython only)",
+    "no-stack-clash": "no -fstack-clash-protection (CPython only; Debian's own build has none)",
     "no-pie": "a non-PIE interpreter executable",
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
     "ir-pgo": "clang's IR-level PGO instrumentation (-fprofile-generate) instead of CPython's front-end one",
@@ -87,6 +88,7 @@ def parse(text: str) -> tuple[str, ...] | None:
 FLAG_SWAPS: dict[str, tuple[str, str]] = {
     "stack-protector": ("-fstack-protector-strong", "-fstack-protector"),
     "no-frame-pointer": ("-fno-omit-frame-pointer", "-fomit-frame-pointer"),
+    "no-stack-clash": ("-fstack-clash-protection", "-fno-stack-clash-protection"),
 }
 
 

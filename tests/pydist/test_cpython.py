@@ -133,6 +133,8 @@ def test_each_lever_changes_what_it_names() -> None:
     assert "-fstack-protector" in hardening and "-fstack-protector-strong" not in hardening
     assert "-fomit-frame-pointer" in hardening and "-fno-omit-frame-pointer" not in hardening
     assert "-fstack-clash-protection" in hardening and "-D_FORTIFY_SOURCE=2" in hardening
+    no_clash = cpython.cpython_env(request, ce, "x", _levers("no-stack-clash"))["CFLAGS"].split()
+    assert "-fno-stack-clash-protection" in no_clash and "-fstack-clash-protection" not in no_clash
     overrides = cpython.make_overrides(request, ce, _levers("no-pie", "pgo-extended"))
     assert _make_variable(overrides, "LINKFORSHARED").endswith(" -no-pie")
     assert "--pgo-extended" in _make_variable(overrides, "PROFILE_TASK")

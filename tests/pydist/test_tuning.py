@@ -62,7 +62,13 @@ def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refus
     mac = BuildFacts(**{**X86_64.__dict__, "elf": False, "bolt_tool": False, "cflags": ("-fstack-protector-strong",)})
     cross = BuildFacts(**{**X86_64.__dict__, "native": False})
     tail_calling = BuildFacts(**{**X86_64.__dict__, "minor": (3, 14), "tail_calling": True})
-    unavailable = ((old_minor, "mimalloc"), (mac, "no-pie"), (mac, "bolt"), (mac, "no-frame-pointer"))
+    unavailable = (
+        (old_minor, "mimalloc"),
+        (mac, "no-pie"),
+        (mac, "bolt"),
+        (mac, "no-frame-pointer"),
+        (mac, "no-stack-clash"),
+    )
     for facts, lever in (*unavailable, (tail_calling, "tail-dup")):
         assert tuning.unavailable(lever, facts) is not None
         assert lever not in tuning.resolve("default", facts)
