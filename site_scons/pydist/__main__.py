@@ -173,9 +173,12 @@ def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     u.set_defaults(handler=_reported(_uv_downloads))
 
 
-def _add_compare(commands: Any) -> None:
-    from pydist.compare import DEFAULT_TIMEOUT
+# pydist.compare.DEFAULT_TIMEOUT, restated (a test keeps them equal): importing pydist.compare to build the
+# parser would slow every command's start by that module's imports.
+COMPARE_TIMEOUT_HELP = "600"
 
+
+def _add_compare(commands: Any) -> None:
     compare = commands.add_parser(
         "compare", help="compare two builds (dist directories or archives), per archive and per member"
     )
@@ -188,8 +191,7 @@ def _add_compare(commands: Any) -> None:
     compare.add_argument(
         "--timeout",
         type=float,
-        default=DEFAULT_TIMEOUT,
-        help=f"seconds after which diffoscope reports what it has for a pair (default {DEFAULT_TIMEOUT:g}; "
+        help=f"seconds after which diffoscope reports what it has for a pair (default {COMPARE_TIMEOUT_HELP}; "
         "killed at twice that)",
     )
 
@@ -197,13 +199,14 @@ def _add_compare(commands: Any) -> None:
 def _compare(args: argparse.Namespace) -> int:
     import tempfile
 
-    from pydist.compare import CompareError, compare, find_diffoscope, report_lines
+    from pydist.compare import DEFAULT_TIMEOUT, CompareError, compare, find_diffoscope, report_lines
 
+    timeout = DEFAULT_TIMEOUT if args.timeout is None else args.timeout
     report_dir = None
     if not args.no_diffoscope:
         report_dir = args.report_dir or Path(tempfile.mkdtemp(prefix="pydist-compare-"))
     try:
-        results = compare(args.a, args.b, report_dir=report_dir, timeout=args.timeout)
+        results = compare(args.a, args.b, report_dir=report_dir, timeout=timeout)
     except CompareError as e:
         print(f"error: {e.one_line()}", file=sys.stderr)
         return e.exit_code

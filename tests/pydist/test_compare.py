@@ -201,3 +201,42 @@ def test_the_text_report_is_capped(
     # Uncapped, the report would carry all 40 modules' 40,000 changed lines (over 1 MB); diffoscope stops after
     # the difference that crosses the cap.
     assert len(text.encode()) < 200_000 and "generated_39.py" not in text
+
+
+def test_the_timeout_help_states_the_real_default() -> None:
+    from pydist.__main__ import COMPARE_TIMEOUT_HELP
+
+    assert float(COMPARE_TIMEOUT_HELP) == compare.DEFAULT_TIMEOUT
+
+
+@pytest.mark.parametrize(("argv", "expected"), [((), compare.DEFAULT_TIMEOUT), (("--timeout", "5"), 5.0)])
+def test_the_timeout_reaches_compare(
+    argv: tuple[str, ...],
+    expected: float,
+    pair: tuple[Path, Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _, a, _ = pair
+    seen: list[float] = []
+
+    def record(first: Path, second: Path, *, report_dir: Path | None, timeout: float) -> list[compare.FileResult]:
+        seen.append(timeout)
+        return []
+
+    monkeypatch.setattr(compare, "compare", record)
+    code, _ = run(capsys, *argv, "--no-diffoscope", str(a), str(a))
+    assert code == 0 and seen == [expected]
+
+
+def test_other_commands_do_not_import_compare() -> None:
+    probe = (
+        "import sys\n"
+        "from pydist.__main__ import main\n"
+        "try:\n    main(['validate', '--help'])\nexcept SystemExit:\n    pass\n"
+        "print('pydist.compare' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT / "site_scons")}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("False")
