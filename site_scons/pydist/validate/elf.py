@@ -13,6 +13,7 @@ Rule ids:
     elf.wx                   no PT_LOAD segment both writable and executable
     elf.textrel              no text relocations
     elf.stack-protector      the interpreter references __stack_chk_fail (and a __*_chk fortify function)
+    elf.pie                  the interpreter is a position-independent executable (ASLR can move it)
     elf.dependency-symbols   interpreter, libpython and extension modules export no static dependency's symbol
     elf.python-api           libpython exports the Python C API
 """
@@ -114,6 +115,7 @@ def check_elf(
         _check_hardening(elf, tags, member, report, role, bind_now=not (pristine_module and role is Role.FIPS_MODULE))
         if role is Role.INTERPRETER:
             _check_stack_protector(elf, member, report)
+            _check_pie(elf, member, report)
         if role in (Role.INTERPRETER, Role.LIBPYTHON, Role.EXTENSION):
             _check_dependency_symbols(elf, member, report)
         if role is Role.LIBPYTHON:
@@ -206,6 +208,14 @@ def _check_stack_protector(elf: ELFFile, member: str, report: Report) -> None:
         )
     if not any(re.fullmatch(r"__\w+_chk", name) for name in undefined - {"__stack_chk_fail"}):
         report.add(member, "elf.stack-protector", "the interpreter calls no _FORTIFY_SOURCE __*_chk function")
+
+
+def _check_pie(elf: ELFFile, member: str, report: Report) -> None:
+    # Debian links its own python3.11 non-PIE; ours stays PIE (BENCHMARKS.md measures what that costs).
+    if elf.header["e_type"] != "ET_DYN":
+        report.add(
+            member, "elf.pie", f"the interpreter is not position-independent ({elf.header['e_type']}): link it -pie"
+        )
 
 
 def _check_dependency_symbols(elf: ELFFile, member: str, report: Report) -> None:

@@ -62,6 +62,7 @@ clang --target=aarch64-linux-gnu -fPIC -shared -nostdlib -fuse-ld=lld -Wl,-z,rel
 clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fno-pic -mcmodel=large -shared {LINK} -Wl,-z,notext \\
     -o textrel.so textrel.c
 {CC} -fno-stack-protector -U_FORTIFY_SOURCE {LINK} -o plain-python main.c
+{CC} {HARDENED} {LINK} -no-pie -o nopie-python main.c
 {CC} {HARDENED} -shared {LINK} -o leaky-ext.so ext.c ssl.c
 llvm-ar rcs libssl-static.a ssl.o 2>/dev/null || ({CC} -c ssl.c -o ssl.o && llvm-ar rcs libssl-static.a ssl.o)
 {CC} {HARDENED} -shared {LINK} -Wl,--exclude-libs,ALL -o hidden-ext.so uses_ssl.c libssl-static.a
@@ -109,6 +110,7 @@ def test_good_files_pass_clean(built: Path) -> None:
         ("omagic.so", Role.EXTENSION, "elf.wx", "writable and executable"),
         ("textrel.so", Role.EXTENSION, "elf.textrel", "text relocations"),
         ("plain-python", Role.INTERPRETER, "elf.stack-protector", "__stack_chk_fail"),
+        ("nopie-python", Role.INTERPRETER, "elf.pie", "ET_EXEC"),
         ("leaky-ext.so", Role.EXTENSION, "elf.dependency-symbols", "OpenSSL"),
         ("good-ext.so", Role.LIBPYTHON, "elf.python-api", "Py_Initialize"),
     ],
