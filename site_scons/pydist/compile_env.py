@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hermetic.action import DEPS, SRC
-from hermetic.errors import ConfigError
 from pydist.platforms import Platform
 
 
@@ -46,35 +44,25 @@ class CompileEnv:
         a foreign target's programs run under the sandbox's emulator, and no host headers are in reach."""
         return self.cc
 
-    def cflags(self, source_label: str, *, optimize: str = "-O2", replace: Mapping[str, str] | None = None) -> str:
+    def cflags(self, source_label: str, *, optimize: str = "-O2") -> str:
         """C flags: optimization, PIC for static archives linked into shared objects, hardening,
-        and a file-prefix map so no sandbox path is recorded in debug info or ``__FILE__``.
-
-        `replace` swaps some of the target's flags for others (old -> new), for one rule only; a ConfigError
-        names a flag the target does not have."""
-        target_flags = list(self.platform.cflags)
-        for old, new in (replace or {}).items():
-            if old not in target_flags:
-                raise ConfigError(f"{self.platform.triple} compiles without {old}", hint="nothing to replace")
-            target_flags = [new if flag == old else flag for flag in target_flags]
-        flags = [optimize, "-fPIC", *target_flags, f"-ffile-prefix-map={SRC}=/usr/src/{source_label}"]
+        and a file-prefix map so no sandbox path is recorded in debug info or ``__FILE__``."""
+        flags = [optimize, "-fPIC", *self.platform.cflags, f"-ffile-prefix-map={SRC}=/usr/src/{source_label}"]
         return " ".join(flags)
 
     def ldflags(self) -> str:
         """Linker flags: the target's linker and hardening flags."""
         return " ".join(self.platform.ldflags)
 
-    def autotools_env(
-        self, source_label: str, *, optimize: str = "-O2", replace: Mapping[str, str] | None = None
-    ) -> dict[str, str]:
+    def autotools_env(self, source_label: str, *, optimize: str = "-O2") -> dict[str, str]:
         """The environment a ``./configure && make`` build needs, finding dependencies in /build/deps
-        (`optimize` and `replace` as for :meth:`cflags`)."""
+        (`optimize` as for :meth:`cflags`)."""
         return {
             "CC": self.cc,
             "CPP": f"{self.cc} -E",
             "CXX": self.cxx,
             "CXXCPP": f"{self.cxx} -E",
-            "CFLAGS": self.cflags(source_label, optimize=optimize, replace=replace),
+            "CFLAGS": self.cflags(source_label, optimize=optimize),
             "CPPFLAGS": f"-I{DEPS}/include",
             "LDFLAGS": f"{self.ldflags()} -L{DEPS}/lib",
             **self.platform.binutils(),

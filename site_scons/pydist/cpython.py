@@ -150,6 +150,9 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
     if "o3" in levers:
         # The LTO code generator runs at link time, at the link command's level (-O2 when it names none).
         ldflags.append("-O3")
+    # The hardening swaps come after CFLAGS, whose target flags they override (the last of a pair wins), and
+    # stay out of sysconfig's CFLAGS: extensions built later for this Python keep the target's full hardening.
+    cflags += [new for lever, (_, new) in tuning.FLAG_SWAPS.items() if lever in levers]
     return cflags, ldflags
 
 
@@ -297,8 +300,7 @@ def _check_modules(request: BuildRequest, ce: CompileEnv) -> str:
 def cpython_env(request: BuildRequest, ce: CompileEnv, label: str, levers: Tuning = NO_TUNING) -> dict[str, str]:
     """Compile environment of the CPython build."""
     optimize = "-Og" if request.options.debug else "-O3" if "o3" in levers else "-O2"
-    replace = dict(swap for lever, swap in tuning.FLAG_SWAPS.items() if lever in levers)
-    env = ce.autotools_env(label, optimize=optimize, replace=replace)
+    env = ce.autotools_env(label, optimize=optimize)
     if "bolt" in levers:
         env["CFLAGS"] += " " + " ".join(bolt.COMPILE_FLAGS)
     env["CPPFLAGS"] = f"-I{DEPS}/include -I{DEPS}/include/ncursesw -I{DEPS}/include/uuid"

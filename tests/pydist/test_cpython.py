@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from declared_graph import declared_actions
 
+from conftest import Toolchain
 from hermetic.errors import ConfigError
 from hermetic.lock import load_lock
 from pydist import bolt, cpython, matrix, tuning
@@ -129,12 +130,11 @@ def test_each_lever_changes_what_it_names() -> None:
     nsi = cpython.configure_args(request, ce, _levers("no-semantic-interposition"))
     assert "CFLAGS_NODIST=-fno-semantic-interposition" in nsi
     assert "LDFLAGS_NODIST=-fno-semantic-interposition" in nsi
-    hardening = cpython.cpython_env(request, ce, "x", _levers("stack-protector", "no-frame-pointer"))["CFLAGS"].split()
-    assert "-fstack-protector" in hardening and "-fstack-protector-strong" not in hardening
-    assert "-fomit-frame-pointer" in hardening and "-fno-omit-frame-pointer" not in hardening
-    assert "-fstack-clash-protection" in hardening and "-D_FORTIFY_SOURCE=2" in hardening
-    no_clash = cpython.cpython_env(request, ce, "x", _levers("no-stack-clash"))["CFLAGS"].split()
-    assert "-fno-stack-clash-protection" in no_clash and "-fstack-clash-protection" not in no_clash
+    swaps = _levers("stack-protector", "no-frame-pointer")
+    assert "CFLAGS_NODIST=-fstack-protector -fomit-frame-pointer" in cpython.configure_args(request, ce, swaps)
+    assert cpython.cpython_env(request, ce, "x", swaps)["CFLAGS"] == cpython.cpython_env(request, ce, "x")["CFLAGS"]
+    no_clash = cpython.configure_args(request, ce, _levers("no-stack-clash"))
+    assert "CFLAGS_NODIST=-fno-stack-clash-protection" in no_clash
     overrides = cpython.make_overrides(request, ce, _levers("no-pie", "pgo-extended"))
     assert _make_variable(overrides, "LINKFORSHARED").endswith(" -no-pie")
     assert "--pgo-extended" in _make_variable(overrides, "PROFILE_TASK")
@@ -145,6 +145,60 @@ def test_each_lever_changes_what_it_names() -> None:
     tail_dup = cpython.configure_args(request, ce, _levers("tail-dup"))
     assert f"CFLAGS_NODIST=-mllvm {limits[0]} -mllvm {limits[1]}" in tail_dup
     assert f"LDFLAGS_NODIST=-Wl,-mllvm,{limits[0]} -Wl,-mllvm,{limits[1]}" in tail_dup  # LTO generates code at link
+
+
+def test_the_default_build_keeps_a_stack_protector_pie_and_fortify_but_not_clash_probes_or_frame_pointers() -> None:
+    request, ce = _request(), _ce()
+    levers = cpython.tuning_for("default", request, ce)
+    [nodist] = [
+        a.split("=", 1)[1].split() for a in cpython.configure_args(request, ce, levers) if "CFLAGS_NODIST=" in a
+    ]
+    assert nodist[-3:] == ["-fstack-protector", "-fomit-frame-pointer", "-fno-stack-clash-protection"]
+    # sysconfig's CFLAGS, which extensions built for this Python get, keep the target's hardening.
+    cflags = cpython.cpython_env(request, ce, "x", levers)["CFLAGS"].split()
+    assert {"-fstack-protector-strong", "-fstack-clash-protection", "-fno-omit-frame-pointer"} <= set(cflags)
+    assert "-D_FORTIFY_SOURCE=2" in cflags
+    assert "-no-pie" not in _make_variable(cpython.make_overrides(request, ce, levers), "LINKFORSHARED")
+    # macOS has neither flag to drop (arm64 keeps frame pointers by ABI): only the stack-protector swap applies.
+    mac = cpython.tuning_for("default", _request(target="aarch64-apple-darwin"), _ce("aarch64-apple-darwin"))
+    assert "stack-protector" in mac and "no-frame-pointer" not in mac and "no-stack-clash" not in mac
+
+
+# A function the three hardening flags all change: an address-taken local (-strong's canary, not plain
+# -fstack-protector's), a variable-length array (clash probes) and a call (frame set-up).
+_HARDENED_FUNCTION = """
+void use(int *value, char *buffer);
+int hardened(int n) {
+    int value = n;
+    char buffer[n];
+    use(&value, buffer);
+    return value;
+}
+"""
+
+
+@pytest.mark.integration
+def test_the_swaps_in_cflags_nodist_override_the_targets_flags_in_the_pinned_clang(
+    toolchain: Toolchain, tmp_path: Path
+) -> None:
+    """CFLAGS_NODIST comes after CFLAGS on CPython's compile lines: with the pinned clang the later flag of each
+    pair must win, giving the same object as the target's flags with the swaps made in place."""
+    target = load_platform(X86_64, "x86_64-linux").cflags
+    swaps = {old: new for old, new in tuning.FLAG_SWAPS.values()}
+    variants = {
+        "target": list(target),
+        "overridden": [*target, *swaps.values()],
+        "swapped": [swaps.get(flag, flag) for flag in target],
+    }
+    (tmp_path / "f.c").write_text(_HARDENED_FUNCTION)
+    compile_lines = [
+        f"clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -c {' '.join(flags)} -o {name}.o f.c"
+        for name, flags in variants.items()
+    ]
+    toolchain.run(tmp_path, "\n".join(compile_lines))
+    objects = {name: (tmp_path / f"{name}.o").read_bytes() for name in variants}
+    assert objects["overridden"] == objects["swapped"]
+    assert objects["overridden"] != objects["target"]
 
 
 def test_the_hardening_levers_leave_the_libraries_flags_alone() -> None:
@@ -187,7 +241,8 @@ def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
         assert {"--enable-optimizations", f"--with-lto={cpython.lto_mode(levers)}"} <= set(args)
     args = cpython.configure_args(request, ce, every)
     assert "--with-mimalloc" in args and "--with-lto=full" in args
-    assert "CFLAGS_NODIST=-fno-semantic-interposition" in args
+    swaps = "-fstack-protector -fomit-frame-pointer -fno-stack-clash-protection"
+    assert f"CFLAGS_NODIST=-fno-semantic-interposition {swaps}" in args
     assert "LDFLAGS_NODIST=-fno-semantic-interposition -O3" in args
     assert "bolt: optimize" in [s.name for s in cpython.cpython_steps(request, ce, "x", every)]
     # A noopt 3.14 build gets neither the tail-calling interpreter nor any lever.

@@ -11,7 +11,7 @@ from pydist.tuning import BuildFacts, Tuning
 X86_64 = BuildFacts(
     release=True,
     minor=(3, 13),
-    cflags=("-fstack-protector-strong", "-fno-omit-frame-pointer"),
+    cflags=("-fstack-protector-strong", "-fstack-clash-protection", "-fno-omit-frame-pointer"),
     elf=True,
     bolt_tool=True,
     native=True,
