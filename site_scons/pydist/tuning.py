@@ -37,10 +37,9 @@ TRAINING_LEVERS = frozenset({"pgo-extended", "ir-pgo"})
 
 # The chosen release combination (BENCHMARKS.md, per-lever table and fourth run). tail-dup and -O3: 3 % faster
 # than the build without levers on 3.11.2. The three hardening swaps together: another 4.5 % (10 of 12 faster,
-# none slower), and each of them measured alone costs 1-2 %; they leave CPython's interpreter with the hardening
-# Debian's and python-build-standalone's builds have (a stack protector, no clash probes, no frame pointers),
-# while it stays PIE with RELRO, BIND_NOW and _FORTIFY_SOURCE (the validator's checks), and the libraries keep
-# the target's full flags. Dropping PIE as well would give 2 % more and is not taken (ASLR of the executable).
+# none slower). python-build-standalone also uses the plain stack protector, Debian's python3.11 has neither
+# clash probes nor frame pointers. The interpreter stays PIE (neither of those builds is; dropping it gives 2 %
+# more) with RELRO, BIND_NOW and _FORTIFY_SOURCE (the validator's checks); the libraries keep every flag.
 DEFAULT: tuple[str, ...] = ("tail-dup", "o3", "stack-protector", "no-frame-pointer", "no-stack-clash")
 
 DEFAULT_WORD = "default"
