@@ -150,6 +150,14 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
     if "o3" in levers:
         # The LTO code generator runs at link time, at the link command's level (-O2 when it names none).
         ldflags.append("-O3")
+    if "hot-text" in levers:
+        # The profile puts hot functions in .text.hot.* and never-run ones in .text.unlikely.*; lld merges every
+        # .text.* into one .text in input order unless told to keep the prefixes as separate runs of code.
+        ldflags.append("-Wl,-z,keep-text-section-prefix")
+    if "split-functions" in levers:
+        # Applied where code is generated: at link time under LTO (the driver passes it on to the LTO backend).
+        cflags.append("-fsplit-machine-functions")
+        ldflags.append("-fsplit-machine-functions")
     # The hardening swaps come after CFLAGS, whose target flags they override (the last of a pair wins), and
     # stay out of sysconfig's CFLAGS: extensions built later for this Python keep the target's full hardening.
     cflags += [new for lever, (_, new) in tuning.FLAG_SWAPS.items() if lever in levers]

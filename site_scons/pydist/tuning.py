@@ -25,6 +25,8 @@ LEVERS: dict[str, str] = {
     "no-frame-pointer": "no frame pointers (CPython only)",
     "no-stack-clash": "no -fstack-clash-protection (CPython only; Debian's own build has none)",
     "no-pie": "a non-PIE interpreter executable",
+    "hot-text": "ELF: PGO-hot and never-run functions kept in runs of their own (lld -z keep-text-section-prefix)",
+    "split-functions": "ELF: never-run blocks of profiled functions moved out of line (-fsplit-machine-functions)",
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
     "ir-pgo": "clang's IR-level PGO instrumentation (-fprofile-generate) instead of CPython's front-end one",
     "bolt": "BOLT post-link optimization of the interpreter (x86_64 Linux, pinned llvm-bolt)",
@@ -124,6 +126,8 @@ def unavailable(lever: str, facts: BuildFacts) -> str | None:
         return "mimalloc is built into CPython from 3.13"
     if lever == "no-pie" and not facts.elf:
         return "macOS executables are always position-independent"
+    if lever in ("hot-text", "split-functions") and not facts.elf:
+        return "it is an ELF feature of clang and lld"
     if lever == "bolt" and not facts.bolt_tool:
         return "the target pins no llvm-bolt for this build host (BOLT is used on x86_64 Linux only)"
     if lever == "bolt" and not facts.native:

@@ -145,6 +145,9 @@ def test_each_lever_changes_what_it_names() -> None:
     tail_dup = cpython.configure_args(request, ce, _levers("tail-dup"))
     assert f"CFLAGS_NODIST=-mllvm {limits[0]} -mllvm {limits[1]}" in tail_dup
     assert f"LDFLAGS_NODIST=-Wl,-mllvm,{limits[0]} -Wl,-mllvm,{limits[1]}" in tail_dup  # LTO generates code at link
+    layout = cpython.configure_args(request, ce, _levers("hot-text", "split-functions"))
+    assert "CFLAGS_NODIST=-fsplit-machine-functions" in layout
+    assert "LDFLAGS_NODIST=-Wl,-z,keep-text-section-prefix -fsplit-machine-functions" in layout
 
 
 def test_the_default_build_keeps_a_stack_protector_pie_and_fortify_but_not_clash_probes_or_frame_pointers() -> None:
@@ -201,6 +204,69 @@ def test_the_swaps_in_cflags_nodist_override_the_targets_flags_in_the_pinned_cla
     assert objects["overridden"] != objects["target"]
 
 
+# A function that runs hot with a branch never taken in training, and a function never called.
+_PROFILED_PROGRAM = """
+#include <stdio.h>
+#include <stdlib.h>
+__attribute__((noinline)) long step(long x, long i) {
+    if (x < 0) { fprintf(stderr, "negative %ld at %ld\\n", x, i); fflush(stderr); abort(); }
+    return (x * 31 + i) ^ (x >> 3);
+}
+__attribute__((noinline)) long never_called(long x) { printf("never %ld\\n", x); return x * 7; }
+volatile long bias = 0;
+int main(int argc, char **argv) {
+    long acc = argc;
+    for (long i = 0; i < 3000000; i++) acc = step((acc & 0xffffff) - bias, i);
+    if (argc > 5) acc += never_called(acc);
+    printf("%ld\\n", acc & 1);
+    return 0;
+}
+"""
+
+
+@pytest.mark.integration
+def test_the_code_layout_levers_reach_the_lto_code_generator(toolchain: Toolchain, tmp_path: Path) -> None:
+    """Trained, then built by the pinned clang 19 through ThinLTO and lld (code generated at link time): with
+    the hot-text and split-functions levers' flags, the hot function lands in .text.hot, its never-run block in
+    .text.split as ``step.cold``, and the never-called function in .text.unlikely; without them all is one
+    .text."""
+    cflags, ldflags = cpython._nodist_flags(_levers("hot-text", "split-functions"))
+    (tmp_path / "p.c").write_text(_PROFILED_PROGRAM)
+    cc = "x86_64-linux-gnu-clang -O2 -fuse-ld=lld"
+    toolchain.run(
+        tmp_path,
+        f"{cc} -fprofile-instr-generate p.c -o trainer\n"
+        "LLVM_PROFILE_FILE=p.profraw ./trainer\nllvm-profdata merge -o p.profdata p.profraw\n"
+        f"{cc} -flto=thin -fprofile-instr-use=p.profdata -c p.c -o plain.o\n{cc} -flto=thin plain.o -o plain\n"
+        f"{cc} -flto=thin -fprofile-instr-use=p.profdata {' '.join(cflags)} -c p.c -o laid-out.o\n"
+        f"{cc} -flto=thin {' '.join(ldflags)} laid-out.o -o laid-out\n"
+        "for b in plain laid-out; do llvm-readelf -SW $b > $b.sections; llvm-nm -n $b > $b.symbols; done",
+    )
+
+    def sections(name: str) -> list[tuple[str, int, int]]:
+        """(name, start, end) of the executable's .text sections."""
+        found = []
+        for line in (tmp_path / f"{name}.sections").read_text().splitlines():
+            fields = line.replace("[ ", "[").split()
+            if len(fields) > 5 and fields[1].startswith(".text"):
+                found.append((fields[1], int(fields[3], 16), int(fields[3], 16) + int(fields[5], 16)))
+        return found
+
+    def home(name: str, symbol: str) -> str:
+        """The section that holds `symbol`."""
+        [address] = [
+            int(line.split()[0], 16)
+            for line in (tmp_path / f"{name}.symbols").read_text().splitlines()
+            if line.endswith(f" {symbol}")
+        ]
+        return next(section for section, start, end in sections(name) if start <= address < end)
+
+    assert [section for section, _, _ in sections("plain")] == [".text"]
+    assert home("laid-out", "step") == ".text.hot"
+    assert home("laid-out", "step.cold") == ".text.split"
+    assert home("laid-out", "never_called") == ".text.unlikely"
+
+
 def test_the_hardening_levers_leave_the_libraries_flags_alone() -> None:
     ce = _ce()
     assert "-fstack-protector-strong" in ce.autotools_env("zlib")["CFLAGS"].split()
@@ -242,8 +308,9 @@ def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
     args = cpython.configure_args(request, ce, every)
     assert "--with-mimalloc" in args and "--with-lto=full" in args
     swaps = "-fstack-protector -fomit-frame-pointer -fno-stack-clash-protection"
-    assert f"CFLAGS_NODIST=-fno-semantic-interposition {swaps}" in args
-    assert "LDFLAGS_NODIST=-fno-semantic-interposition -O3" in args
+    split = "-fsplit-machine-functions"
+    assert f"CFLAGS_NODIST=-fno-semantic-interposition {split} {swaps}" in args
+    assert f"LDFLAGS_NODIST=-fno-semantic-interposition -O3 -Wl,-z,keep-text-section-prefix {split}" in args
     assert "bolt: optimize" in [s.name for s in cpython.cpython_steps(request, ce, "x", every)]
     # A noopt 3.14 build gets neither the tail-calling interpreter nor any lever.
     noopt = _request("3.14", "noopt")

@@ -68,6 +68,8 @@ def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refus
         (mac, "bolt"),
         (mac, "no-frame-pointer"),
         (mac, "no-stack-clash"),
+        (mac, "hot-text"),
+        (mac, "split-functions"),
     )
     for facts, lever in (*unavailable, (tail_calling, "tail-dup")):
         assert tuning.unavailable(lever, facts) is not None
