@@ -58,6 +58,7 @@ def tuning_for(text: str, request: BuildRequest, ce: CompileEnv) -> Tuning:
         release=request.options.release,
         minor=request.minor.version,
         cflags=tuple(platform.cflags),
+        arch=platform.toolchain.arch,
         elf=platform.object_format == "elf",
         bolt_tool=bolt.TOOL in platform.toolchain.available_tools,
         native=platform.native,
@@ -158,6 +159,11 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
         # Applied where code is generated: at link time under LTO (the driver passes it on to the LTO backend).
         cflags.append("-fsplit-machine-functions")
         ldflags.append("-fsplit-machine-functions")
+    if "x86-64-v3" in levers:
+        # Only CPython's own code: sysconfig's CFLAGS stay at the target's baseline, so extensions built later
+        # run wherever the interpreter does. Given at link time too, for the LTO code generator's defaults.
+        cflags.append("-march=x86-64-v3")
+        ldflags.append("-march=x86-64-v3")
     # The hardening swaps come after CFLAGS, whose target flags they override (the last of a pair wins), and
     # stay out of sysconfig's CFLAGS: extensions built later for this Python keep the target's full hardening.
     cflags += [new for lever, (_, new) in tuning.FLAG_SWAPS.items() if lever in levers]

@@ -27,6 +27,7 @@ LEVERS: dict[str, str] = {
     "no-pie": "a non-PIE interpreter executable",
     "hot-text": "ELF: PGO-hot and never-run functions kept in runs of their own (lld -z keep-text-section-prefix)",
     "split-functions": "ELF: never-run blocks of profiled functions moved out of line (-fsplit-machine-functions)",
+    "x86-64-v3": "x86_64: -march=x86-64-v3 for CPython's own code (AVX2, BMI2, FMA: a 2013+ CPU, Haswell or Zen)",
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
     "ir-pgo": "clang's IR-level PGO instrumentation (-fprofile-generate) instead of CPython's front-end one",
     "bolt": "BOLT post-link optimization of the interpreter (x86_64 Linux, pinned llvm-bolt)",
@@ -105,6 +106,7 @@ class BuildFacts:
         release: (bool) a pgo+lto build (the only ones tuned).
         minor: (tuple[int, int]) the Python minor.
         cflags: (tuple[str, ...]) the target's own compile flags.
+        arch: (str) the target's architecture, ``x86_64`` or ``aarch64``.
         elf: (bool) the target's executables are ELF files.
         bolt_tool: (bool) the target pins llvm-bolt for this build host.
         native: (bool) the build host runs the target's programs itself.
@@ -114,6 +116,7 @@ class BuildFacts:
     release: bool
     minor: tuple[int, int]
     cflags: tuple[str, ...]
+    arch: str
     elf: bool
     bolt_tool: bool
     native: bool
@@ -128,6 +131,8 @@ def unavailable(lever: str, facts: BuildFacts) -> str | None:
         return "macOS executables are always position-independent"
     if lever in ("hot-text", "split-functions") and not facts.elf:
         return "it is an ELF feature of clang and lld"
+    if lever == "x86-64-v3" and facts.arch != "x86_64":
+        return "it is an x86_64 instruction-set level"
     if lever == "bolt" and not facts.bolt_tool:
         return "the target pins no llvm-bolt for this build host (BOLT is used on x86_64 Linux only)"
     if lever == "bolt" and not facts.native:

@@ -149,6 +149,9 @@ def test_each_lever_changes_what_it_names() -> None:
     layout = cpython.configure_args(request, ce, _levers("hot-text", "split-functions"))
     assert "CFLAGS_NODIST=-fsplit-machine-functions" in layout
     assert "LDFLAGS_NODIST=-Wl,-z,keep-text-section-prefix -fsplit-machine-functions" in layout
+    isa = cpython.configure_args(request, ce, _levers("x86-64-v3"))
+    assert "CFLAGS_NODIST=-march=x86-64-v3" in isa and "LDFLAGS_NODIST=-march=x86-64-v3" in isa
+    assert "-march" not in cpython.cpython_env(request, ce, "x", _levers("x86-64-v3"))["CFLAGS"]
 
 
 def test_the_default_build_keeps_a_stack_protector_pie_and_fortify_but_not_clash_probes_or_frame_pointers() -> None:
@@ -261,6 +264,30 @@ def test_the_code_layout_levers_reach_the_lto_code_generator(toolchain: Toolchai
     assert home("laid-out", "never_called") == ".text.unlikely"
 
 
+# A shift by a variable count: x86-64-v3's BMI2 has a flag-free form (shrx) that the baseline lacks.
+_SHIFTING_PROGRAM = """
+__attribute__((noinline)) unsigned long shift(unsigned long x, unsigned n) { return x >> n; }
+int main(int argc, char **argv) { return (int)shift((unsigned long)argv, (unsigned)argc) & 1; }
+"""
+
+
+@pytest.mark.integration
+def test_the_isa_level_lever_reaches_the_lto_code_generator(toolchain: Toolchain, tmp_path: Path) -> None:
+    """Built by the pinned clang 19 through ThinLTO and lld with the x86-64-v3 lever's flags, the code uses
+    v3 instructions; built without them, it does not."""
+    cflags, ldflags = cpython._nodist_flags(_levers("x86-64-v3"))
+    (tmp_path / "s.c").write_text(_SHIFTING_PROGRAM)
+    cc = "x86_64-linux-gnu-clang -O2 -fuse-ld=lld -flto=thin"
+    result = toolchain.run(
+        tmp_path,
+        f"{cc} -c s.c -o plain.o\n{cc} plain.o -o plain\n"
+        f"{cc} {' '.join(cflags)} -c s.c -o v3.o\n{cc} {' '.join(ldflags)} v3.o -o v3\n"
+        'for b in plain v3; do echo "== $b"; llvm-objdump -d --no-show-raw-insn --disassemble-symbols=shift $b; done',
+    )
+    plain, v3 = result.stdout.split("== plain", 1)[1].split("== v3", 1)
+    assert "shrx" in v3 and "shrx" not in plain and "shr" in plain
+
+
 def test_the_hardening_levers_leave_the_libraries_flags_alone() -> None:
     ce = _ce()
     assert "-fstack-protector-strong" in ce.autotools_env("zlib")["CFLAGS"].split()
@@ -302,9 +329,9 @@ def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
     args = cpython.configure_args(request, ce, every)
     assert "--with-mimalloc" in args and "--with-lto=full" in args
     swaps = "-fstack-protector -fomit-frame-pointer -fno-stack-clash-protection"
-    split = "-fsplit-machine-functions"
-    assert f"CFLAGS_NODIST=-fno-semantic-interposition {split} {swaps}" in args
-    assert f"LDFLAGS_NODIST=-fno-semantic-interposition -O3 -Wl,-z,keep-text-section-prefix {split}" in args
+    split, isa = "-fsplit-machine-functions", "-march=x86-64-v3"
+    assert f"CFLAGS_NODIST=-fno-semantic-interposition {split} {isa} {swaps}" in args
+    assert f"LDFLAGS_NODIST=-fno-semantic-interposition -O3 -Wl,-z,keep-text-section-prefix {split} {isa}" in args
     assert "bolt: optimize" in [s.name for s in cpython.cpython_steps(request, ce, "x", every)]
     # A noopt 3.14 build gets neither the tail-calling interpreter nor any lever.
     noopt = _request("3.14", "noopt")

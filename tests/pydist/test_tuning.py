@@ -12,6 +12,7 @@ X86_64 = BuildFacts(
     release=True,
     minor=(3, 13),
     cflags=("-fstack-protector-strong", "-fstack-clash-protection", "-fno-omit-frame-pointer"),
+    arch="x86_64",
     elf=True,
     bolt_tool=True,
     native=True,
@@ -59,7 +60,15 @@ def test_naming_the_chosen_combination_is_the_default_build(monkeypatch: pytest.
 
 def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refused() -> None:
     old_minor = BuildFacts(**{**X86_64.__dict__, "minor": (3, 11)})
-    mac = BuildFacts(**{**X86_64.__dict__, "elf": False, "bolt_tool": False, "cflags": ("-fstack-protector-strong",)})
+    mac = BuildFacts(
+        **{
+            **X86_64.__dict__,
+            "arch": "aarch64",
+            "elf": False,
+            "bolt_tool": False,
+            "cflags": ("-fstack-protector-strong",),
+        }
+    )
     cross = BuildFacts(**{**X86_64.__dict__, "native": False})
     tail_calling = BuildFacts(**{**X86_64.__dict__, "minor": (3, 14), "tail_calling": True})
     unavailable = (
@@ -70,6 +79,7 @@ def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refus
         (mac, "no-stack-clash"),
         (mac, "hot-text"),
         (mac, "split-functions"),
+        (mac, "x86-64-v3"),
     )
     for facts, lever in (*unavailable, (tail_calling, "tail-dup")):
         assert tuning.unavailable(lever, facts) is not None
