@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from hermetic.errors import ConfigError
@@ -54,23 +56,15 @@ def test_naming_the_chosen_combination_is_the_default_build(monkeypatch: pytest.
     assert tuning.resolve("bolt,o3", X86_64).is_default
     assert not tuning.resolve("none", X86_64).is_default and not tuning.resolve("o3", X86_64).is_default
     # Where the chosen combination loses a lever (no BOLT on macOS), the rest of it is the default there.
-    mac = BuildFacts(**{**X86_64.__dict__, "elf": False, "bolt_tool": False})
+    mac = replace(X86_64, elf=False, bolt_tool=False)
     assert tuning.resolve("o3", mac).is_default and not tuning.resolve("o3", X86_64).is_default
 
 
 def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refused() -> None:
-    old_minor = BuildFacts(**{**X86_64.__dict__, "minor": (3, 11)})
-    mac = BuildFacts(
-        **{
-            **X86_64.__dict__,
-            "arch": "aarch64",
-            "elf": False,
-            "bolt_tool": False,
-            "cflags": ("-fstack-protector-strong",),
-        }
-    )
-    cross = BuildFacts(**{**X86_64.__dict__, "native": False})
-    tail_calling = BuildFacts(**{**X86_64.__dict__, "minor": (3, 14), "tail_calling": True})
+    old_minor = replace(X86_64, minor=(3, 11))
+    mac = replace(X86_64, arch="aarch64", elf=False, bolt_tool=False, cflags=("-fstack-protector-strong",))
+    cross = replace(X86_64, native=False)
+    tail_calling = replace(X86_64, minor=(3, 14), tail_calling=True)
     unavailable = (
         (old_minor, "mimalloc"),
         (mac, "no-pie"),
@@ -91,7 +85,7 @@ def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refus
 
 
 def test_only_pgo_lto_builds_are_tuned() -> None:
-    noopt = BuildFacts(**{**X86_64.__dict__, "release": False})
+    noopt = replace(X86_64, release=False)
     assert tuning.resolve("default", noopt) == Tuning(frozenset(), is_default=True)
     assert tuning.resolve("none", noopt).levers == frozenset()
     with pytest.raises(ConfigError, match="pgo\\+lto builds only"):
