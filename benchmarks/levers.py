@@ -81,10 +81,9 @@ def artifact_name(py: str, lever: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--py", default="3.11.2", help="the CPython version (default 3.11.2, issue 13's)")
-    available = [name for name in tuning.LEVERS if name != "mimalloc"]
     parser.add_argument(
         "--levers",
-        default=",".join(available),
+        default=",".join(tuning.LEVERS),
         help="comma-separated levers, each one alone; a+b builds a and b together (default: every lever alone)",
     )
     parser.add_argument("--baseline", default="debian=/usr/bin/python3.11", help="LABEL=interpreter to compare against")

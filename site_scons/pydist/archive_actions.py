@@ -65,6 +65,7 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
                 f"--openssl {openssl.version} --fips-provider {ctx.fips_provider.version} "
                 f"--sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
                 f"--cpython-tests {tests} --fips-skips {FILES}/{skips.name} "
+                f"--allocator {ctx.request.minor.allocator_of(ctx.request.freethreaded)} "
                 f"--report {OUT}/report.json",
             ),
         ),

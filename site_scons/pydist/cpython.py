@@ -14,7 +14,9 @@ Choices (see pbs-facts in the design notes for why python-build-standalone makes
   Python; the target's programs it still runs (the PGO training) run under the sandbox's emulator.
 - A pgo+lto build gets the speed levers ``tuning=`` names (``pydist.tuning``): optimization level, LTO mode,
   hardening variants, a non-PIE interpreter, the PGO training task and instrumentation, BOLT (``pydist.bolt``),
-  mimalloc, and the interpreter loop's tail duplication (checked in the built binary).
+  and the interpreter loop's tail duplication (checked in the built binary).
+- From 3.13 the object allocator is mimalloc unless ``PYTHONMALLOC`` says otherwise (``python_minors``; the minor's
+  patch series makes it the default), and configure must find it.
 """
 
 from __future__ import annotations
@@ -99,6 +101,7 @@ def configure_args(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
         "--with-dbmliborder=",
         *(["MODULE_BUILDTYPE=static"] if request.minor.setup_stdlib else []),
         "PKG_CONFIG=pkg-config --static",
+        *request.minor.configure,
     ]
     if request.options.pgo:
         args.append("--enable-optimizations")
@@ -110,8 +113,6 @@ def configure_args(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
         args.append("--disable-gil")
     if request.options.release:
         args += request.minor.release_configure
-    if "mimalloc" in levers:
-        args.append("--with-mimalloc")
     if not ce.platform.native:
         args.append(f"--with-build-python={BUILD_PYTHON}")
     # Flags for CPython's own build that sysconfig does not hand on to extension modules built later.

@@ -40,6 +40,10 @@ _TEST_MODULES = (
 # The configure option of the tail-calling interpreter (clang 19+, 3.14+): opcodes dispatch by tail calls.
 TAIL_CALLING_INTERPRETER = "--with-tail-call-interp"
 
+# Object allocators a build can default to: CPython's own, and the vendored mimalloc (3.13+).
+PYMALLOC = "pymalloc"
+MIMALLOC = "mimalloc"
+
 
 @dataclass(frozen=True, kw_only=True)
 class PythonMinor:
@@ -61,6 +65,9 @@ class PythonMinor:
             mode).
         release_configure: (tuple[str, ...]) configure arguments of pgo+lto builds beyond the common ones.
         bolt: (bool) configure knows ``--enable-bolt`` (3.12+).
+        allocator: (str) the default object allocator of builds with the GIL: :data:`PYMALLOC`, or
+            :data:`MIMALLOC` where the minor's patch series makes it the default (free-threaded builds always use
+            mimalloc).
     """
 
     minor: str
@@ -73,12 +80,23 @@ class PythonMinor:
     builtin_hashes: tuple[str, ...] = ("_md5", "_sha1", "_sha2", "_sha3", "_blake2")
     release_configure: tuple[str, ...] = ()
     bolt: bool = False
+    allocator: str = PYMALLOC
 
     @property
     def version(self) -> tuple[int, int]:
         """``(X, Y)``."""
         major, minor = self.minor.split(".")
         return int(major), int(minor)
+
+    def allocator_of(self, freethreaded: bool) -> str:
+        """The object allocator a build of this minor uses when ``PYTHONMALLOC`` does not name one."""
+        return MIMALLOC if freethreaded else self.allocator
+
+    @property
+    def configure(self) -> tuple[str, ...]:
+        """configure arguments of every build of this minor: mimalloc is required where it is the default, so a
+        toolchain without C11 atomics fails configure instead of quietly building a pymalloc interpreter."""
+        return ("--with-mimalloc",) if self.allocator == MIMALLOC else ()
 
     @property
     def shared_modules(self) -> tuple[str, ...]:
@@ -127,6 +145,8 @@ MINORS: dict[str, PythonMinor] = {
             test_modules=(*_TEST_MODULES, "_testsinglephase", "_testlimitedcapi", "_testexternalinspection"),
             not_built=_NOT_BUILT_EVERYWHERE,
             bolt=True,
+            # patches/cpython/3.13/0006: 1.116x faster than pymalloc on the 12-benchmark subset (BENCHMARKS.md).
+            allocator=MIMALLOC,
         ),
         PythonMinor(
             minor="3.14",

@@ -5,8 +5,8 @@ combination chosen by measurement (BENCHMARKS.md), ``none`` is the build without
 comma-separated list of names is exactly those levers. The levers are part of the CPython action's key (through
 the configure arguments, flags and steps they change); the dependency libraries never see them.
 
-A lever that a target or minor cannot have (BOLT off x86_64 Linux, mimalloc before 3.13, a non-PIE executable on
-macOS) is left out of ``default`` there and refused when named explicitly.
+A lever that a target or minor cannot have (BOLT off x86_64 Linux, a non-PIE executable on macOS) is left out of
+``default`` there and refused when named explicitly.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ LEVERS: dict[str, str] = {
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
     "ir-pgo": "clang's IR-level PGO instrumentation (-fprofile-generate) instead of CPython's front-end one",
     "bolt": "BOLT post-link optimization of the interpreter (x86_64 Linux, pinned llvm-bolt)",
-    "mimalloc": "3.13+: --with-mimalloc (the build fails without it; PYTHONMALLOC=mimalloc selects it at run time)",
 }
 
 # Levers that change the PGO training itself: a build given a profile (pgo_profile=) does not train, so the graph
@@ -125,8 +124,6 @@ class BuildFacts:
 
 def unavailable(lever: str, facts: BuildFacts) -> str | None:
     """Why `lever` cannot be used for this build (None: it can)."""
-    if lever == "mimalloc" and facts.minor < (3, 13):
-        return "mimalloc is built into CPython from 3.13"
     if lever == "no-pie" and not facts.elf:
         return "macOS executables are always position-independent"
     if lever in ("hot-text", "split-functions") and not facts.elf:

@@ -42,6 +42,14 @@ def _make_variable(overrides: list[str], name: str) -> str:
     return value
 
 
+def test_every_313_build_requires_mimalloc_and_311_builds_leave_configure_its_default() -> None:
+    ce = _ce()
+    for options in ("pgo+lto", "noopt", "freethreaded+pgo+lto"):
+        args = cpython.configure_args(_request("3.13.15", options), ce, NO_TUNING)
+        assert args.count("--with-mimalloc") == 1, options
+    assert "--with-mimalloc" not in cpython.configure_args(_request("3.11.2", "noopt"), ce, NO_TUNING)
+
+
 def test_without_levers_the_build_is_thin_lto_at_o2_with_the_targets_hardening() -> None:
     request, ce = _request(), _ce()
     args = cpython.configure_args(request, ce, NO_TUNING)
@@ -141,7 +149,6 @@ def test_each_lever_changes_what_it_names() -> None:
     assert "--pgo-extended" in _make_variable(overrides, "PROFILE_TASK")
     ir_pgo = cpython.make_overrides(request, ce, _levers("ir-pgo"))
     assert _make_variable(ir_pgo, "PGO_PROF_GEN_FLAG") == "-fprofile-generate"
-    assert "--with-mimalloc" in cpython.configure_args(_request("3.13"), ce, _levers("mimalloc"))
     limits = [f"-tail-dup-{kind}-size={cpython.TAIL_DUP_LIMIT}" for kind in ("pred", "succ")]
     tail_dup = cpython.configure_args(request, ce, _levers("tail-dup"))
     assert f"CFLAGS_NODIST=-mllvm {limits[0]} -mllvm {limits[1]}" in tail_dup
@@ -327,7 +334,7 @@ def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
         assert args.count("--with-tail-call-interp") == 1
         assert {"--enable-optimizations", f"--with-lto={cpython.lto_mode(levers)}"} <= set(args)
     args = cpython.configure_args(request, ce, every)
-    assert "--with-mimalloc" in args and "--with-lto=full" in args
+    assert "--with-lto=full" in args
     swaps = "-fstack-protector -fomit-frame-pointer -fno-stack-clash-protection"
     split, isa = "-fsplit-machine-functions", "-march=x86-64-v3"
     assert f"CFLAGS_NODIST=-fno-semantic-interposition {split} {isa} {swaps}" in args

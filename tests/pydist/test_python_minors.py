@@ -6,7 +6,7 @@ import pytest
 
 from hermetic.errors import ConfigError
 from pydist.paths import PATCHES_DIR
-from pydist.python_minors import MINORS, SUPPORTED, minor_of
+from pydist.python_minors import MIMALLOC, MINORS, PYMALLOC, SUPPORTED, minor_of
 
 
 def test_a_minor_is_buildable_exactly_when_its_patch_series_exists() -> None:
@@ -23,6 +23,22 @@ def test_rows_are_ordered_and_consistent() -> None:
         # _crypt left the standard library in 3.13 (PEP 594), and with it the shared system-library module.
         assert ("_crypt" in minor.shared_modules) == (minor.version < (3, 13))
         assert not set(minor.shared_modules) & set(minor.not_built)
+
+
+# The line of the allocator patch that makes builds with the GIL default to mimalloc.
+DEFAULTS_TO_MIMALLOC = "#if defined(Py_GIL_DISABLED) || defined(WITH_MIMALLOC)"
+
+
+def test_mimalloc_is_the_default_exactly_where_a_patch_of_the_series_makes_it_so() -> None:
+    for minor in MINORS.values():
+        series = sorted((PATCHES_DIR / "cpython" / minor.minor).glob("*.patch"))
+        switched = [p.name for p in series if f"+{DEFAULTS_TO_MIMALLOC}" in p.read_text()]
+        assert (minor.allocator == MIMALLOC) == bool(switched), minor.minor
+        assert minor.allocator_of(freethreaded=True) == MIMALLOC
+        assert minor.allocator_of(freethreaded=False) == minor.allocator
+        # Where mimalloc is the default, configure must find it rather than fall back to pymalloc.
+        assert ("--with-mimalloc" in minor.configure) == (minor.allocator == MIMALLOC)
+    assert MINORS["3.13"].allocator == MIMALLOC and MINORS["3.11"].allocator == PYMALLOC
 
 
 def test_minor_of_full_and_short_versions() -> None:

@@ -61,12 +61,10 @@ def test_naming_the_chosen_combination_is_the_default_build(monkeypatch: pytest.
 
 
 def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refused() -> None:
-    old_minor = replace(X86_64, minor=(3, 11))
     mac = replace(X86_64, arch="aarch64", elf=False, bolt_tool=False, cflags=("-fstack-protector-strong",))
     cross = replace(X86_64, native=False)
     tail_calling = replace(X86_64, minor=(3, 14), tail_calling=True)
     unavailable = (
-        (old_minor, "mimalloc"),
         (mac, "no-pie"),
         (mac, "bolt"),
         (mac, "no-frame-pointer"),

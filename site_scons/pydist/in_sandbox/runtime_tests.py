@@ -1,7 +1,7 @@
 """Runtime tests of an unpacked distribution; run inside the sandbox with the distribution's own Python.
 
     python/bin/python3 -E -s runtime_tests.py PYTHON_DIR --openssl X.Y.Z --fips-provider X.Y.Z --sqlite X.Y.Z \
-        --openssl-cli PATH --cpython-tests DIR --fips-skips FILE --report FILE
+        --openssl-cli PATH --cpython-tests DIR --fips-skips FILE --allocator NAME --report FILE
 
 Every check runs in a child interpreter of the distribution under test, first where it was unpacked and
 then after moving the whole tree elsewhere (relocation). Then CPython's own test_hashlib, test_hmac and
@@ -105,6 +105,33 @@ def imports_every_extension_module(root: Path, args: argparse.Namespace, tmp: Pa
         print(f"{len(names)} extension modules import")
         """,
     )
+
+
+# What sys._debugmallocstats() writes only for each object allocator (CPython's obmalloc.c).
+ALLOCATOR_STATS = {"mimalloc": "Medium block threshold", "pymalloc": "# arenas allocated total"}
+
+
+def allocator_in_use(root: Path, pythonmalloc: str | None = None) -> str:
+    """The object allocator the distribution's interpreter runs with, read from its allocator statistics."""
+    env = {"PYTHONMALLOC": pythonmalloc} if pythonmalloc else {}
+    result = run_unchecked(root, "import sys; sys._debugmallocstats()", env=env)
+    if result.returncode != 0:
+        raise CheckFailed(f"PYTHONMALLOC={pythonmalloc}: exit {result.returncode}: {result.stderr.strip()[-500:]}")
+    found = [name for name, marker in ALLOCATOR_STATS.items() if marker in result.stderr]
+    return found[0] if len(found) == 1 else f"neither of {sorted(ALLOCATOR_STATS)}"
+
+
+@check
+def default_object_allocator(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    """mimalloc where this build defaults to it (3.13+, and every free-threaded build), and PYTHONMALLOC chooses."""
+    default = allocator_in_use(root)
+    assert default == args.allocator, f"the default object allocator is {default}, not {args.allocator}"
+    freethreaded = run(root, "import sysconfig; print(sysconfig.get_config_var('Py_GIL_DISABLED') or 0)") == "1"
+    if args.allocator == "mimalloc" and not freethreaded:
+        chosen = allocator_in_use(root, "pymalloc")
+        assert chosen == "pymalloc", f"PYTHONMALLOC=pymalloc runs {chosen}"
+        return "mimalloc by default, pymalloc with PYTHONMALLOC=pymalloc"
+    return f"{default} by default"
 
 
 @check
@@ -960,6 +987,7 @@ def main() -> int:
     parser.add_argument("--openssl-cli", required=True)
     parser.add_argument("--cpython-tests", type=Path, required=True, help="holds CPython's test package")
     parser.add_argument("--fips-skips", type=Path, required=True, help="the reviewed FIPS skip list")
+    parser.add_argument("--allocator", choices=ALLOCATOR_STATS, required=True, help="the expected default allocator")
     parser.add_argument("--report", type=Path, required=True)
     args = parser.parse_args()
     # A fixed name (the sandbox's TMPDIR is fresh for every run): paths in the report must not differ between

@@ -3,6 +3,7 @@ the namespace in which the kernel's FIPS flag reads what a check wants."""
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import subprocess
 import sys
@@ -173,3 +174,23 @@ def test_the_shipped_skip_lists_cite_real_policy_switches(minor: str) -> None:
     rules = rt.read_skip_list(IN_SANDBOX / f"fips_skips_{minor}.txt").values()
     names = {name for rule in rules for name in rt.CHECK_NAME.findall(rule)}
     assert names and names <= CHECKS, names - CHECKS
+
+
+def _distribution_of(python: str, tmp_path: Path) -> Path:
+    """A directory laid out like an unpacked distribution whose bin/python3 is `python`."""
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "python3").symlink_to(Path(python).resolve())
+    return tmp_path
+
+
+def test_the_allocator_is_read_from_the_interpreters_own_statistics(tmp_path: Path) -> None:
+    # The interpreter running these tests is a CPython 3.11 with the GIL: pymalloc, unless PYTHONMALLOC says malloc.
+    root = _distribution_of(sys.executable, tmp_path)
+    assert rt.allocator_in_use(root) == "pymalloc"
+    assert rt.allocator_in_use(root, "malloc") == "neither of ['mimalloc', 'pymalloc']"
+    with pytest.raises(rt.CheckFailed, match="PYTHONMALLOC=no-such-allocator: exit 1"):
+        rt.allocator_in_use(root, "no-such-allocator")
+    args = argparse.Namespace(allocator="pymalloc")
+    assert rt.default_object_allocator(root, args, tmp_path) == "pymalloc by default"
+    with pytest.raises(AssertionError, match="the default object allocator is pymalloc, not mimalloc"):
+        rt.default_object_allocator(root, argparse.Namespace(allocator="mimalloc"), tmp_path)
