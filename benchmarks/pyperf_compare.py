@@ -118,6 +118,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     mode = parser.add_mutually_exclusive_group()
     for flag in ("--fast", "--rigorous", "--debug-single-value"):
         mode.add_argument(flag, action="store_true", help=f"passed to pyperformance run ({flag})")
+    parser.add_argument(
+        "--track-memory",
+        action="store_true",
+        help="measure each benchmark's peak memory (RSS) instead of its time (pyperformance --track-memory, Linux)",
+    )
     parser.add_argument("--rounds", type=positive_int, default=1, help="times each benchmark runs per interpreter")
     parser.add_argument("--startup-runs", type=non_negative_int, default=40, help="start-up samples (0: skip)")
     parser.add_argument(
@@ -178,11 +183,11 @@ def split_label(spec: str) -> tuple[str | None, str]:
 
 
 def pyperformance_mode(args: argparse.Namespace) -> list[str]:
-    """The pyperformance run flag chosen on the command line (none: pyperformance's normal mode)."""
-    for flag in ("fast", "rigorous", "debug_single_value"):
-        if getattr(args, flag):
-            return ["--" + flag.replace("_", "-")]
-    return []
+    """The pyperformance run flags chosen on the command line (none: pyperformance's normal mode, timed)."""
+    chosen = [flag for flag in ("fast", "rigorous", "debug_single_value") if getattr(args, flag)]
+    if args.track_memory:
+        chosen.append("track_memory")
+    return ["--" + flag.replace("_", "-") for flag in chosen]
 
 
 def benchmark_names(args: argparse.Namespace) -> list[str]:
@@ -535,6 +540,8 @@ def run_and_report(args: argparse.Namespace) -> int:
         f"\ncommand: {shlex.join(sys.argv)}"
         f"\nload average (1/5/15 min) before: {load_before}; after: {load_average()} ({os.cpu_count()} CPUs)"
     )
+    if args.track_memory:
+        header += "\nvalues are peak memory (RSS), not times: read 'slower' as 'more memory', 'faster' as 'less'"
     descriptions = {i.label: i.describe() for i in interpreters}
     columns = columns_for([i.label for i in interpreters], descriptions)
     return finish(outdir, columns, results, header)

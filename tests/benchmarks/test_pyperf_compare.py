@@ -57,6 +57,10 @@ def test_defaults_select_the_issue_subset_in_normal_mode() -> None:
 @pytest.mark.parametrize("flag", ["--fast", "--rigorous", "--debug-single-value"])
 def test_mode_flags_pass_through(flag: str) -> None:
     assert pc.pyperformance_mode(pc.parse_args(["--baseline", "a", "b", flag])) == [flag]
+    assert pc.pyperformance_mode(pc.parse_args(["--baseline", "a", "b", flag, "--track-memory"])) == [
+        flag,
+        "--track-memory",
+    ]
 
 
 @pytest.mark.parametrize(
