@@ -541,7 +541,7 @@ def run_and_report(args: argparse.Namespace) -> int:
         f"\nload average (1/5/15 min) before: {load_before}; after: {load_average()} ({os.cpu_count()} CPUs)"
     )
     if args.track_memory:
-        header += "\nvalues are peak memory (RSS), not times: read 'slower' as 'more memory', 'faster' as 'less'"
+        header += "\nvalues are each benchmark's peak memory (RSS), not its time"
     descriptions = {i.label: i.describe() for i in interpreters}
     columns = columns_for([i.label for i in interpreters], descriptions)
     return finish(outdir, columns, results, header)

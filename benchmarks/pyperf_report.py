@@ -22,6 +22,14 @@ class Results:
 
 # ---------------------------------------------------------------------------------------------- comparing
 
+# What a ratio above and below 1 is called, by the unit pyperf gives the values (bytes: --track-memory's peak RSS).
+VERDICTS = {"second": ("slower", "faster"), "byte": ("larger", "smaller")}
+
+
+def verdict_words(bench: pyperf.Benchmark) -> tuple[str, str]:
+    """(above 1, below 1) for the values of `bench`: slower/faster for times, larger/smaller for memory."""
+    return VERDICTS.get(bench.get_unit(), VERDICTS["second"])
+
 
 @dataclass(frozen=True)
 class Row:
@@ -35,10 +43,12 @@ class Row:
 
     @property
     def verdict(self) -> str:
-        """`slower`, `faster`, or `~` when pyperf's t-test does not find the difference significant."""
+        """`slower`, `faster` (`larger`, `smaller` for memory), or `~` when pyperf's t-test does not find the
+        difference significant."""
         if not self.significant or self.ratio == 1.0:
             return "~"
-        return "slower" if self.ratio > 1.0 else "faster"
+        above, below = verdict_words(self.baseline)
+        return above if self.ratio > 1.0 else below
 
 
 def compare_benchmarks(baseline: pyperf.Benchmark, candidate: pyperf.Benchmark, *, use_median: bool = False) -> Row:
@@ -140,11 +150,12 @@ def format_summary(name: str, comparison: Comparison) -> str:
     """One line: the geometric mean of the time ratios and the faster/slower/not-significant counts."""
     if comparison.rows:
         gm = comparison.geometric_mean
-        word = "slower" if gm > 1 else "faster"
+        above, below = verdict_words(comparison.rows[0].baseline)
+        word = above if gm > 1 else below
         text = (
             f"{name}/base geometric mean {gm:.3f} ({name} is {max(gm, 1 / gm):.3f}x {word})"
-            f" over {len(comparison.rows)} benchmark(s): {comparison.count('faster')} faster,"
-            f" {comparison.count('slower')} slower, {comparison.count('~')} not significant"
+            f" over {len(comparison.rows)} benchmark(s): {comparison.count(below)} {below},"
+            f" {comparison.count(above)} {above}, {comparison.count('~')} not significant"
         )
     else:
         text = f"{name}: no benchmark in common with the baseline"
@@ -158,8 +169,8 @@ def format_report(columns: Sequence[Column], results: Results, header: str) -> s
     parts = [
         header,
         "",
-        "ratio = candidate time / baseline time (above 1: slower); '~' = not significant by pyperf's two-sample"
-        " t-test (95 %)",
+        "ratio = candidate / baseline (times: above 1 is slower; peak memory: above 1 is larger); '~' = not"
+        " significant by pyperf's two-sample t-test (95 %)",
         *(f"  {c.short:5s} {c.label}  {c.description}".rstrip() for c in columns),
     ]
     for title, suites, median in (

@@ -27,11 +27,13 @@ import pyperf_report as pr
 from hermetic.errors import ConfigError
 
 
-def suite_of(values_by_name: dict[str, list[float]], python: str = "/usr/bin/python3") -> pyperf.BenchmarkSuite:
-    """A real pyperf suite: one run per benchmark holding `values` (seconds)."""
+def suite_of(
+    values_by_name: dict[str, list[float]], python: str = "/usr/bin/python3", unit: str = "second"
+) -> pyperf.BenchmarkSuite:
+    """A real pyperf suite: one run per benchmark holding `values` (in `unit`)."""
     benchmarks = []
     for name, values in values_by_name.items():
-        meta = {"name": name, "unit": "second", "loops": 1, "python_executable": python, "python_version": "3.x"}
+        meta = {"name": name, "unit": unit, "loops": 1, "python_executable": python, "python_version": "3.x"}
         benchmarks.append(pyperf.Benchmark([pyperf.Run(values, warmups=None, metadata=meta, collect_metadata=False)]))
     return pyperf.BenchmarkSuite(benchmarks)
 
@@ -135,6 +137,16 @@ def test_comparison_ratios_significance_and_leftovers() -> None:
     assert (comparison.only_baseline, comparison.only_candidate) == (["gone"], ["new"])
     assert comparison.geometric_mean == pytest.approx((0.8 * 1.0 * 1.2) ** (1 / 3))
     assert (comparison.count("faster"), comparison.count("slower"), comparison.count("~")) == (1, 1, 1)
+
+
+def test_memory_results_are_larger_or_smaller_not_slower_or_faster() -> None:
+    # --track-memory's suites hold peak RSS in bytes.
+    baseline = suite_of({"big": noisy(10e6), "small": noisy(10e6)}, unit="byte")
+    candidate = suite_of({"big": noisy(12e6), "small": noisy(9e6)}, unit="byte")
+    comparison = pr.compare_suites(baseline, candidate)
+    assert {row.name: row.verdict for row in comparison.rows} == {"big": "larger", "small": "smaller"}
+    summary = pr.format_summary("B", comparison)
+    assert "(B is 1.039x larger) over 2 benchmark(s): 1 smaller, 1 larger, 0 not significant" in summary
 
 
 def test_overlapping_samples_are_not_significant() -> None:
