@@ -24,6 +24,7 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import textwrap
 import time
@@ -126,8 +127,8 @@ def default_object_allocator(root: Path, args: argparse.Namespace, tmp: Path) ->
     """mimalloc where this build defaults to it (3.13+, and every free-threaded build), and PYTHONMALLOC chooses."""
     default = allocator_in_use(root)
     assert default == args.allocator, f"the default object allocator is {default}, not {args.allocator}"
-    freethreaded = run(root, "import sysconfig; print(sysconfig.get_config_var('Py_GIL_DISABLED') or 0)") == "1"
-    if args.allocator == "mimalloc" and not freethreaded:
+    # This script runs under the distribution's own interpreter, whose build (GIL or not) the moved copy shares.
+    if args.allocator == "mimalloc" and not sysconfig.get_config_var("Py_GIL_DISABLED"):
         chosen = allocator_in_use(root, "pymalloc")
         assert chosen == "pymalloc", f"PYTHONMALLOC=pymalloc runs {chosen}"
         return "mimalloc by default, pymalloc with PYTHONMALLOC=pymalloc"
