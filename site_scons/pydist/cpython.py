@@ -126,6 +126,9 @@ def configure_args(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
 
 # Above the number of opcode handlers of any supported CPython's interpreter loop.
 TAIL_DUP_LIMIT = 5000
+# The code generator's options of the block-layout levers (log2 of 16 bytes for the alignment).
+EXT_TSP = "-enable-ext-tsp-block-placement"
+ALIGN_JUMPS = "-align-all-nofallthru-blocks=4"
 
 
 def lto_mode(levers: Tuning) -> str:
@@ -160,6 +163,26 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
         # Applied where code is generated: at link time under LTO (the driver passes it on to the LTO backend).
         cflags.append("-fsplit-machine-functions")
         ldflags.append("-fsplit-machine-functions")
+    if "ext-tsp" in levers:
+        # LLVM's own block placement, extended travelling salesman over the profile's branch counts, also
+        # inside the interpreter loop, which BOLT has to leave alone (pydist.bolt). Applied where code is
+        # generated: at link time under LTO.
+        cflags += ["-mllvm", EXT_TSP]
+        ldflags.append(f"-Wl,-mllvm,{EXT_TSP}")
+    if "cdsort" in levers:
+        # The profile's call graph (.llvm.call-graph-profile) orders functions at link time; lld 19 uses hfsort
+        # unless told otherwise.
+        ldflags.append("-Wl,--call-graph-profile-sort=cdsort")
+    if "align-jumps" in levers:
+        # gcc aligns jump targets that nothing falls into (-falign-jumps), and so every opcode handler of the
+        # computed-goto loop; clang aligns loops only.
+        cflags += ["-mllvm", ALIGN_JUMPS]
+        ldflags.append(f"-Wl,-mllvm,{ALIGN_JUMPS}")
+    if "no-plt" in levers:
+        # Every link is BIND_NOW (the validator's check), so a lazy-binding stub only adds a jump per call
+        # into libc and libm. An attribute of each call in the IR, so it survives into the LTO code generator.
+        cflags.append("-fno-plt")
+        ldflags.append("-fno-plt")
     if "x86-64-v3" in levers:
         # Only CPython's own code: sysconfig's CFLAGS stay at the target's baseline, so extensions built later
         # run wherever the interpreter does. Given at link time too, for the LTO code generator's defaults.

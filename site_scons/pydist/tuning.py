@@ -27,6 +27,10 @@ LEVERS: dict[str, str] = {
     "no-pie": "a non-PIE interpreter executable",
     "hot-text": "ELF: PGO-hot and never-run functions kept in runs of their own (lld -z keep-text-section-prefix)",
     "split-functions": "ELF: never-run blocks of profiled functions moved out of line (-fsplit-machine-functions)",
+    "ext-tsp": "clang: basic blocks ordered by LLVM's ext-TSP model from the profile (-enable-ext-tsp-block-placement)",
+    "cdsort": "ELF: functions ordered by lld's cache-directed sort of the profile's call graph instead of hfsort",
+    "align-jumps": "clang: every block reached only by a jump (each opcode handler) aligned to 16 bytes, as gcc does",
+    "no-plt": "ELF: calls into shared libraries through the GOT, not a PLT stub (-fno-plt; the links are BIND_NOW)",
     "x86-64-v3": "x86_64: -march=x86-64-v3 for CPython's own code (AVX2, BMI2, FMA: a 2013+ CPU, Haswell or Zen)",
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
     "ir-pgo": "clang's IR-level PGO instrumentation (-fprofile-generate) instead of CPython's front-end one",
@@ -126,7 +130,7 @@ def unavailable(lever: str, facts: BuildFacts) -> str | None:
     """Why `lever` cannot be used for this build (None: it can)."""
     if lever == "no-pie" and not facts.elf:
         return "macOS executables are always position-independent"
-    if lever in ("hot-text", "split-functions") and not facts.elf:
+    if lever in ("hot-text", "split-functions", "cdsort", "no-plt") and not facts.elf:
         return "it is an ELF feature of clang and lld"
     if lever == "x86-64-v3" and facts.arch != "x86_64":
         return "it is an x86_64 instruction-set level"

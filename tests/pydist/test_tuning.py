@@ -71,6 +71,8 @@ def test_default_drops_what_a_build_cannot_have_and_an_explicit_request_is_refus
         (mac, "no-stack-clash"),
         (mac, "hot-text"),
         (mac, "split-functions"),
+        (mac, "cdsort"),
+        (mac, "no-plt"),
         (mac, "x86-64-v3"),
     )
     for facts, lever in (*unavailable, (tail_calling, "tail-dup")):
