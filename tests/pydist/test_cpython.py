@@ -278,6 +278,25 @@ def test_the_code_layout_levers_reach_the_lto_code_generator(toolchain: Toolchai
     assert home("laid-out", "never_called") == ".text.unlikely"
 
 
+def _disassembled_with_and_without(
+    toolchain: Toolchain, tmp_path: Path, lever: str, program: str, symbol: str, link: str = ""
+) -> tuple[str, str]:
+    """Build `program` with the pinned clang 19 through ThinLTO and lld twice, as ``plain`` and as ``tuned`` with
+    the `lever`'s flags (compile and link), and return `symbol`'s disassembly in each; `link` ends both links."""
+    cflags, ldflags = cpython._nodist_flags(_levers(lever))
+    (tmp_path / "p.c").write_text(program)
+    cc = "x86_64-linux-gnu-clang -O2 -fuse-ld=lld -flto=thin -Wl,-z,now"
+    result = toolchain.run(
+        tmp_path,
+        f"{cc} -c p.c -o plain.o\n{cc} plain.o -o plain {link}\n"
+        f"{cc} {' '.join(cflags)} -c p.c -o tuned.o\n{cc} {' '.join(ldflags)} tuned.o -o tuned {link}\n"
+        'for b in plain tuned; do echo "== $b"; '
+        f"llvm-objdump -d --no-show-raw-insn --disassemble-symbols={symbol} $b; done",
+    )
+    plain, tuned = result.stdout.split("== plain", 1)[1].split("== tuned", 1)
+    return plain, tuned
+
+
 # A shift by a variable count: x86-64-v3's BMI2 has a flag-free form (shrx) that the baseline lacks.
 _SHIFTING_PROGRAM = """
 __attribute__((noinline)) unsigned long shift(unsigned long x, unsigned n) { return x >> n; }
@@ -289,16 +308,7 @@ int main(int argc, char **argv) { return (int)shift((unsigned long)argv, (unsign
 def test_the_isa_level_lever_reaches_the_lto_code_generator(toolchain: Toolchain, tmp_path: Path) -> None:
     """Built by the pinned clang 19 through ThinLTO and lld with the x86-64-v3 lever's flags, the code uses
     v3 instructions; built without them, it does not."""
-    cflags, ldflags = cpython._nodist_flags(_levers("x86-64-v3"))
-    (tmp_path / "s.c").write_text(_SHIFTING_PROGRAM)
-    cc = "x86_64-linux-gnu-clang -O2 -fuse-ld=lld -flto=thin"
-    result = toolchain.run(
-        tmp_path,
-        f"{cc} -c s.c -o plain.o\n{cc} plain.o -o plain\n"
-        f"{cc} {' '.join(cflags)} -c s.c -o v3.o\n{cc} {' '.join(ldflags)} v3.o -o v3\n"
-        'for b in plain v3; do echo "== $b"; llvm-objdump -d --no-show-raw-insn --disassemble-symbols=shift $b; done',
-    )
-    plain, v3 = result.stdout.split("== plain", 1)[1].split("== v3", 1)
+    plain, v3 = _disassembled_with_and_without(toolchain, tmp_path, "x86-64-v3", _SHIFTING_PROGRAM, "shift")
     assert "shrx" in v3 and "shrx" not in plain and "shr" in plain
 
 
@@ -480,16 +490,8 @@ int main(int argc, char **argv) { return (int)cos((double)argc + (double)(long)a
 @pytest.mark.integration
 def test_the_no_plt_lever_calls_shared_libraries_through_the_got(toolchain: Toolchain, tmp_path: Path) -> None:
     """Built by the pinned clang 19 through ThinLTO and lld with the no-plt lever's flags, a call into libm is an
-    indirect call through the GOT and the executable has no PLT; built without them, it calls ``cos@plt``."""
-    cflags, ldflags = cpython._nodist_flags(_levers("no-plt"))
-    (tmp_path / "m.c").write_text(_CALLING_LIBM)
-    cc = "x86_64-linux-gnu-clang -O2 -flto=thin -fuse-ld=lld -Wl,-z,now"
-    result = toolchain.run(
-        tmp_path,
-        f"{cc} m.c -lm -o plain\n{cc} {' '.join(cflags)} -c m.c -o got.o\n{cc} {' '.join(ldflags)} got.o -lm -o got\n"
-        'for b in plain got; do echo "== $b"; llvm-objdump -d --no-show-raw-insn --disassemble-symbols=main $b; done',
-    )
-    plain, got = result.stdout.split("== plain", 1)[1].split("== got", 1)
+    indirect call through the GOT and the PLT has no stub for it; built without them, it calls ``cos@plt``."""
+    plain, got = _disassembled_with_and_without(toolchain, tmp_path, "no-plt", _CALLING_LIBM, "main", link="-lm")
     assert "<cos@plt>" in plain and "<cos@plt>" not in got
     assert any(line.split()[1:2] == ["callq"] and "*" in line for line in got.splitlines()[1:] if line.strip())
 
@@ -501,7 +503,7 @@ def test_the_no_plt_lever_calls_shared_libraries_through_the_got(toolchain: Tool
             symbols = elf.get_section(relocations["sh_link"])
             return {symbols.get_symbol(r["r_info_sym"]).name for r in relocations.iter_relocations()}
 
-    assert "cos" in plt_symbols("plain") and "cos" not in plt_symbols("got")
+    assert "cos" in plt_symbols("plain") and "cos" not in plt_symbols("tuned")
 
 
 @pytest.mark.integration
