@@ -174,13 +174,14 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
         # unless told otherwise.
         ldflags.append("-Wl,--call-graph-profile-sort=cdsort")
     if "align-jumps" in levers:
-        # gcc aligns jump targets that nothing falls into (-falign-jumps), and so every opcode handler of the
-        # computed-goto loop; clang aligns loops only.
+        # gcc aligns jump targets that nothing falls into (-falign-jumps), the computed-goto loop's opcode
+        # handlers among them; clang aligns loop headers only (161 of 3.11's 183 handlers, BENCHMARKS.md).
         cflags += ["-mllvm", ALIGN_JUMPS]
         ldflags.append(f"-Wl,-mllvm,{ALIGN_JUMPS}")
     if "no-plt" in levers:
         # Every link is BIND_NOW (the validator's check), so a lazy-binding stub only adds a jump per call
-        # into libc and libm. An attribute of each call in the IR, so it survives into the LTO code generator.
+        # into libc and libm. Kept on each call in the IR, so it reaches the LTO code generator; given to the
+        # link as well, like the other code-generation levers.
         cflags.append("-fno-plt")
         ldflags.append("-fno-plt")
     if "x86-64-v3" in levers:

@@ -29,7 +29,7 @@ LEVERS: dict[str, str] = {
     "split-functions": "ELF: never-run blocks of profiled functions moved out of line (-fsplit-machine-functions)",
     "ext-tsp": "clang: basic blocks ordered by LLVM's ext-TSP model from the profile (-enable-ext-tsp-block-placement)",
     "cdsort": "ELF: functions ordered by lld's cache-directed sort of the profile's call graph instead of hfsort",
-    "align-jumps": "clang: every block reached only by a jump (each opcode handler) aligned to 16 bytes, as gcc does",
+    "align-jumps": "clang: blocks reached only by a jump (the opcode handlers) aligned to 16 bytes, as gcc does",
     "no-plt": "ELF: calls into shared libraries through the GOT, not a PLT stub (-fno-plt; the links are BIND_NOW)",
     "x86-64-v3": "x86_64: -march=x86-64-v3 for CPython's own code (AVX2, BMI2, FMA: a 2013+ CPU, Haswell or Zen)",
     "pgo-extended": "PGO training with regrtest --pgo-extended instead of --pgo",
