@@ -136,59 +136,54 @@ def lto_mode(levers: Tuning) -> str:
     return "full" if "full-lto" in levers else "thin"
 
 
+def _llvm_options(*options: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """(compile flags, link flags) that hand `options` to LLVM's code generator: at compile time, and at link
+    time, where LTO generates the code."""
+    return tuple(flag for option in options for flag in ("-mllvm", option)), tuple(f"-Wl,-mllvm,{o}" for o in options)
+
+
+def _compile_and_link(*flags: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The same `flags` at compile time and at link time (where LTO generates the code)."""
+    return flags, flags
+
+
+# lever -> (CFLAGS_NODIST, LDFLAGS_NODIST) it adds, in command-line order.
+_LEVER_FLAGS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # What configure adds for gcc only: calls between libpython's own functions need no PLT.
+    "no-semantic-interposition": _compile_and_link("-fno-semantic-interposition"),
+    # LLVM 19 caps tail duplication at 16 predecessors and successors (llvm/llvm-project#78582), so the ~250
+    # opcode handlers of the computed-goto loop share one `jmp *` again and the branch predictor loses the
+    # per-opcode history (upstream: llvm/llvm-project#106846, lifted for indirect branches in LLVM 20).
+    "tail-dup": _llvm_options(*(f"-tail-dup-{kind}-size={TAIL_DUP_LIMIT}" for kind in ("pred", "succ"))),
+    # The LTO code generator runs at link time, at the link command's level (-O2 when it names none).
+    "o3": ((), ("-O3",)),
+    # The profile puts hot functions in .text.hot.* and never-run ones in .text.unlikely.*; lld merges every
+    # .text.* into one .text in input order unless told to keep the prefixes as separate runs of code.
+    "hot-text": ((), ("-Wl,-z,keep-text-section-prefix",)),
+    "split-functions": _compile_and_link("-fsplit-machine-functions"),
+    # LLVM's own block placement, extended travelling salesman over the profile's branch counts, also inside the
+    # interpreter loop, which BOLT has to leave alone (pydist.bolt).
+    "ext-tsp": _llvm_options(EXT_TSP),
+    # The profile's call graph (.llvm.call-graph-profile) orders functions at link time; lld 19 uses hfsort
+    # unless told otherwise.
+    "cdsort": ((), ("-Wl,--call-graph-profile-sort=cdsort",)),
+    # gcc aligns jump targets that nothing falls into (-falign-jumps), the computed-goto loop's opcode handlers
+    # among them; clang aligns loop headers only (161 of 3.11's 183 handlers, BENCHMARKS.md).
+    "align-jumps": _llvm_options(ALIGN_JUMPS),
+    # Every link is BIND_NOW (the validator's check), so a lazy-binding stub only adds a jump per call into
+    # libc and libm.
+    "no-plt": _compile_and_link("-fno-plt"),
+    # Only CPython's own code: sysconfig's CFLAGS stay at the target's baseline, so extensions built later run
+    # wherever the interpreter does.
+    "x86-64-v3": _compile_and_link("-march=x86-64-v3"),
+}
+
+
 def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
     """(CFLAGS_NODIST, LDFLAGS_NODIST) the levers add."""
-    cflags: list[str] = []
-    ldflags: list[str] = []
-    if "no-semantic-interposition" in levers:
-        # What configure adds for gcc only: calls between libpython's own functions need no PLT.
-        cflags.append("-fno-semantic-interposition")
-        ldflags.append("-fno-semantic-interposition")
-    if "tail-dup" in levers:
-        # LLVM 19 caps tail duplication at 16 predecessors and successors (llvm/llvm-project#78582), so the
-        # ~250 opcode handlers of the computed-goto loop share one `jmp *` again and the branch predictor
-        # loses the per-opcode history (upstream: llvm/llvm-project#106846, lifted for indirect branches in
-        # LLVM 20). With LTO the code is generated at link time, so the linker gets the limits too.
-        limits = [f"-tail-dup-{kind}-size={TAIL_DUP_LIMIT}" for kind in ("pred", "succ")]
-        cflags += [flag for limit in limits for flag in ("-mllvm", limit)]
-        ldflags += [f"-Wl,-mllvm,{limit}" for limit in limits]
-    if "o3" in levers:
-        # The LTO code generator runs at link time, at the link command's level (-O2 when it names none).
-        ldflags.append("-O3")
-    if "hot-text" in levers:
-        # The profile puts hot functions in .text.hot.* and never-run ones in .text.unlikely.*; lld merges every
-        # .text.* into one .text in input order unless told to keep the prefixes as separate runs of code.
-        ldflags.append("-Wl,-z,keep-text-section-prefix")
-    if "split-functions" in levers:
-        # Applied where code is generated: at link time under LTO (the driver passes it on to the LTO backend).
-        cflags.append("-fsplit-machine-functions")
-        ldflags.append("-fsplit-machine-functions")
-    if "ext-tsp" in levers:
-        # LLVM's own block placement, extended travelling salesman over the profile's branch counts, also
-        # inside the interpreter loop, which BOLT has to leave alone (pydist.bolt). Applied where code is
-        # generated: at link time under LTO.
-        cflags += ["-mllvm", EXT_TSP]
-        ldflags.append(f"-Wl,-mllvm,{EXT_TSP}")
-    if "cdsort" in levers:
-        # The profile's call graph (.llvm.call-graph-profile) orders functions at link time; lld 19 uses hfsort
-        # unless told otherwise.
-        ldflags.append("-Wl,--call-graph-profile-sort=cdsort")
-    if "align-jumps" in levers:
-        # gcc aligns jump targets that nothing falls into (-falign-jumps), the computed-goto loop's opcode
-        # handlers among them; clang aligns loop headers only (161 of 3.11's 183 handlers, BENCHMARKS.md).
-        cflags += ["-mllvm", ALIGN_JUMPS]
-        ldflags.append(f"-Wl,-mllvm,{ALIGN_JUMPS}")
-    if "no-plt" in levers:
-        # Every link is BIND_NOW (the validator's check), so a lazy-binding stub only adds a jump per call
-        # into libc and libm. Kept on each call in the IR, so it reaches the LTO code generator; given to the
-        # link as well, like the other code-generation levers.
-        cflags.append("-fno-plt")
-        ldflags.append("-fno-plt")
-    if "x86-64-v3" in levers:
-        # Only CPython's own code: sysconfig's CFLAGS stay at the target's baseline, so extensions built later
-        # run wherever the interpreter does. Given at link time too, for the LTO code generator's defaults.
-        cflags.append("-march=x86-64-v3")
-        ldflags.append("-march=x86-64-v3")
+    chosen = [flags for lever, flags in _LEVER_FLAGS.items() if lever in levers]
+    cflags = [flag for compile_flags, _ in chosen for flag in compile_flags]
+    ldflags = [flag for _, link_flags in chosen for flag in link_flags]
     # The hardening swaps come after CFLAGS, whose target flags they override (the last of a pair wins), and
     # stay out of sysconfig's CFLAGS: extensions built later for this Python keep the target's full hardening.
     cflags += [new for lever, (_, new) in tuning.FLAG_SWAPS.items() if lever in levers]

@@ -466,7 +466,7 @@ def _handler_addresses(path: Path) -> list[int]:
 
 
 @pytest.mark.integration
-def test_the_align_jumps_lever_aligns_every_opcode_handler(toolchain: Toolchain, tmp_path: Path) -> None:
+def test_the_align_jumps_lever_aligns_the_opcode_handlers(toolchain: Toolchain, tmp_path: Path) -> None:
     """Built by the pinned clang 19 through ThinLTO and lld (code generated at link time) with the align-jumps
     lever's flags, the handlers of a 150-opcode computed-goto loop start on 16-byte boundaries; without them
     most do not. (A handler placed right after an indirect jump that can reach it counts as reached by falling
