@@ -143,13 +143,14 @@ def http_server() -> Iterator[LoopbackServer]:
 
 
 @pytest.fixture
-def dead_url() -> str:
-    """A URL on a loopback port nothing listens on (connection refused)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return f"http://127.0.0.1:{port}/nothing-here.tar.gz"
+def dead_url() -> Iterator[str]:
+    """A URL on a loopback port nothing listens on (connection refused).
+
+    The port stays bound, without listening, until the test ends, so no other server can take it meanwhile.
+    """
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/nothing-here.tar.gz"
 
 
 def make_pin(data: bytes, name: str = "demo", urls: tuple[str, ...] = ()) -> Pin:

@@ -142,7 +142,8 @@ def test_distdir_file_with_wrong_bytes_is_reported(tmp_path: Path, dead_url: str
     distdir = tmp_path / "distdir"
     distdir.mkdir()
     pin = make_pin(PAYLOAD, urls=(dead_url,))
-    (distdir / pin.filename).write_bytes(PAYLOAD[:-1] + b"x")
+    # Flip the last byte: a fixed replacement would equal the random payload's own last byte once in 256 runs.
+    (distdir / pin.filename).write_bytes(PAYLOAD[:-1] + bytes([PAYLOAD[-1] ^ 0xFF]))
     with pytest.raises(FetchError) as error:
         fetcher(tmp_path, distdirs=[distdir]).fetch(pin)
     message = error.value.one_line()
