@@ -17,7 +17,12 @@ whichever happened to run its whole suite at that time; the rotation removes any
 Writes `<label>.json` (pyperformance's pyperf suite, re-comparable later with this script or `pyperf
 compare_to`), `<label>.startup.json` (start-up samples, pyperf format), `logs/` and `report.txt` into the
 output directory, and prints per-benchmark mean times, time ratios against the baseline with pyperf's
-significance test, their geometric mean, and the start-up medians.
+significance test, their geometric mean with a resampling interval, and the start-up medians.
+
+The interval only covers this invocation's samples. Two unpacked copies of one build can differ by more than it
+says (the copies land at different places in memory and the caches treat them differently), so name the same
+archive twice (`default=A.tar.zst again=A.tar.zst`): their ratio is this run's noise floor, and a lever that
+does not beat it has not been measured.
 """
 
 from __future__ import annotations

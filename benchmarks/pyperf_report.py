@@ -4,7 +4,9 @@ geometric mean of the ratios, and the report that `pyperf_compare.py` prints and
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+import random
+import statistics
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import pyperf
@@ -65,15 +67,49 @@ class Comparison:
     rows: list[Row]
     only_baseline: list[str]
     only_candidate: list[str]
+    use_median: bool = False
 
     @property
     def geometric_mean(self) -> float:
         """The geometric mean of the time ratios (above 1: the candidate is slower overall)."""
         return geometric_mean(row.ratio for row in self.rows)
 
+    def geomean_interval(self, *, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
+        """A bootstrap interval of the geometric mean: each benchmark's samples are drawn again with replacement,
+        the baseline's and the candidate's apart, `resamples` times, and the middle `level` of the geometric
+        means so obtained is kept. A run's noise then shows in the interval, where one number hides it. Seeded:
+        the same results give the same interval."""
+        rng = random.Random(seed)
+        statistic = statistics.median if self.use_median else statistics.fmean
+        units = [(sampling_units(row.baseline), sampling_units(row.candidate)) for row in self.rows]
+        means = sorted(
+            geometric_mean(resampled(c, rng, statistic) / resampled(b, rng, statistic) for b, c in units)
+            for _ in range(resamples)
+        )
+        tail = (1 - level) / 2
+        return means[int(tail * (resamples - 1))], means[math.ceil((1 - tail) * (resamples - 1))]
+
     def count(self, verdict: str) -> int:
         """How many rows have this verdict."""
         return sum(row.verdict == verdict for row in self.rows)
+
+
+# Fewer runs than this and a benchmark's single values are resampled instead (start-up samples come as one run).
+MIN_RUNS_TO_RESAMPLE = 5
+
+
+def sampling_units(bench: pyperf.Benchmark) -> list[list[float]]:
+    """What the bootstrap draws from: pyperf's runs, each a process of its own whose values share its luck
+    (memory layout, hash seed), or every value on its own when a benchmark has too few runs."""
+    runs = [list(run.values) for run in bench.get_runs() if run.values]
+    if len(runs) >= MIN_RUNS_TO_RESAMPLE:
+        return runs
+    return [[value] for run in runs for value in run]
+
+
+def resampled(units: list[list[float]], rng: random.Random, statistic: Callable[[list[float]], float]) -> float:
+    """`statistic` of as many units as there are, drawn with replacement."""
+    return statistic([value for unit in rng.choices(units, k=len(units)) for value in unit])
 
 
 def geometric_mean(ratios: Iterable[float]) -> float:
@@ -91,7 +127,7 @@ def compare_suites(
     base = {b.get_name(): b for b in baseline.get_benchmarks()}
     cand = {b.get_name(): b for b in candidate.get_benchmarks()}
     rows = [compare_benchmarks(base[name], cand[name], use_median=use_median) for name in base if name in cand]
-    return Comparison(rows, [n for n in base if n not in cand], [n for n in cand if n not in base])
+    return Comparison(rows, [n for n in base if n not in cand], [n for n in cand if n not in base], use_median)
 
 
 # ---------------------------------------------------------------------------------------------- reporting
@@ -157,6 +193,8 @@ def format_summary(name: str, comparison: Comparison) -> str:
             f" over {len(comparison.rows)} benchmark(s): {comparison.count(below)} {below},"
             f" {comparison.count(above)} {above}, {comparison.count('~')} not significant"
         )
+        low, high = comparison.geomean_interval()
+        text += f"; 95 % interval of the geometric mean {low:.3f}-{high:.3f}"
     else:
         text = f"{name}: no benchmark in common with the baseline"
     if comparison.only_baseline or comparison.only_candidate:
@@ -171,6 +209,9 @@ def format_report(columns: Sequence[Column], results: Results, header: str) -> s
         "",
         "ratio = candidate / baseline (times: above 1 is slower; peak memory: above 1 is larger); '~' = not"
         " significant by pyperf's two-sample t-test (95 %)",
+        "interval = the middle 95 % of the geometric mean over resamples of this run's own samples; what moves"
+        " between invocations (e.g. where an unpacked copy lands in memory) is not in it: name one archive"
+        " twice to see that",
         *(f"  {c.short:5s} {c.label}  {c.description}".rstrip() for c in columns),
     ]
     for title, suites, median in (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import random
 import shutil
 import statistics
 import subprocess
@@ -31,10 +32,19 @@ def suite_of(
     values_by_name: dict[str, list[float]], python: str = "/usr/bin/python3", unit: str = "second"
 ) -> pyperf.BenchmarkSuite:
     """A real pyperf suite: one run per benchmark holding `values` (in `unit`)."""
+    return suite_of_runs({name: [values] for name, values in values_by_name.items()}, python, unit)
+
+
+def suite_of_runs(
+    runs_by_name: dict[str, list[list[float]]], python: str = "/usr/bin/python3", unit: str = "second"
+) -> pyperf.BenchmarkSuite:
+    """A real pyperf suite: per benchmark, one run (one process, for pyperf) per list of values."""
     benchmarks = []
-    for name, values in values_by_name.items():
+    for name, runs in runs_by_name.items():
         meta = {"name": name, "unit": unit, "loops": 1, "python_executable": python, "python_version": "3.x"}
-        benchmarks.append(pyperf.Benchmark([pyperf.Run(values, warmups=None, metadata=meta, collect_metadata=False)]))
+        benchmarks.append(
+            pyperf.Benchmark([pyperf.Run(v, warmups=None, metadata=meta, collect_metadata=False) for v in runs])
+        )
     return pyperf.BenchmarkSuite(benchmarks)
 
 
@@ -137,6 +147,37 @@ def test_comparison_ratios_significance_and_leftovers() -> None:
     assert (comparison.only_baseline, comparison.only_candidate) == (["gone"], ["new"])
     assert comparison.geometric_mean == pytest.approx((0.8 * 1.0 * 1.2) ** (1 / 3))
     assert (comparison.count("faster"), comparison.count("slower"), comparison.count("~")) == (1, 1, 1)
+
+
+def test_geomean_interval_is_narrow_for_a_clear_difference_and_wide_for_noise() -> None:
+    names = ("a", "b", "c")
+    # Each process within 1 % of the next.
+    steady = pr.compare_suites(
+        suite_of_runs({n: [noisy(1.0 + 0.002 * (i % 5), 0.01, 4) for i in range(10)] for n in names}),
+        suite_of_runs({n: [noisy(1.2 + 0.002 * (i % 3), 0.01, 4) for i in range(10)] for n in names}),
+    )
+    low, high = steady.geomean_interval()
+    assert low <= steady.geometric_mean <= high and 1.19 < low < high < 1.21
+    assert steady.geomean_interval() == (low, high)  # seeded: the same results give the same interval
+
+    # Same distribution on both sides, but each process lands 10 % faster or slower than the next.
+    lucky = [[v * (0.9 if i % 2 else 1.1) for v in noisy(1.0, 0.01, 4)] for i in range(10)]
+    same = pr.compare_suites(suite_of_runs({n: lucky for n in names}), suite_of_runs({n: lucky[::-1] for n in names}))
+    low, high = same.geomean_interval()
+    assert low < 1.0 < high and high - low > 0.03
+
+
+def test_the_interval_draws_whole_runs_and_single_values_only_when_runs_are_few() -> None:
+    runs = [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]]
+    (bench,) = suite_of_runs({"b": runs}).get_benchmarks()
+    assert pr.sampling_units(bench) == runs
+    (bench,) = suite_of_runs({"b": runs[:2]}).get_benchmarks()
+    assert pr.sampling_units(bench) == [[1.0], [1.0], [2.0], [2.0]]
+    # Values that always travel with their run: a resampled mean is a mean of whole runs.
+    rng = random.Random(1)
+    (bench,) = suite_of_runs({"b": runs}).get_benchmarks()
+    sums = [pr.resampled(pr.sampling_units(bench), rng, statistics.fmean) * 5 for _ in range(50)]
+    assert all(s == pytest.approx(round(s)) for s in sums) and len(set(map(round, sums))) > 3
 
 
 def test_memory_results_are_larger_or_smaller_not_slower_or_faster() -> None:
