@@ -19,10 +19,10 @@ compare_to`), `<label>.startup.json` (start-up samples, pyperf format), `logs/` 
 output directory, and prints per-benchmark mean times, time ratios against the baseline with pyperf's
 significance test, their geometric mean with a resampling interval, and the start-up medians.
 
-The interval only covers this invocation's samples. Two unpacked copies of one build can differ by more than it
-says (the copies land at different places in memory and the caches treat them differently), so name the same
-archive twice (`default=A.tar.zst again=A.tar.zst`): their ratio is this run's noise floor, and a lever that
-does not beat it has not been measured.
+The interval draws the rounds again, then the processes within each (every run is marked with its round), so
+noise that moves from one minute to the next widens it; with two rounds it is rough. To see the host's noise
+directly, name the same archive twice (`default=A.tar.zst again=A.tar.zst`): their ratio is this run's noise
+floor, and a lever that does not clearly beat it has not been measured.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ except ImportError:
     hint = "run ./scripts/bootstrap, then use .venv/bin/python"
     print(f"pyperf_compare: error: pyperformance is not installed here; {hint}", file=sys.stderr)
     sys.exit(2)
-from pyperf_report import Column, Results, columns_for, format_report
+from pyperf_report import ROUND_KEY, Column, Results, columns_for, format_report
 
 from hermetic.archive_extract import extract_tar
 from hermetic.errors import ConfigError, HermeticError
@@ -420,6 +420,7 @@ def run_interleaved(
             started = time.monotonic()
             suite = run_benchmark(interpreter, benchmark, mode, workdir, logs)
             took = time.monotonic() - started
+            suite = suite and mark_round(suite, round_index + 1)
             where = f"[{done}/{total}] round {round_index + 1} {benchmark} on {interpreter.label}"
             if suite is None:
                 results.failures.append((interpreter.label, benchmark))
@@ -431,6 +432,27 @@ def run_interleaved(
             dump_atomic(merged, outdir / f"{interpreter.label}.json")
             print(f"{where}: {summarize(suite)} ({took:.0f} s)", flush=True)
     return results
+
+
+def mark_round(suite: pyperf.BenchmarkSuite, number: int) -> pyperf.BenchmarkSuite:
+    """The same results, every run marked with the round that made it (the report's interval draws a round's
+    runs together)."""
+    return pyperf.BenchmarkSuite(
+        [
+            pyperf.Benchmark(
+                [
+                    pyperf.Run(
+                        run.values,
+                        warmups=run.warmups or None,
+                        metadata={**run.get_metadata(), ROUND_KEY: number},
+                        collect_metadata=False,
+                    )
+                    for run in bench.get_runs()
+                ]
+            )
+            for bench in suite.get_benchmarks()
+        ]
+    )
 
 
 def summarize(suite: pyperf.BenchmarkSuite) -> str:

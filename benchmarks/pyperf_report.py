@@ -77,13 +77,14 @@ class Comparison:
     def geomean_interval(self, *, level: float = 0.95, resamples: int = 2000, seed: int = 0) -> tuple[float, float]:
         """A bootstrap interval of the geometric mean: each benchmark's samples are drawn again with replacement,
         the baseline's and the candidate's apart, `resamples` times, and the middle `level` of the geometric
-        means so obtained is kept. A run's noise then shows in the interval, where one number hides it. Seeded:
-        the same results give the same interval."""
+        means so obtained is kept. Samples are drawn in two stages, as they were taken: the rounds (one
+        pyperformance invocation each, whose processes share the machine's state of that minute), then the
+        processes within each drawn round. Seeded: the same results give the same interval."""
         rng = random.Random(seed)
         statistic = statistics.median if self.use_median else statistics.fmean
-        units = [(sampling_units(row.baseline), sampling_units(row.candidate)) for row in self.rows]
+        samples = [(sample_blocks(row.baseline), sample_blocks(row.candidate)) for row in self.rows]
         means = sorted(
-            geometric_mean(resampled(c, rng, statistic) / resampled(b, rng, statistic) for b, c in units)
+            geometric_mean(resampled(c, rng, statistic) / resampled(b, rng, statistic) for b, c in samples)
             for _ in range(resamples)
         )
         tail = (1 - level) / 2
@@ -94,22 +95,49 @@ class Comparison:
         return sum(row.verdict == verdict for row in self.rows)
 
 
-# Fewer runs than this and a benchmark's single values are resampled instead (start-up samples come as one run).
+# The run metadata pyperf_compare.py gives every run: which round (pyperformance invocation) made it.
+ROUND_KEY = "pyperf_compare_round"
+
+# Fewer runs than this and a benchmark's single values are drawn instead (start-up samples come as one run).
 MIN_RUNS_TO_RESAMPLE = 5
 
-
-def sampling_units(bench: pyperf.Benchmark) -> list[list[float]]:
-    """What the bootstrap draws from: pyperf's runs, each a process of its own whose values share its luck
-    (memory layout, hash seed), or every value on its own when a benchmark has too few runs."""
-    runs = [list(run.values) for run in bench.get_runs() if run.values]
-    if len(runs) >= MIN_RUNS_TO_RESAMPLE:
-        return runs
-    return [[value] for run in runs for value in run]
+# A block of samples: the units drawn within one round, each unit a list of values that travel together.
+Block = list[list[float]]
 
 
-def resampled(units: list[list[float]], rng: random.Random, statistic: Callable[[list[float]], float]) -> float:
-    """`statistic` of as many units as there are, drawn with replacement."""
-    return statistic([value for unit in rng.choices(units, k=len(units)) for value in unit])
+def sample_blocks(bench: pyperf.Benchmark) -> list[Block]:
+    """What the bootstrap draws from: one block per round, each holding that round's runs (pyperf's worker
+    processes, whose values share their process's luck: memory layout, hash seed). Results saved before rounds
+    were marked are split where pyperf calibrated, which it does once at the start of every invocation. With
+    too few runs to draw from, every value is a unit of its own, in one block."""
+    runs = [run for run in bench.get_runs() if run.values]
+    if len(runs) < MIN_RUNS_TO_RESAMPLE:
+        return [[[value] for run in runs for value in run.values]]
+    if all(ROUND_KEY in run.get_metadata() for run in runs):
+        rounds: dict[object, Block] = {}
+        for run in runs:
+            rounds.setdefault(run.get_metadata()[ROUND_KEY], []).append(list(run.values))
+        return list(rounds.values())
+    blocks: list[Block] = [[]]
+    for run in bench.get_runs():
+        if not run.values and blocks[-1]:
+            blocks.append([])
+        elif run.values:
+            blocks[-1].append(list(run.values))
+    return [block for block in blocks if block]
+
+
+def resampled(blocks: list[Block], rng: random.Random, statistic: Callable[[list[float]], float]) -> float:
+    """`statistic` of the values of as many blocks as there are, drawn with replacement, each holding as many
+    of its units as it has, drawn with replacement."""
+    return statistic(
+        [
+            value
+            for block in rng.choices(blocks, k=len(blocks))
+            for unit in rng.choices(block, k=len(block))
+            for value in unit
+        ]
+    )
 
 
 def geometric_mean(ratios: Iterable[float]) -> float:
@@ -209,9 +237,8 @@ def format_report(columns: Sequence[Column], results: Results, header: str) -> s
         "",
         "ratio = candidate / baseline (times: above 1 is slower; peak memory: above 1 is larger); '~' = not"
         " significant by pyperf's two-sample t-test (95 %)",
-        "interval = the middle 95 % of the geometric mean over resamples of this run's own samples; what moves"
-        " between invocations (e.g. where an unpacked copy lands in memory) is not in it: name one archive"
-        " twice to see that",
+        "interval = the middle 95 % of the geometric mean over resamples of this run's samples (its rounds, then"
+        " the processes of each); with few rounds it is rough: name one archive twice to see this host's noise",
         *(f"  {c.short:5s} {c.label}  {c.description}".rstrip() for c in columns),
     ]
     for title, suites, median in (

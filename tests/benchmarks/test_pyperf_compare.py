@@ -170,14 +170,72 @@ def test_geomean_interval_is_narrow_for_a_clear_difference_and_wide_for_noise() 
 def test_the_interval_draws_whole_runs_and_single_values_only_when_runs_are_few() -> None:
     runs = [[1.0, 1.0], [2.0, 2.0], [3.0, 3.0], [4.0, 4.0], [5.0, 5.0]]
     (bench,) = suite_of_runs({"b": runs}).get_benchmarks()
-    assert pr.sampling_units(bench) == runs
+    assert pr.sample_blocks(bench) == [runs]
     (bench,) = suite_of_runs({"b": runs[:2]}).get_benchmarks()
-    assert pr.sampling_units(bench) == [[1.0], [1.0], [2.0], [2.0]]
+    assert pr.sample_blocks(bench) == [[[1.0], [1.0], [2.0], [2.0]]]
     # Values that always travel with their run: a resampled mean is a mean of whole runs.
     rng = random.Random(1)
     (bench,) = suite_of_runs({"b": runs}).get_benchmarks()
-    sums = [pr.resampled(pr.sampling_units(bench), rng, statistics.fmean) * 5 for _ in range(50)]
+    sums = [pr.resampled(pr.sample_blocks(bench), rng, statistics.fmean) * 5 for _ in range(50)]
     assert all(s == pytest.approx(round(s)) for s in sums) and len(set(map(round, sums))) > 3
+
+
+def rounds_of(bench: pyperf.Benchmark) -> list[list[list[float]]]:
+    return [[list(run) for run in block] for block in pr.sample_blocks(bench)]
+
+
+def test_runs_are_drawn_by_the_round_that_made_them() -> None:
+    first = suite_of_runs({"b": [[1.0], [1.1], [1.2]]})
+    second = suite_of_runs({"b": [[2.0], [2.1], [2.2]]})
+    merged = pc.mark_round(first, 1)
+    merged.add_runs(pc.mark_round(second, 2))
+    (bench,) = merged.get_benchmarks()
+    assert rounds_of(bench) == [[[1.0], [1.1], [1.2]], [[2.0], [2.1], [2.2]]]
+
+
+def test_results_saved_without_round_marks_split_where_pyperf_calibrated() -> None:
+    meta = {"name": "b", "unit": "second", "loops": 1}
+    calibration = pyperf.Run([], warmups=[(1, 0.5)], metadata={**meta, "calibrate_loops": 1}, collect_metadata=False)
+
+    def run(value: float) -> pyperf.Run:
+        return pyperf.Run([value], metadata=meta, collect_metadata=False)
+
+    bench = pyperf.Benchmark([calibration, run(1.0), run(1.1), run(1.2), calibration, run(2.0), run(2.1), calibration])
+    assert rounds_of(bench) == [[[1.0], [1.1], [1.2]], [[2.0], [2.1]]]
+
+
+def test_a_difference_between_rounds_widens_the_interval() -> None:
+    """Two rounds of 20 steady processes each: the candidate's first round ran 8 % slow, its second as fast
+    as the baseline. Drawn process by process, the 4 % looks certain; drawn by round, it does not."""
+
+    def steady(center: float) -> list[list[float]]:
+        return [[center * (1 + 0.001 * (i % 3))] for i in range(20)]
+
+    def two_rounds(first: float, second: float, *, marked: bool) -> pyperf.BenchmarkSuite:
+        rounds = [suite_of_runs({"b": steady(first)}), suite_of_runs({"b": steady(second)})]
+        if marked:
+            rounds = [pc.mark_round(suite, n) for n, suite in enumerate(rounds, 1)]
+        rounds[0].add_runs(rounds[1])
+        return rounds[0]
+
+    by_round = pr.compare_suites(two_rounds(1.0, 1.0, marked=True), two_rounds(1.08, 1.0, marked=True))
+    by_process = pr.compare_suites(two_rounds(1.0, 1.0, marked=False), two_rounds(1.08, 1.0, marked=False))
+    assert by_round.geometric_mean == pytest.approx(by_process.geometric_mean)
+    low, high = by_process.geomean_interval()
+    assert 1.0 < low < high < 1.08
+    low, high = by_round.geomean_interval()
+    assert low <= 1.0 and high >= 1.07
+
+
+def test_round_marks_survive_saving_and_leave_the_results_alone(tmp_path: Path) -> None:
+    suite = suite_of_runs({"a": [[1.0, 1.1], [1.2, 1.3]], "b": [[2.0], [2.5]]})
+    path = tmp_path / "marked.json"
+    pc.mark_round(suite, 3).dump(str(path))
+    loaded = pyperf.BenchmarkSuite.load(str(path))
+    for before, after in zip(suite.get_benchmarks(), loaded.get_benchmarks(), strict=True):
+        assert [r.values for r in after.get_runs()] == [r.values for r in before.get_runs()]
+        assert {k: v for k, v in after.get_metadata().items() if k != pr.ROUND_KEY} == before.get_metadata()
+        assert {r.get_metadata()[pr.ROUND_KEY] for r in after.get_runs()} == {3}
 
 
 def test_memory_results_are_larger_or_smaller_not_slower_or_faster() -> None:
