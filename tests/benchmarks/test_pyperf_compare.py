@@ -463,9 +463,12 @@ def test_tiny_real_run_on_two_interpreters(tmp_path: Path, capsys: pytest.Captur
     assert set(base) == set(cand) == {"unpack_sequence", "nbody"}
     # --debug-single-value gives one run of one value per round; both rounds were merged.
     assert all(len(runs) == 2 for f in ("debian", "other") for runs in raw_runs(out / f"{f}.json").values())
+    for bench in pyperf.BenchmarkSuite.load(str(out / "other.json")).get_benchmarks():
+        assert sorted(run.get_metadata()[pr.ROUND_KEY] for run in bench.get_runs() if run.values) == [1, 2]
     ratios = {name: cand[name] / base[name] for name in base}
     geomean = math.prod(ratios.values()) ** 0.5
     assert f"B/base geometric mean {geomean:.3f} " in printed
+    assert "95 % interval of the geometric mean" in printed
     for name, ratio in ratios.items():
         assert f"{ratio:.3f}" in next(line for line in printed.splitlines() if line.startswith(name + " "))
     assert (out / "report.txt").read_text() in printed
