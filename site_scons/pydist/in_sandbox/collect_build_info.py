@@ -118,86 +118,75 @@ def inittab() -> dict[str, str]:
     return {m.group(1): m.group(2) for m in re.finditer(r'\{"([^"]+)",\s*([A-Za-z0-9_]+)\}', text)}
 
 
-def main() -> None:
-    setup_files = [BUILD / "Modules" / n for n in ("Setup.local", "Setup.stdlib", "Setup.bootstrap")]
-    setup_files.append(BUILD / "Modules" / "Setup")
-    modules = parse_setup(setup_files)
-    builtin = inittab()
-    module_objs = set(make_var("MODOBJS").split())
-    library_objs = make_var("LIBRARY_OBJS").split()
-    ext_suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    dynload = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
+def setup_entry(name: str, info: dict, builtin: dict[str, str], module_objs: set[str]) -> dict | None:
+    """The PYTHON.json entry of a module defined in a Setup file, or None when it was defined but not built.
 
+    A module linked into libpython adds its objects to `module_objs`, so they are not counted as core objects."""
+    objs = [object_of(s) for s in info["sources"]]
+    entry = {
+        "in_core": name in builtin,
+        "init_fn": builtin.get(name, f"PyInit_{name}"),
+        "links": links_of(make_var("MODULE_" + name.upper() + "_LDFLAGS")),
+        "objs": [f"build/{o}" for o in objs],
+        "required": info["setup"] == "Setup.bootstrap",
+        "variant": "default",
+    }
+    for archive in info["archives"]:
+        entry["links"].append(
+            {"name": Path(archive).stem.removeprefix("lib"), "path_static": f"build/lib/{Path(archive).name}"}
+        )
+        target = OUT / "build" / "lib" / Path(archive).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(BUILD / archive, target)
+    if info["mode"] == "shared" and name not in builtin:
+        dynload = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
+        shared = dynload / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+        if not shared.exists():
+            return None  # defined but not built (configure found it missing); the build checks that set
+        entry["shared_lib"] = str(shared.relative_to(OUT))
+    else:
+        module_objs.update(objs)
+    for obj in objs:
+        copy_into_build(obj)
+    return entry
+
+
+def extension_entries(builtin: dict[str, str], module_objs: set[str]) -> dict[str, list[dict]]:
+    """Module name -> its PYTHON.json entries: the Setup files' modules, then the built-in modules that have no
+    Setup line (sys, builtins, marshal, ...), which live in the core objects."""
+    setup_files = [BUILD / "Modules" / n for n in ("Setup.local", "Setup.stdlib", "Setup.bootstrap", "Setup")]
     extensions: dict[str, list[dict]] = {}
-    for name, info in sorted(modules.items()):
+    for name, info in sorted(parse_setup(setup_files).items()):
         if info["mode"] == "disabled":
             continue
-        variable = "MODULE_" + name.upper() + "_LDFLAGS"
-        objs = [object_of(s) for s in info["sources"]]
-        entry = {
-            "in_core": name in builtin,
-            "init_fn": builtin.get(name, f"PyInit_{name}"),
-            "links": links_of(make_var(variable)),
-            "objs": [f"build/{o}" for o in objs],
-            "required": info["setup"] == "Setup.bootstrap",
-            "variant": "default",
-        }
-        for archive in info["archives"]:
-            entry["links"].append(
-                {
-                    "name": Path(archive).stem.removeprefix("lib"),
-                    "path_static": f"build/lib/{Path(archive).name}",
-                }
-            )
-            target = OUT / "build" / "lib" / Path(archive).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(BUILD / archive, target)
-        if info["mode"] == "shared" and name not in builtin:
-            shared = dynload / f"{name}{ext_suffix}"
-            if not shared.exists():
-                continue  # defined but not built (configure found it missing); the build checks that set
-            entry["shared_lib"] = str(shared.relative_to(OUT))
-        else:
-            for obj in objs:
-                module_objs.add(obj)
-        for obj in objs:
-            copy_into_build(obj)
-        extensions[name] = [entry]
-    # Built-in modules with no Setup line (sys, builtins, marshal, ...) live in the core objects.
+        entry = setup_entry(name, info, builtin, module_objs)
+        if entry is not None:
+            extensions[name] = [entry]
     for name, init_fn in builtin.items():
         if name not in extensions and name != "__main__":
             extensions[name] = [
-                {
-                    "in_core": True,
-                    "init_fn": init_fn,
-                    "links": [],
-                    "objs": [],
-                    "required": True,
-                    "variant": "default",
-                }
+                {"in_core": True, "init_fn": init_fn, "links": [], "objs": [], "required": True, "variant": "default"}
             ]
+    return extensions
 
-    core_objs = [o for o in library_objs if o not in module_objs]
+
+def copy_core_inputs(core_objs: list[str]) -> None:
+    """Copy what relinking libpython needs besides the modules' objects: the core objects, the inittab and Setup
+    files, and the dependencies' static libraries."""
     for obj in [*core_objs, "Modules/config.o", "Programs/python.o"]:
         copy_into_build(obj)
-    for name in (
-        "Modules/config.c",
-        "Modules/config.c.in",
-        "Modules/Setup",
-        "Modules/Setup.local",
-        "Modules/Setup.stdlib",
-        "Modules/Setup.bootstrap",
-    ):
-        copy_into_build(name)
+    for name in ("config.c", "config.c.in", "Setup", "Setup.local", "Setup.stdlib", "Setup.bootstrap"):
+        copy_into_build(f"Modules/{name}")
     for archive in sorted((DEPS / "lib").glob("*.a")):
         target = OUT / "build" / "lib" / archive.name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(archive, target, follow_symlinks=False)
-    core_links = links_of(" ".join([make_var("LIBS"), make_var("SYSLIBS")]))
 
-    paths = {name: str(Path(path).relative_to(OUT)) for name, path in sysconfig.get_paths().items()}
+
+def interpreter_facts() -> dict:
+    """PYTHON.json's facts about the interpreter itself: tags, version, paths, config vars and suffixes."""
     libpl = installed(sysconfig.get_config_var("LIBPL"))
-    info = {
+    return {
         "python_tag": f"cp{sys.version_info[0]}{sys.version_info[1]}",
         "python_abi_tag": sys.abiflags,
         "python_platform_tag": sysconfig.get_platform(),
@@ -207,7 +196,7 @@ def main() -> None:
         "python_implementation_version": [str(v) for v in sys.implementation.version],
         "python_version": ".".join(map(str, sys.version_info[:3])),
         "python_major_minor_version": f"{sys.version_info[0]}.{sys.version_info[1]}",
-        "python_paths": paths,
+        "python_paths": {name: str(Path(path).relative_to(OUT)) for name, path in sysconfig.get_paths().items()},
         "python_paths_abstract": sysconfig.get_paths(expand=False),
         "python_config_vars": {k: str(v) for k, v in sysconfig.get_config_vars().items()},
         "python_exe": installed(f"{sysconfig.get_config_var('BINDIR')}/python{sysconfig.get_config_var('LDVERSION')}"),
@@ -220,20 +209,26 @@ def main() -> None:
             "source": [".py"],
         },
         "python_bytecode_magic_number": importlib.util.MAGIC_NUMBER.hex(),
-        "build_info": {
-            "core": {
-                "objs": [f"build/{o}" for o in core_objs],
-                "links": core_links,
-                "shared_lib": installed(
-                    sysconfig.get_config_var("LIBDIR") + "/" + sysconfig.get_config_var("INSTSONAME")
-                ),
-                "static_lib": f"{libpl}/{sysconfig.get_config_var('LIBRARY')}",
-            },
-            "extensions": extensions,
-            "inittab_object": "build/Modules/config.o",
-            "inittab_source": "build/Modules/config.c",
-            "inittab_cflags": ["-std=c99", "-DNDEBUG", "-DPy_BUILD_CORE"],
+    }
+
+
+def main() -> None:
+    module_objs = set(make_var("MODOBJS").split())
+    extensions = extension_entries(inittab(), module_objs)
+    core_objs = [o for o in make_var("LIBRARY_OBJS").split() if o not in module_objs]
+    copy_core_inputs(core_objs)
+    info = interpreter_facts()
+    info["build_info"] = {
+        "core": {
+            "objs": [f"build/{o}" for o in core_objs],
+            "links": links_of(" ".join([make_var("LIBS"), make_var("SYSLIBS")])),
+            "shared_lib": installed(sysconfig.get_config_var("LIBDIR") + "/" + sysconfig.get_config_var("INSTSONAME")),
+            "static_lib": f"{info['python_stdlib_platform_config']}/{sysconfig.get_config_var('LIBRARY')}",
         },
+        "extensions": extensions,
+        "inittab_object": "build/Modules/config.o",
+        "inittab_source": "build/Modules/config.c",
+        "inittab_cflags": ["-std=c99", "-DNDEBUG", "-DPy_BUILD_CORE"],
     }
     (OUT / "build-info.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
 
