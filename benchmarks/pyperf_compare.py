@@ -420,12 +420,12 @@ def run_interleaved(
             started = time.monotonic()
             suite = run_benchmark(interpreter, benchmark, mode, workdir, logs)
             took = time.monotonic() - started
-            suite = suite and mark_round(suite, round_index + 1)
             where = f"[{done}/{total}] round {round_index + 1} {benchmark} on {interpreter.label}"
             if suite is None:
                 results.failures.append((interpreter.label, benchmark))
                 print(f"{where}: FAILED after {took:.0f} s (see {logs / interpreter.label}.log)", flush=True)
                 continue
+            suite = mark_round(suite, round_index + 1)
             merged = results.suites.setdefault(interpreter.label, suite)
             if merged is not suite:
                 merged.add_runs(suite)
