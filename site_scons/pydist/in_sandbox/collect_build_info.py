@@ -24,6 +24,7 @@ from pathlib import Path
 BUILD, INSTALL, DEPS, OUT = (Path(p) for p in sys.argv[1:5])
 HERE = Path(__file__).resolve().parent
 SOURCE_SUFFIXES = (".c", ".cpp", ".m")
+DYNLOAD = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
 
 
 def make_var(name: str) -> str:
@@ -97,6 +98,13 @@ def links_of(flags: str) -> list[dict]:
     return links
 
 
+def copy_into_build_lib(archive: Path, *, follow_symlinks: bool = True) -> None:
+    """Copy a static library to build/lib/, where PYTHON.json's links point."""
+    target = OUT / "build" / "lib" / archive.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(archive, target, follow_symlinks=follow_symlinks)
+
+
 def copy_into_build(relative: str) -> None:
     source = BUILD / relative
     if source.exists():
@@ -135,12 +143,9 @@ def setup_entry(name: str, info: dict, builtin: dict[str, str], module_objs: set
         entry["links"].append(
             {"name": Path(archive).stem.removeprefix("lib"), "path_static": f"build/lib/{Path(archive).name}"}
         )
-        target = OUT / "build" / "lib" / Path(archive).name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(BUILD / archive, target)
+        copy_into_build_lib(BUILD / archive)
     if info["mode"] == "shared" and name not in builtin:
-        dynload = Path(sysconfig.get_paths()["platstdlib"]) / "lib-dynload"
-        shared = dynload / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+        shared = DYNLOAD / f"{name}{sysconfig.get_config_var('EXT_SUFFIX')}"
         if not shared.exists():
             return None  # defined but not built (configure found it missing); the build checks that set
         entry["shared_lib"] = str(shared.relative_to(OUT))
@@ -178,9 +183,7 @@ def copy_core_inputs(core_objs: list[str]) -> None:
     for name in ("config.c", "config.c.in", "Setup", "Setup.local", "Setup.stdlib", "Setup.bootstrap"):
         copy_into_build(f"Modules/{name}")
     for archive in sorted((DEPS / "lib").glob("*.a")):
-        target = OUT / "build" / "lib" / archive.name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(archive, target, follow_symlinks=False)
+        copy_into_build_lib(archive, follow_symlinks=False)
 
 
 def interpreter_facts() -> dict:
