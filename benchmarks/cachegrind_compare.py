@@ -1,0 +1,415 @@
+#!/usr/bin/env python3
+"""Compare interpreters by counting, not timing: each pyperformance benchmark's workload under valgrind's
+cachegrind, for hosts too noisy to time a few-percent difference (BENCHMARKS.md, the ninth run).
+
+    python benchmarks/cachegrind_compare.py --baseline debian=/usr/bin/python3.11 \\
+        default=build/levers/default.tar.zst other=build/levers/other.tar.zst
+
+Interpreters are given as for pyperf_compare.py (a path, a name on PATH or an archive; `LABEL=PATH`; `--env
+LABEL:NAME=VALUE` for PYTHON* variables). Each gets its own pyperformance venv. Every benchmark script then runs
+as a single pyperf worker (its first benchmark, no warm-up, one value) under cachegrind twice, with N and 2N
+loops: the difference is the cost of N loops after N have warmed up the interpreter (the specializing
+interpreter's caches), without start-up, imports or pyperf's own set-up. N is chosen once per benchmark so N
+loops take about --target-ms on the baseline, run natively, and is the same for every interpreter; every count
+is reported per loop. `--loops N` fixes it instead (for reruns that must match exactly).
+
+The counts do not depend on the host's load: the same interpreter reads the same numbers to about one part in
+a million (PYTHONHASHSEED=0, a minimal environment, valgrind's own memory layout). The caches simulated are
+fixed, not the host's, so results from two hosts can be compared: 32 KiB I1 (8-way), 48 KiB D1 (12-way) and a
+2 MiB last level (16-way), 64-byte lines. The headline is an estimate of cycles, Itamar Turner-Trauring's
+(used by iai and CodSpeed): an L1 hit costs 1, a last-level hit 5 and a memory access 35. What it leaves out:
+out-of-order execution, the real branch predictor (cachegrind's own one, counted separately, is far simpler
+than a modern core's, so indirect jumps mispredict much more than on hardware), micro-op caches and
+frequency. It is a proxy: use it to rank builds on a noisy host, and time the winner on a quiet one.
+
+Writes results.json (every count of every run) and report.txt into the output directory, and prints per
+benchmark the estimated cycles per loop, their ratios against the baseline, and geometric means of the
+estimated cycles, the instructions, the I1 misses and the branch mispredictions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site_scons"))
+
+from pyperf_compare import (
+    REPO,
+    SUBSET,
+    BenchmarkError,
+    Interpreter,
+    non_negative_int,
+    package_version,
+    positive_int,
+    prepare_interpreters,
+    prepare_venv,
+    with_environment,
+    write_text_atomic,
+)
+
+from hermetic.errors import ConfigError, HermeticError
+
+# Fixed, so counts do not depend on the host cachegrind runs on (size in bytes, associativity, line size).
+SIMULATED_CACHES = {"I1": "32768,8,64", "D1": "49152,12,64", "LL": "2097152,16,64"}
+EVENTS = ("Ir", "I1mr", "ILmr", "Dr", "D1mr", "DLmr", "Dw", "D1mw", "DLmw", "Bc", "Bcm", "Bi", "Bim")
+DEFAULT_TARGET_MS = 20.0
+MAX_LOOPS = 1 << 24
+
+
+@dataclass(frozen=True)
+class Task:
+    """One benchmark script as pyperformance runs it."""
+
+    name: str
+    script: Path
+    extra_opts: tuple[str, ...]
+
+
+# ---------------------------------------------------------------------------------------------- counts
+
+
+def parse_cachegrind(path: Path) -> dict[str, int]:
+    """The whole-program totals of a cachegrind output file, by event name."""
+    events: list[str] = []
+    summary: list[str] = []
+    try:
+        for line in path.read_text(errors="replace").splitlines():
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):
+                summary = line.split()[1:]
+    except OSError as exc:
+        raise BenchmarkError(f"{path}: cannot read cachegrind's output ({exc.strerror})") from None
+    if not events or len(events) != len(summary) or not all(v.isdigit() for v in summary):
+        raise BenchmarkError(f"{path} is not a complete cachegrind output file (no events or summary line)")
+    counts = dict(zip(events, map(int, summary), strict=True))
+    missing = [e for e in EVENTS if e not in counts]
+    if missing:
+        raise BenchmarkError(
+            f"{path} lacks the events {', '.join(missing)}; run cachegrind with --cache-sim=yes --branch-sim=yes"
+        )
+    return counts
+
+
+def per_loop(long_run: Mapping[str, int], short_run: Mapping[str, int], loops: int) -> dict[str, float]:
+    """Counts of the extra `loops` loops of the longer run, per loop."""
+    return {event: (long_run[event] - short_run[event]) / loops for event in EVENTS}
+
+
+def estimated_cycles(counts: Mapping[str, float]) -> float:
+    """Cycles estimated from the simulated caches: an L1 hit costs 1, a last-level hit 5, a memory access 35."""
+    accesses = counts["Ir"] + counts["Dr"] + counts["Dw"]
+    l1_misses = counts["I1mr"] + counts["D1mr"] + counts["D1mw"]
+    memory = counts["ILmr"] + counts["DLmr"] + counts["DLmw"]
+    return (accesses - l1_misses) + 5 * (l1_misses - memory) + 35 * memory
+
+
+METRICS: dict[str, Callable[[Mapping[str, float]], float]] = {
+    "estimated cycles": estimated_cycles,
+    "instructions": lambda c: c["Ir"],
+    "I1 misses": lambda c: c["I1mr"],
+    "branch mispredictions": lambda c: c["Bcm"] + c["Bim"],
+}
+
+
+# ---------------------------------------------------------------------------------------------- running
+
+
+def valgrind_version() -> str:
+    """valgrind's version line; a ConfigError says how to get it."""
+    valgrind = shutil.which("valgrind")
+    if valgrind is None:
+        raise ConfigError("valgrind is not installed", hint="run ./scripts/bootstrap (or apt-get install valgrind)")
+    return subprocess.run([valgrind, "--version"], capture_output=True, text=True, check=False).stdout.strip()
+
+
+def benchmark_tasks(names: Sequence[str]) -> list[Task]:
+    """The run scripts of the named benchmarks, from pyperformance's own manifest."""
+    from pyperformance._manifest import load_manifest
+
+    known = {b.name: b for b in load_manifest(None).benchmarks}
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"pyperformance has no benchmark {unknown[0]}", hint="see python -m pyperformance list")
+    return [Task(n, Path(known[n].runscript), tuple(known[n].extra_opts)) for n in names]
+
+
+def venv_python(workdir: Path) -> Path:
+    """The one venv pyperformance created in `workdir`."""
+    found = sorted(workdir.glob("venv/*/bin/python"))
+    if len(found) != 1:
+        raise BenchmarkError(f"expected one pyperformance venv in {workdir}/venv, found {len(found)}")
+    return found[0]
+
+
+def worker_argv(python: Path, task: Task, loops: int, output: Path | None = None) -> list[str]:
+    """One pyperf worker process: the script's first benchmark, `loops` loops, one value, no warm-up."""
+    argv = [str(python), str(task.script), *task.extra_opts, "--worker", "--worker-task", "0"]
+    argv += ["--loops", str(loops), "--values", "1", "--warmups", "0"]
+    return argv + (["--output", str(output)] if output else [])
+
+
+def clean_env(interpreter: Interpreter) -> dict[str, str]:
+    """A minimal, fixed environment (the environment's size moves the stack), with the interpreter's PYTHON*."""
+    return {"PATH": os.defpath, "LC_ALL": "C.UTF-8", "PYTHONHASHSEED": "0", **interpreter.benchmark_env}
+
+
+def loops_for(seconds_per_loop: float, target_seconds: float) -> int:
+    """The smallest power of two of loops that takes at least `target_seconds`."""
+    loops = 1
+    while loops * seconds_per_loop < target_seconds and loops < MAX_LOOPS:
+        loops *= 2
+    return loops
+
+
+def calibrate(interpreter: Interpreter, python: Path, task: Task, target_seconds: float, tmp: Path) -> int:
+    """N for `task`: one native loop's time on the baseline, scaled up to the target."""
+    output = tmp / f"calibrate-{task.name}.json"
+    output.unlink(missing_ok=True)
+    result = subprocess.run(
+        worker_argv(python, task, 1, output), env=clean_env(interpreter), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0 or not output.is_file():
+        detail = (result.stderr.strip().splitlines() or ["no output"])[-1]
+        raise BenchmarkError(f"{task.name} failed on {interpreter.label}: {detail}")
+    data = json.loads(output.read_text())
+    value = data["benchmarks"][0]["runs"][-1]["values"][0]
+    inner_loops = data.get("metadata", {}).get("inner_loops", 1)
+    return loops_for(value * inner_loops, target_seconds)
+
+
+def strip_debug_info(root: Path) -> int:
+    """Remove the debug sections of every ELF file under `root` (an unpacked copy), keeping code and symbols:
+    Debian 12's valgrind 3.19 stops at clang 19's DWARF 5 forms. The code does not change, so neither do the
+    counts. Returns how many files were stripped."""
+    stripped = 0
+    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
+        with open(path, "rb") as f:
+            if f.read(4) != b"\x7fELF":
+                continue
+        result = subprocess.run(["strip", "--strip-debug", str(path)], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise BenchmarkError(f"strip --strip-debug {path} failed: {result.stderr.strip()[-300:]}")
+        stripped += 1
+    return stripped
+
+
+def cachegrind(python: Path, env: dict[str, str], task: Task, loops: int, out: Path, log: Path) -> dict[str, int]:
+    """The totals of one worker process with `loops` loops under cachegrind."""
+    caches = [f"--{name}={spec}" for name, spec in SIMULATED_CACHES.items()]
+    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes", *caches]
+    argv += [f"--cachegrind-out-file={out}", *worker_argv(python, task, loops)]
+    with open(log, "w") as sink:
+        sink.write(f"$ {shlex.join(argv)}\n")
+        sink.flush()
+        returncode = subprocess.run(argv, env=env, stdout=sink, stderr=subprocess.STDOUT, check=False).returncode
+    if returncode != 0:
+        hint = f"see {log}"
+        if "unhandled dwarf2" in log.read_text(errors="replace"):
+            hint = "this valgrind cannot read the interpreter's DWARF 5: give an archive, whose copy is stripped"
+        raise BenchmarkError(f"{task.name} under cachegrind exited {returncode}", hint=hint)
+    return parse_cachegrind(out)
+
+
+def measure(interpreter: Interpreter, python: Path, task: Task, loops: int, tmp: Path, logs: Path) -> dict[str, float]:
+    """Per-loop counts of `task` on `interpreter`: the N-loop run taken from the 2N-loop run."""
+    env = clean_env(interpreter)
+    stem = f"{interpreter.label}.{task.name}"
+    short = cachegrind(python, env, task, loops, tmp / f"{stem}.{loops}.out", logs / f"{stem}.{loops}.log")
+    long = cachegrind(python, env, task, 2 * loops, tmp / f"{stem}.{2 * loops}.out", logs / f"{stem}.{2 * loops}.log")
+    return per_loop(long, short, loops)
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def geometric_mean(ratios: Sequence[float]) -> float:
+    """The geometric mean of positive ratios."""
+    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
+
+
+def ratio(candidate: float, baseline: float) -> float:
+    """candidate / baseline; NaN when the baseline counted nothing."""
+    return candidate / baseline if baseline > 0 else math.nan
+
+
+def format_report(
+    labels: Sequence[str],
+    results: Mapping[str, Mapping[str, Mapping[str, float]]],
+    loops: Mapping[str, int],
+    header: str,
+) -> str:
+    """The per-benchmark table (estimated cycles per loop, ratios against the first label) and the geomeans."""
+    baseline, candidates = labels[0], labels[1:]
+    names = [n for n in loops if all(n in results[label] for label in labels)]
+    lines = [header, "", "estimated cycles per loop; the others as ratios against the baseline (below 1: fewer)", ""]
+    lines.append("| benchmark | loops | " + " | ".join(labels) + " |")
+    lines.append("|---|---|" + "---|" * len(labels))
+    for name in names:
+        base = estimated_cycles(results[baseline][name])
+        cells = [f"{base:,.0f}"] + [f"{ratio(estimated_cycles(results[c][name]), base):.3f}" for c in candidates]
+        lines.append(f"| {name} | {loops[name]} | " + " | ".join(cells) + " |")
+    for metric, value in METRICS.items():
+        cells = ["1"]
+        for candidate in candidates:
+            ratios = [ratio(value(results[candidate][n]), value(results[baseline][n])) for n in names]
+            usable = [r for r in ratios if r > 0 and math.isfinite(r)]
+            cells.append(f"{geometric_mean(usable):.3f}" if usable else "-")
+        lines.append(f"| **geomean, {metric}** | | " + " | ".join(cells) + " |")
+    missing = [(label, n) for label in labels for n in loops if n not in results[label]]
+    if missing:
+        lines += ["", "FAILED (left out of every row above): " + ", ".join(f"{n} on {label}" for label, n in missing)]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line; exits 2 with argparse's message on a malformed one."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--baseline", required=True, help="interpreter or archive to compare against")
+    parser.add_argument("candidates", nargs="+", help="interpreters or archives")
+    parser.add_argument(
+        "--benchmarks", "-b", help="comma-separated pyperformance benchmark names (default: issue 13's subset of 12)"
+    )
+    parser.add_argument("--loops", type=positive_int, help="N for every benchmark (default: calibrated)")
+    parser.add_argument(
+        "--target-ms",
+        type=float,
+        default=DEFAULT_TARGET_MS,
+        help=f"calibration: N loops take about this long natively (default {DEFAULT_TARGET_MS:g})",
+    )
+    parser.add_argument(
+        "--jobs",
+        "-j",
+        type=non_negative_int,
+        default=0,
+        help="cachegrind processes at a time (default: one per CPU); counts do not depend on it",
+    )
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="LABEL:NAME=VALUE",
+        help="run the interpreter labelled LABEL with this PYTHON* variable (repeatable)",
+    )
+    parser.add_argument(
+        "--output-dir", type=Path, help="where results go (default: build/cachegrind-results/<UTC time>)"
+    )
+    args = parser.parse_args(argv)
+    if args.target_ms <= 0:
+        parser.error("--target-ms must be positive")
+    args.names = [n.strip() for n in (args.benchmarks or ",".join(SUBSET)).split(",") if n.strip()]
+    if not args.names:
+        parser.error("--benchmarks names no benchmark")
+    return args
+
+
+def choose_output_dir(requested: Path | None) -> Path:
+    """The output directory: new or empty, so results of different runs never mix."""
+    outdir = requested or REPO / "build" / "cachegrind-results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
+        raise ConfigError(f"{outdir} already exists and is not empty", hint="choose a new or empty --output-dir")
+    (outdir / "logs").mkdir(parents=True, exist_ok=True)
+    return outdir
+
+
+def prepare(interpreters: Sequence[Interpreter], tasks: Sequence[Task], tmp: Path, logs: Path) -> dict[str, Path]:
+    """Each interpreter's pyperformance venv, by label; labels of one executable (say, with and without an --env
+    setting) share one."""
+    venvs: dict[Path, Path] = {}
+    for interpreter in interpreters:
+        if interpreter.python in venvs:
+            continue
+        print(f"preparing the pyperformance venv of {interpreter.label} ({interpreter.python})", flush=True)
+        workdir = tmp / "work" / interpreter.label
+        workdir.mkdir(parents=True)
+        prepare_venv(interpreter, [t.name for t in tasks], workdir, logs)
+        venvs[interpreter.python] = venv_python(workdir)
+    return {i.label: venvs[i.python] for i in interpreters}
+
+
+def run_all(
+    args: argparse.Namespace,
+    interpreters: Sequence[Interpreter],
+    pythons: Mapping[str, Path],
+    tasks: Sequence[Task],
+    tmp: Path,
+    logs: Path,
+) -> tuple[dict[str, int], dict[str, dict[str, dict]]]:
+    """Calibrate N on the baseline, then every (interpreter, benchmark) pair under cachegrind, `--jobs` at once."""
+    baseline = interpreters[0]
+    loops = {
+        t.name: args.loops or calibrate(baseline, pythons[baseline.label], t, args.target_ms / 1000, tmp) for t in tasks
+    }
+    print("loops per benchmark: " + ", ".join(f"{n}={v}" for n, v in loops.items()), flush=True)
+    results: dict[str, dict[str, dict]] = {i.label: {} for i in interpreters}
+    pairs = [(i, t) for t in tasks for i in interpreters]
+
+    def one(pair: tuple[Interpreter, Task]) -> None:
+        interpreter, task = pair
+        started = time.monotonic()
+        try:
+            results[interpreter.label][task.name] = measure(
+                interpreter, pythons[interpreter.label], task, loops[task.name], tmp, logs
+            )
+            took = f"{estimated_cycles(results[interpreter.label][task.name]):,.0f} estimated cycles per loop"
+        except BenchmarkError as exc:
+            took = f"FAILED: {exc.one_line()}"
+        print(f"{task.name} on {interpreter.label}: {took} ({time.monotonic() - started:.0f} s)", flush=True)
+
+    with ThreadPoolExecutor(max_workers=args.jobs or os.cpu_count() or 1) as pool:
+        list(pool.map(one, pairs))
+    return loops, results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point: one line and a non-zero status on a mistake, no traceback."""
+    args = parse_args(argv)
+    try:
+        version = valgrind_version()
+        tasks = benchmark_tasks(args.names)
+        with tempfile.TemporaryDirectory(prefix="cachegrind-compare-") as tmp_name:
+            tmp = Path(tmp_name)
+            interpreters = prepare_interpreters([args.baseline, *args.candidates], tmp / "unpacked")
+            interpreters = with_environment(interpreters, args.env)
+            if (tmp / "unpacked").is_dir():
+                strip_debug_info(tmp / "unpacked")
+            outdir = choose_output_dir(args.output_dir)
+            pythons = prepare(interpreters, tasks, tmp, outdir / "logs")
+            loops, results = run_all(args, interpreters, pythons, tasks, tmp, outdir / "logs")
+    except HermeticError as exc:
+        print(f"cachegrind_compare: error: {exc.one_line()}", file=sys.stderr)
+        return exc.exit_code
+    labels = [i.label for i in interpreters]
+    caches = ", ".join(f"{name} {spec}" for name, spec in SIMULATED_CACHES.items())
+    header = (
+        f"{version} (cachegrind; caches simulated as size,ways,line: {caches}), pyperformance"
+        f" {package_version('pyperformance')}\ncommand: {shlex.join(sys.argv)}\n"
+        + "\n".join(f"{i.label}: {i.describe()}" for i in interpreters)
+    )
+    report = format_report(labels, results, loops, header)
+    record = {"header": header, "labels": labels, "loops": loops, "counts_per_loop": results}
+    write_text_atomic(outdir / "results.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(outdir / "report.txt", report)
+    print("\n" + report + f"results in {outdir}/")
+    failed = any(n not in results[label] for label in labels for n in loops)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
