@@ -286,7 +286,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--benchmarks", "-b", help="comma-separated pyperformance benchmark names (default: issue 13's subset of 12)"
     )
-    parser.add_argument("--loops", type=positive_int, help="N for every benchmark (default: calibrated)")
+    fixed = parser.add_mutually_exclusive_group()
+    fixed.add_argument("--loops", type=positive_int, help="N for every benchmark (default: calibrated)")
+    fixed.add_argument(
+        "--loops-from",
+        type=Path,
+        metavar="RESULTS_JSON",
+        help="each benchmark's N from an earlier run's results.json, so this run's counts add to its table",
+    )
     parser.add_argument(
         "--target-ms",
         type=float,
@@ -343,18 +350,35 @@ def prepare(interpreters: Sequence[Interpreter], tasks: Sequence[Task], tmp: Pat
     return {i.label: venvs[i.python] for i in interpreters}
 
 
+def loops_recorded(path: Path, names: Sequence[str]) -> dict[str, int]:
+    """Each benchmark's N as an earlier run recorded it in its results.json."""
+    try:
+        recorded = json.loads(path.read_text())["loops"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--loops-from {path}: not a results.json of this script ({exc})") from None
+    missing = [n for n in names if not isinstance(recorded.get(n), int)]
+    if missing:
+        raise ConfigError(f"--loops-from {path} has no N for {missing[0]}", hint="run the same benchmarks")
+    return {n: recorded[n] for n in names}
+
+
 def run_all(
     args: argparse.Namespace,
     interpreters: Sequence[Interpreter],
     pythons: Mapping[str, Path],
     tasks: Sequence[Task],
+    earlier: Mapping[str, int],
     tmp: Path,
     logs: Path,
 ) -> tuple[dict[str, int], dict[str, dict[str, dict]]]:
-    """Calibrate N on the baseline, then every (interpreter, benchmark) pair under cachegrind, `--jobs` at once."""
+    """N for each benchmark (given, recorded by an earlier run, or calibrated on the baseline), then every
+    (interpreter, benchmark) pair under cachegrind, `--jobs` at once."""
     baseline = interpreters[0]
     loops = {
-        t.name: args.loops or calibrate(baseline, pythons[baseline.label], t, args.target_ms / 1000, tmp) for t in tasks
+        t.name: args.loops
+        or earlier.get(t.name)
+        or calibrate(baseline, pythons[baseline.label], t, args.target_ms / 1000, tmp)
+        for t in tasks
     }
     print("loops per benchmark: " + ", ".join(f"{n}={v}" for n, v in loops.items()), flush=True)
     results: dict[str, dict[str, dict]] = {i.label: {} for i in interpreters}
@@ -383,6 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         version = valgrind_version()
         tasks = benchmark_tasks(args.names)
+        earlier = loops_recorded(args.loops_from, args.names) if args.loops_from else {}
         with tempfile.TemporaryDirectory(prefix="cachegrind-compare-") as tmp_name:
             tmp = Path(tmp_name)
             interpreters = prepare_interpreters([args.baseline, *args.candidates], tmp / "unpacked")
@@ -391,7 +416,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 strip_debug_info(tmp / "unpacked")
             outdir = choose_output_dir(args.output_dir)
             pythons = prepare(interpreters, tasks, tmp, outdir / "logs")
-            loops, results = run_all(args, interpreters, pythons, tasks, tmp, outdir / "logs")
+            loops, results = run_all(args, interpreters, pythons, tasks, earlier, tmp, outdir / "logs")
     except HermeticError as exc:
         print(f"cachegrind_compare: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code

@@ -108,6 +108,20 @@ def test_command_line_defaults_and_mistakes(capsys: pytest.CaptureFixture[str]) 
     capsys.readouterr()
 
 
+def test_loops_come_from_an_earlier_run_or_a_one_line_error(tmp_path: Path) -> None:
+    earlier = tmp_path / "results.json"
+    earlier.write_text(json.dumps({"labels": ["a"], "loops": {"nbody": 1, "json_loads": 32}}))
+    assert cc.loops_recorded(earlier, ["json_loads"]) == {"json_loads": 32}
+    with pytest.raises(cc.ConfigError, match="has no N for go"):
+        cc.loops_recorded(earlier, ["nbody", "go"])
+    (tmp_path / "other.json").write_text("[1, 2]")
+    for path in (tmp_path / "other.json", tmp_path / "absent.json"):
+        with pytest.raises(cc.ConfigError, match=r"not a results\.json of this script"):
+            cc.loops_recorded(path, ["nbody"])
+    args = cc.parse_args(["--baseline", "a", "b", "--loops-from", str(earlier)])
+    assert args.loops_from == earlier and args.loops is None
+
+
 def test_unknown_benchmark_and_missing_valgrind_are_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
