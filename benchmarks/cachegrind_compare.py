@@ -38,6 +38,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -362,6 +363,9 @@ def loops_recorded(path: Path, names: Sequence[str]) -> dict[str, int]:
     return {n: recorded[n] for n in names}
 
 
+Results = dict[str, dict[str, dict[str, float]]]  # label -> benchmark -> event -> count per loop
+
+
 def run_all(
     args: argparse.Namespace,
     interpreters: Sequence[Interpreter],
@@ -369,10 +373,10 @@ def run_all(
     tasks: Sequence[Task],
     earlier: Mapping[str, int],
     tmp: Path,
-    logs: Path,
-) -> tuple[dict[str, int], dict[str, dict[str, dict]]]:
+    save: Callable[[dict[str, int], Results], None],
+) -> tuple[dict[str, int], Results]:
     """N for each benchmark (given, recorded by an earlier run, or calibrated on the baseline), then every
-    (interpreter, benchmark) pair under cachegrind, `--jobs` at once."""
+    (interpreter, benchmark) pair under cachegrind, `--jobs` at once, saving after each pair."""
     baseline = interpreters[0]
     loops = {
         t.name: args.loops
@@ -381,24 +385,43 @@ def run_all(
         for t in tasks
     }
     print("loops per benchmark: " + ", ".join(f"{n}={v}" for n, v in loops.items()), flush=True)
-    results: dict[str, dict[str, dict]] = {i.label: {} for i in interpreters}
-    pairs = [(i, t) for t in tasks for i in interpreters]
+    results: Results = {i.label: {} for i in interpreters}
+    saving = threading.Lock()
+    logs = args.output_dir / "logs"
 
     def one(pair: tuple[Interpreter, Task]) -> None:
         interpreter, task = pair
         started = time.monotonic()
         try:
-            results[interpreter.label][task.name] = measure(
-                interpreter, pythons[interpreter.label], task, loops[task.name], tmp, logs
-            )
-            took = f"{estimated_cycles(results[interpreter.label][task.name]):,.0f} estimated cycles per loop"
+            counts = measure(interpreter, pythons[interpreter.label], task, loops[task.name], tmp, logs)
+            outcome = f"{estimated_cycles(counts):,.0f} estimated cycles per loop"
+            with saving:
+                results[interpreter.label][task.name] = counts
+                save(loops, results)
         except BenchmarkError as exc:
-            took = f"FAILED: {exc.one_line()}"
-        print(f"{task.name} on {interpreter.label}: {took} ({time.monotonic() - started:.0f} s)", flush=True)
+            outcome = f"FAILED: {exc.one_line()}"
+        print(f"{task.name} on {interpreter.label}: {outcome} ({time.monotonic() - started:.0f} s)", flush=True)
 
+    pairs = [(i, t) for t in tasks for i in interpreters]
     with ThreadPoolExecutor(max_workers=args.jobs or os.cpu_count() or 1) as pool:
         list(pool.map(one, pairs))
     return loops, results
+
+
+def run_header(version: str, interpreters: Sequence[Interpreter]) -> str:
+    """The report's first lines: the tools, the command and the interpreters."""
+    caches = ", ".join(f"{name} {spec}" for name, spec in SIMULATED_CACHES.items())
+    return (
+        f"{version} (cachegrind; caches simulated as size,ways,line: {caches}), pyperformance"
+        f" {package_version('pyperformance')}\ncommand: {shlex.join(sys.argv)}\n"
+        + "\n".join(f"{i.label}: {i.describe()}" for i in interpreters)
+    )
+
+
+def save_record(outdir: Path, header: str, labels: Sequence[str], loops: dict[str, int], results: Results) -> None:
+    """results.json: N and every count so far (rewritten atomically after each pair, so a stopped run keeps them)."""
+    record = {"header": header, "labels": list(labels), "loops": loops, "counts_per_loop": results}
+    write_text_atomic(outdir / "results.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -414,24 +437,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             interpreters = with_environment(interpreters, args.env)
             if (tmp / "unpacked").is_dir():
                 strip_debug_info(tmp / "unpacked")
-            outdir = choose_output_dir(args.output_dir)
-            pythons = prepare(interpreters, tasks, tmp, outdir / "logs")
-            loops, results = run_all(args, interpreters, pythons, tasks, earlier, tmp, outdir / "logs")
+            args.output_dir = choose_output_dir(args.output_dir)
+            header = run_header(version, interpreters)
+            labels = [i.label for i in interpreters]
+            pythons = prepare(interpreters, tasks, tmp, args.output_dir / "logs")
+
+            def save(loops: dict[str, int], results: Results) -> None:
+                save_record(args.output_dir, header, labels, loops, results)
+
+            loops, results = run_all(args, interpreters, pythons, tasks, earlier, tmp, save)
     except HermeticError as exc:
         print(f"cachegrind_compare: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
-    labels = [i.label for i in interpreters]
-    caches = ", ".join(f"{name} {spec}" for name, spec in SIMULATED_CACHES.items())
-    header = (
-        f"{version} (cachegrind; caches simulated as size,ways,line: {caches}), pyperformance"
-        f" {package_version('pyperformance')}\ncommand: {shlex.join(sys.argv)}\n"
-        + "\n".join(f"{i.label}: {i.describe()}" for i in interpreters)
-    )
+    save(loops, results)
     report = format_report(labels, results, loops, header)
-    record = {"header": header, "labels": labels, "loops": loops, "counts_per_loop": results}
-    write_text_atomic(outdir / "results.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
-    write_text_atomic(outdir / "report.txt", report)
-    print("\n" + report + f"results in {outdir}/")
+    write_text_atomic(args.output_dir / "report.txt", report)
+    print("\n" + report + f"results in {args.output_dir}/")
     failed = any(n not in results[label] for label in labels for n in loops)
     return 1 if failed else 0
 
