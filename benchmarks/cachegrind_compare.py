@@ -48,10 +48,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "site_scons"))
 
 from pyperf_compare import (
-    REPO,
     SUBSET,
     BenchmarkError,
     Interpreter,
+    choose_output_dir,
     non_negative_int,
     package_version,
     positive_int,
@@ -327,15 +327,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def choose_output_dir(requested: Path | None) -> Path:
-    """The output directory: new or empty, so results of different runs never mix."""
-    outdir = requested or REPO / "build" / "cachegrind-results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
-        raise ConfigError(f"{outdir} already exists and is not empty", hint="choose a new or empty --output-dir")
-    (outdir / "logs").mkdir(parents=True, exist_ok=True)
-    return outdir
-
-
 def prepare(interpreters: Sequence[Interpreter], tasks: Sequence[Task], tmp: Path, logs: Path) -> dict[str, Path]:
     """Each interpreter's pyperformance venv, by label; labels of one executable (say, with and without an --env
     setting) share one."""
@@ -437,7 +428,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             interpreters = with_environment(interpreters, args.env)
             if (tmp / "unpacked").is_dir():
                 strip_debug_info(tmp / "unpacked")
-            args.output_dir = choose_output_dir(args.output_dir)
+            args.output_dir = choose_output_dir(args.output_dir, "cachegrind-results")
             header = run_header(version, interpreters)
             labels = [i.label for i in interpreters]
             pythons = prepare(interpreters, tasks, tmp, args.output_dir / "logs")

@@ -536,9 +536,10 @@ def startup_and_save(
 # ---------------------------------------------------------------------------------------------- main
 
 
-def choose_output_dir(requested: Path | None) -> Path:
-    """The output directory: new or empty, so results of different runs never mix."""
-    outdir = requested or REPO / "build" / "pyperf-results" / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+def choose_output_dir(requested: Path | None, results_dir: str = "pyperf-results") -> Path:
+    """The output directory (default build/<results_dir>/<UTC time>): new or empty, so results of different runs
+    never mix."""
+    outdir = requested or REPO / "build" / results_dir / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     if outdir.exists() and (not outdir.is_dir() or any(outdir.iterdir())):
         raise ConfigError(f"{outdir} already exists and is not empty", hint="choose a new or empty --output-dir")
     (outdir / "logs").mkdir(parents=True, exist_ok=True)

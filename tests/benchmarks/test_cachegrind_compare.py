@@ -134,6 +134,19 @@ def test_unknown_benchmark_and_missing_valgrind_are_one_line(
     assert err.count("\n") == 1 and "valgrind is not installed" in err and "bootstrap" in err
 
 
+def test_a_used_output_directory_is_refused_before_anything_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if shutil.which("valgrind") is None:
+        pytest.fail("valgrind is missing: ./scripts/bootstrap installs it")
+    (tmp_path / "earlier.txt").write_text("results of another run")
+    python = str(Path(sys.base_prefix) / "bin" / "python3")
+    assert cc.main(["--baseline", python, f"b={python}", "--output-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "already exists and is not empty" in err
+    assert [p.name for p in tmp_path.iterdir()] == ["earlier.txt"]
+
+
 def test_debug_sections_are_stripped_and_code_is_kept(tmp_path: Path) -> None:
     elf = tmp_path / "prefix" / "bin" / "tool"
     elf.parent.mkdir(parents=True)
