@@ -4,17 +4,20 @@ cachegrind, for hosts too noisy to time a few-percent difference (BENCHMARKS.md,
 
     python benchmarks/cachegrind_compare.py --baseline debian=/usr/bin/python3.11 \\
         default=build/levers/default.tar.zst other=build/levers/other.tar.zst
+    python benchmarks/cachegrind_compare.py --baseline debian=A/results.json new=B/results.json   # report saved
 
 Interpreters are given as for pyperf_compare.py (a path, a name on PATH or an archive; `LABEL=PATH`; `--env
-LABEL:NAME=VALUE` for PYTHON* variables). Each gets its own pyperformance venv. Every benchmark script then runs
+LABEL:NAME=VALUE` for PYTHON* variables), with one pyperformance venv per executable. Every benchmark script runs
 as a single pyperf worker (its first benchmark, no warm-up, one value) under cachegrind twice, with N and 2N
 loops: the difference is the cost of N loops after N have warmed up the interpreter (the specializing
 interpreter's caches), without start-up, imports or pyperf's own set-up. N is chosen once per benchmark so N
 loops take about --target-ms on the baseline, run natively, and is the same for every interpreter; every count
-is reported per loop. `--loops N` fixes it instead (for reruns that must match exactly).
+is reported per loop. `--loops N` fixes it instead, and `--loops-from results.json` takes an earlier run's N,
+so that a later run's counts combine exactly with it: `LABEL=results.json` inputs print one table of saved
+counts, from any number of runs, without counting anything again.
 
-The counts do not depend on the host's load: the same interpreter reads the same numbers to about one part in
-a million (PYTHONHASHSEED=0, a minimal environment, valgrind's own memory layout). The caches simulated are
+The counts do not depend on the host's load: the same interpreter reads the same numbers to about one part in ten
+million (PYTHONHASHSEED=0, a minimal environment, valgrind's own memory layout). The caches simulated are
 fixed, not the host's, so results from two hosts can be compared: 32 KiB I1 (8-way), 48 KiB D1 (12-way) and a
 2 MiB last level (16-way), 64-byte lines. The headline is an estimate of cycles, Itamar Turner-Trauring's
 (used by iai and CodSpeed): an L1 hit costs 1, a last-level hit 5 and a memory access 35. What it leaves out:
@@ -57,6 +60,7 @@ from pyperf_compare import (
     positive_int,
     prepare_interpreters,
     prepare_venv,
+    split_label,
     with_environment,
     write_text_atomic,
 )
@@ -68,6 +72,9 @@ SIMULATED_CACHES = {"I1": "32768,8,64", "D1": "49152,12,64", "LL": "2097152,16,6
 EVENTS = ("Ir", "I1mr", "ILmr", "Dr", "D1mr", "DLmr", "Dw", "D1mw", "DLmw", "Bc", "Bcm", "Bi", "Bim")
 DEFAULT_TARGET_MS = 20.0
 MAX_LOOPS = 1 << 24
+
+
+Results = dict[str, dict[str, dict[str, float]]]  # label -> benchmark -> event -> count per loop
 
 
 @dataclass(frozen=True)
@@ -272,7 +279,10 @@ def format_report(
         lines.append(f"| **geomean, {metric}** | | " + " | ".join(cells) + " |")
     missing = [(label, n) for label in labels for n in loops if n not in results[label]]
     if missing:
-        lines += ["", "FAILED (left out of every row above): " + ", ".join(f"{n} on {label}" for label, n in missing)]
+        lines += [
+            "",
+            "NOT COUNTED (left out of every row above): " + ", ".join(f"{n} on {label}" for label, n in missing),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -282,8 +292,10 @@ def format_report(
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line; exits 2 with argparse's message on a malformed one."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--baseline", required=True, help="interpreter or archive to compare against")
-    parser.add_argument("candidates", nargs="+", help="interpreters or archives")
+    parser.add_argument(
+        "--baseline", required=True, help="interpreter or archive to compare against, or LABEL=results.json"
+    )
+    parser.add_argument("candidates", nargs="+", help="interpreters or archives, or LABEL=results.json files")
     parser.add_argument(
         "--benchmarks", "-b", help="comma-separated pyperformance benchmark names (default: issue 13's subset of 12)"
     )
@@ -324,7 +336,50 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.names = [n.strip() for n in (args.benchmarks or ",".join(SUBSET)).split(",") if n.strip()]
     if not args.names:
         parser.error("--benchmarks names no benchmark")
+    saved = [split_label(spec)[1].endswith(".json") for spec in (args.baseline, *args.candidates)]
+    if any(saved) and not all(saved):
+        parser.error("give either interpreters/archives to count, or LABEL=results.json inputs to report, not both")
+    args.report_only = all(saved)
     return args
+
+
+def load_saved(specs: Sequence[str]) -> tuple[list[str], Results, dict[str, int], list[str]]:
+    """Counts of LABEL from each `LABEL=results.json` (runs counted with the same N, as --loops-from makes
+    them, combine exactly): the labels, their counts, N per benchmark, and the benchmarks whose N differ."""
+    labels: list[str] = []
+    results: Results = {}
+    loops: dict[str, int] = {}
+    differing: list[str] = []
+    for spec in specs:
+        label, path = split_label(spec)
+        try:
+            record = json.loads(Path(path).read_text())
+            counts, recorded = record["counts_per_loop"], record["loops"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: not a results.json of this script ({exc})") from None
+        if label is None or label not in counts:
+            known = ", ".join(counts) or "none"
+            raise ConfigError(
+                f"{spec}: name one of the file's labels ({known})", hint=f"e.g. {known.split(',')[0]}={path}"
+            )
+        if label in results:
+            raise ConfigError(f"{label} is given twice", hint="each label once")
+        labels.append(label)
+        results[label] = counts[label]
+        for name in counts[label]:
+            if loops.setdefault(name, recorded[name]) != recorded[name] and name not in differing:
+                differing.append(name)
+    return labels, results, loops, differing
+
+
+def report_saved(args: argparse.Namespace) -> int:
+    """Print the table of saved counts (several runs' results.json combined); nothing is counted again."""
+    labels, results, loops, differing = load_saved([args.baseline, *args.candidates])
+    header = f"reporting saved counts\ncommand: {shlex.join(sys.argv)}"
+    if differing:
+        header += f"\nN differs between the files for {', '.join(differing)}: counts per loop, not exactly comparable"
+    print(format_report(labels, results, loops, header), end="")
+    return 0
 
 
 def prepare(interpreters: Sequence[Interpreter], tasks: Sequence[Task], tmp: Path, logs: Path) -> dict[str, Path]:
@@ -352,9 +407,6 @@ def loops_recorded(path: Path, names: Sequence[str]) -> dict[str, int]:
     if missing:
         raise ConfigError(f"--loops-from {path} has no N for {missing[0]}", hint="run the same benchmarks")
     return {n: recorded[n] for n in names}
-
-
-Results = dict[str, dict[str, dict[str, float]]]  # label -> benchmark -> event -> count per loop
 
 
 def run_all(
@@ -412,13 +464,15 @@ def run_header(version: str, interpreters: Sequence[Interpreter]) -> str:
 def save_record(outdir: Path, header: str, labels: Sequence[str], loops: dict[str, int], results: Results) -> None:
     """results.json: N and every count so far (rewritten atomically after each pair, so a stopped run keeps them)."""
     record = {"header": header, "labels": list(labels), "loops": loops, "counts_per_loop": results}
-    write_text_atomic(outdir / "results.json", json.dumps(record, indent=1, sort_keys=True) + "\n")
+    write_text_atomic(outdir / "results.json", json.dumps(record, indent=1) + "\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: one line and a non-zero status on a mistake, no traceback."""
     args = parse_args(argv)
     try:
+        if args.report_only:
+            return report_saved(args)
         version = valgrind_version()
         tasks = benchmark_tasks(args.names)
         earlier = loops_recorded(args.loops_from, args.names) if args.loops_from else {}

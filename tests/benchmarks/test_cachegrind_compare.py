@@ -95,7 +95,49 @@ def test_report_ratios_geomeans_and_failures() -> None:
     assert not any(line.startswith("| b |") for line in lines)
     assert "| **geomean, estimated cycles** | | 1 | 0.500 | 1.000 |" in lines
     assert "| **geomean, branch mispredictions** | | 1 | 1.000 | - |" in lines
-    assert lines[-1] == "FAILED (left out of every row above): b on broken"
+    assert lines[-1] == "NOT COUNTED (left out of every row above): b on broken"
+
+
+def test_saved_runs_combine_into_one_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    first.mkdir(), second.mkdir()
+    cc.save_record(
+        first,
+        "h",
+        ["base", "x"],
+        {"a": 8, "b": 1},
+        {"base": {"a": counts(Ir=100), "b": counts(Ir=400)}, "x": {"a": counts(Ir=90)}},
+    )
+    cc.save_record(second, "h", ["y"], {"a": 8, "b": 2}, {"y": {"a": counts(Ir=50), "b": counts(Ir=200)}})
+    argv = ["--baseline", f"base={first}/results.json", f"y={second}/results.json", f"x={first}/results.json"]
+    assert cc.main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "| a | 8 | 100 | 0.500 | 0.900 |" in lines
+    assert "| **geomean, instructions** | | 1 | 0.500 | 0.900 |" in lines
+    assert "N differs between the files for b: counts per loop, not exactly comparable" in lines
+    assert lines[-1] == "NOT COUNTED (left out of every row above): b on x"
+    labels, results, loops, differing = cc.load_saved([f"y={second}/results.json"])
+    assert labels == ["y"] and loops == {"a": 8, "b": 2} and differing == [] and results["y"]["b"]["Ir"] == 200
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("z={}/results.json", r"name one of the file's labels \(base\)"),
+        ("{}/results.json", r"name one of the file's labels \(base\)"),
+        ("base={}/absent.json", r"not a results\.json of this script"),
+    ],
+)
+def test_saved_inputs_that_cannot_be_reported_are_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], spec: str, message: str
+) -> None:
+    cc.save_record(tmp_path, "h", ["base"], {"a": 1}, {"base": {"a": counts(Ir=1)}})
+    with pytest.raises(cc.ConfigError, match=message):
+        cc.load_saved([spec.format(tmp_path)])
+    assert cc.main(["--baseline", spec.format(tmp_path), f"base={tmp_path}/results.json"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    with pytest.raises(SystemExit):
+        cc.parse_args(["--baseline", f"base={tmp_path}/results.json", "/usr/bin/python3"])
 
 
 def test_command_line_defaults_and_mistakes(capsys: pytest.CaptureFixture[str]) -> None:
