@@ -208,7 +208,10 @@ def strip_debug_info(root: Path) -> int:
         with open(path, "rb") as f:
             if f.read(4) != b"\x7fELF":
                 continue
-        result = subprocess.run(["strip", "--strip-debug", str(path)], capture_output=True, text=True, check=False)
+        try:
+            result = subprocess.run(["strip", "--strip-debug", str(path)], capture_output=True, text=True, check=False)
+        except OSError as exc:
+            raise ConfigError(f"strip: {exc.strerror}", hint="run ./scripts/bootstrap (it installs binutils)") from None
         if result.returncode != 0:
             raise BenchmarkError(f"strip --strip-debug {path} failed: {result.stderr.strip()[-300:]}")
         stripped += 1
@@ -218,7 +221,8 @@ def strip_debug_info(root: Path) -> int:
 def cachegrind(python: Path, env: dict[str, str], task: Task, loops: int, out: Path, log: Path) -> dict[str, int]:
     """The totals of one worker process with `loops` loops under cachegrind."""
     caches = [f"--{name}={spec}" for name, spec in SIMULATED_CACHES.items()]
-    argv = ["valgrind", "--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes", *caches]
+    # Found on our PATH: the child's minimal PATH might not hold it.
+    argv = [shutil.which("valgrind") or "valgrind", "--tool=cachegrind", "--cache-sim=yes", "--branch-sim=yes", *caches]
     argv += [f"--cachegrind-out-file={out}", *worker_argv(python, task, loops)]
     with open(log, "w") as sink:
         sink.write(f"$ {shlex.join(argv)}\n")

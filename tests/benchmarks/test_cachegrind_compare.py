@@ -216,6 +216,13 @@ def test_debug_sections_are_stripped_and_code_is_kept(tmp_path: Path) -> None:
     assert (tmp_path / "prefix" / "README").read_text() == "not an ELF file"
 
 
+def test_without_strip_the_error_says_how_to_get_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copy(shutil.which("true") or "/bin/true", tmp_path / "tool")
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    with pytest.raises(cc.ConfigError, match=r"strip: .*bootstrap"):
+        cc.strip_debug_info(tmp_path)
+
+
 @pytest.mark.integration
 @pytest.mark.network
 def test_real_run_counts_the_same_interpreter_alike_and_a_slower_one_higher(
