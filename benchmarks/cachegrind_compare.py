@@ -55,6 +55,7 @@ from pyperf_compare import (
     BenchmarkError,
     Interpreter,
     choose_output_dir,
+    is_result_file,
     non_negative_int,
     package_version,
     positive_int,
@@ -64,8 +65,10 @@ from pyperf_compare import (
     with_environment,
     write_text_atomic,
 )
+from pyperf_report import geometric_mean
 
 from hermetic.errors import ConfigError, HermeticError
+from pydist.elfinfo import is_elf
 
 # Fixed, so counts do not depend on the host cachegrind runs on (size in bytes, associativity, line size).
 SIMULATED_CACHES = {"I1": "32768,8,64", "D1": "49152,12,64", "LL": "2097152,16,64"}
@@ -204,10 +207,7 @@ def strip_debug_info(root: Path) -> int:
     Debian 12's valgrind 3.19 stops at clang 19's DWARF 5 forms. The code does not change, so neither do the
     counts. Returns how many files were stripped."""
     stripped = 0
-    for path in sorted(p for p in root.rglob("*") if p.is_file() and not p.is_symlink()):
-        with open(path, "rb") as f:
-            if f.read(4) != b"\x7fELF":
-                continue
+    for path in sorted(p for p in root.rglob("*") if is_elf(p)):
         try:
             result = subprocess.run(["strip", "--strip-debug", str(path)], capture_output=True, text=True, check=False)
         except OSError as exc:
@@ -246,11 +246,6 @@ def measure(interpreter: Interpreter, python: Path, task: Task, loops: int, tmp:
 
 
 # ---------------------------------------------------------------------------------------------- report
-
-
-def geometric_mean(ratios: Sequence[float]) -> float:
-    """The geometric mean of positive ratios."""
-    return math.exp(sum(math.log(r) for r in ratios) / len(ratios))
 
 
 def ratio(candidate: float, baseline: float) -> float:
@@ -340,11 +335,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.names = [n.strip() for n in (args.benchmarks or ",".join(SUBSET)).split(",") if n.strip()]
     if not args.names:
         parser.error("--benchmarks names no benchmark")
-    saved = [split_label(spec)[1].endswith(".json") for spec in (args.baseline, *args.candidates)]
+    saved = [is_result_file(spec) for spec in (args.baseline, *args.candidates)]
     if any(saved) and not all(saved):
         parser.error("give either interpreters/archives to count, or LABEL=results.json inputs to report, not both")
     args.report_only = all(saved)
     return args
+
+
+def read_record(path: Path, *keys: str) -> list:
+    """The values of `keys` in a results.json this script wrote; a ConfigError for anything else."""
+    try:
+        record = json.loads(path.read_text())
+        return [record[key] for key in keys]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a results.json of this script ({exc})") from None
 
 
 def load_saved(specs: Sequence[str]) -> tuple[list[str], Results, dict[str, int], list[str]]:
@@ -356,11 +360,7 @@ def load_saved(specs: Sequence[str]) -> tuple[list[str], Results, dict[str, int]
     differing: list[str] = []
     for spec in specs:
         label, path = split_label(spec)
-        try:
-            record = json.loads(Path(path).read_text())
-            counts, recorded = record["counts_per_loop"], record["loops"]
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ConfigError(f"{path}: not a results.json of this script ({exc})") from None
+        counts, recorded = read_record(Path(path), "counts_per_loop", "loops")
         if label is None or label not in counts:
             known = ", ".join(counts) or "none"
             raise ConfigError(
@@ -403,10 +403,7 @@ def prepare(interpreters: Sequence[Interpreter], tasks: Sequence[Task], tmp: Pat
 
 def loops_recorded(path: Path, names: Sequence[str]) -> dict[str, int]:
     """Each benchmark's N as an earlier run recorded it in its results.json."""
-    try:
-        recorded = json.loads(path.read_text())["loops"]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ConfigError(f"--loops-from {path}: not a results.json of this script ({exc})") from None
+    (recorded,) = read_record(path, "loops")
     missing = [n for n in names if not isinstance(recorded.get(n), int)]
     if missing:
         raise ConfigError(f"--loops-from {path} has no N for {missing[0]}", hint="run the same benchmarks")
