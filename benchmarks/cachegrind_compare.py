@@ -294,7 +294,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--baseline", required=True, help="interpreter or archive to compare against, or LABEL=results.json"
     )
-    parser.add_argument("candidates", nargs="+", help="interpreters or archives, or LABEL=results.json files")
+    parser.add_argument(
+        "candidates",
+        nargs="*",
+        help="interpreters or archives, or LABEL=results.json files (none: count the baseline alone, e.g. with "
+        "--loops-from, to add it to an earlier run's table)",
+    )
     parser.add_argument(
         "--benchmarks", "-b", help="comma-separated pyperformance benchmark names (default: issue 13's subset of 12)"
     )

@@ -162,6 +162,16 @@ def test_loops_come_from_an_earlier_run_or_a_one_line_error(tmp_path: Path) -> N
             cc.loops_recorded(path, ["nbody"])
     args = cc.parse_args(["--baseline", "a", "b", "--loops-from", str(earlier)])
     assert args.loops_from == earlier and args.loops is None
+    # One build counted alone, to be added to the earlier run's table in a saved report.
+    args = cc.parse_args(["--baseline", "new", "--loops-from", str(earlier)])
+    assert args.candidates == [] and not args.report_only
+
+
+def test_a_baseline_counted_alone_reports_its_own_column() -> None:
+    results = {"only": {"a": counts(Ir=100), "b": counts(Ir=400)}}
+    lines = cc.format_report(["only"], results, {"a": 8, "b": 1}, "h").splitlines()
+    assert "| a | 8 | 100 |" in lines and "| b | 1 | 400 |" in lines
+    assert "| **geomean, estimated cycles** | | 1 |" in lines
 
 
 def test_unknown_benchmark_and_missing_valgrind_are_one_line(
