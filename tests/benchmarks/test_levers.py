@@ -43,3 +43,49 @@ def test_the_kept_profile_is_read_from_a_real_artifact(tmp_path: Path) -> None:
     pack_tree(tree, artifact, mtime=0, prefix="python", compression="zst")
     with pytest.raises(SystemExit, match=r"holds no build/pgo\.profdata"):
         levers.kept_profile(artifact, tmp_path / "q")
+
+
+def artifact_with_profile(path: Path) -> Path:
+    """A CPython artifact holding a kept merged profile, as a trained pgo build makes it."""
+    tree = path.parent / f"{path.name}.tree"
+    (tree / "build").mkdir(parents=True)
+    (tree / "build" / "pgo.profdata").write_bytes(b"\xfflprofi")
+    pack_tree(tree, path, mtime=0, prefix="python", compression="zst")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("on", "reference"),
+    [("default", ",".join(tuning.DEFAULT)), ("none", "none")],
+)
+def test_levers_are_built_on_top_of_the_reference_from_its_profile(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, on: str, reference: str
+) -> None:
+    calls: list[tuple[str, Path | None]] = []
+
+    def fake_build(py: str, lever: str, jobs: int, profile: Path | None = None) -> tuple[Path, str]:
+        calls.append((lever, profile))
+        return artifact_with_profile(tmp_path / f"built-{len(calls)}.tar.zst"), "1m00s"
+
+    monkeypatch.setattr(levers, "build", fake_build)
+    monkeypatch.setattr(levers, "REPO", tmp_path)
+    args = levers.parse_args(["--on", on, "--levers", "full-lto,o3+pgo-extended", "--build-only"])
+    built = levers.build_all(args, tmp_path / "keep")
+    base = list(tuning.DEFAULT) if on == "default" else []
+    profile = tmp_path / "keep" / "pgo.profdata"
+    assert calls == [
+        (reference, None),
+        (",".join([*base, "full-lto"]), profile),
+        # A training lever trains its own profile; a lever the reference has is not named twice.
+        (",".join([*base, *(["o3"] if "o3" not in base else []), "pgo-extended"]), None),
+    ]
+    assert list(built) == [on, "full-lto", "o3+pgo-extended"]
+    assert all(path.is_file() for path in built.values()) and profile.read_bytes() == b"\xfflprofi"
+
+
+def test_the_default_lever_list_leaves_out_what_the_reference_has() -> None:
+    on_default = levers.parse_args([]).levers
+    assert not set(tuning.DEFAULT) & set(on_default) and "full-lto" in on_default
+    assert levers.parse_args(["--on", "none"]).levers == list(tuning.LEVERS)
+    with pytest.raises(SystemExit):
+        levers.parse_args(["--levers", "o3,warp-speed"])
