@@ -81,6 +81,11 @@ def artifact_name(py: str, lever: str) -> str:
     return f"cpython-{py}-pgo+lto-tuning-{tuning.Tuning(levers).label}"
 
 
+def reference_levers(on: str) -> list[str]:
+    """The levers of the reference build that ``--on`` names."""
+    return list(tuning.DEFAULT) if on == tuning.DEFAULT_WORD else []
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """The command line; argparse's one-line error and exit 2 for a mistake."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -106,8 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.py.count(".") != 2:
         parser.error(f"--py {args.py}: give a full version (e.g. 3.11.2), which names the artifacts")
-    args.base = list(tuning.DEFAULT) if args.on == tuning.DEFAULT_WORD else []
-    default_levers = ",".join(name for name in tuning.LEVERS if name not in args.base)
+    base = reference_levers(args.on)
+    default_levers = ",".join(name for name in tuning.LEVERS if name not in base)
     args.levers = [word.strip() for word in (args.levers or default_levers).split(",") if word.strip()]
     unknown = [name for lever in args.levers for name in lever.split("+") if name not in tuning.LEVERS]
     if unknown:
@@ -118,7 +123,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def build_all(args: argparse.Namespace, keep: Path) -> dict[str, Path]:
     """Build the reference and every lever on top of it; their artifacts copied into `keep`, by label."""
     keep.mkdir(parents=True, exist_ok=True)
-    trained, took = build(args.py, ",".join(args.base) or REFERENCE, args.jobs)
+    base = reference_levers(args.on)
+    trained, took = build(args.py, ",".join(base) or REFERENCE, args.jobs)
     print(f"{args.on + ', trained':28} build {took:>8}  {trained.relative_to(REPO)}", flush=True)
     profile = None if args.own_training else kept_profile(trained, keep / "pgo.profdata")
     built = {args.on: keep / f"{args.on}.tar.zst"}
@@ -128,7 +134,8 @@ def build_all(args: argparse.Namespace, keep: Path) -> dict[str, Path]:
         # comparison measures the lever, not two trainings' differences.
         names = lever.split("+")
         trains = any(name in tuning.TRAINING_LEVERS for name in names)
-        combined = [*args.base, *(name for name in names if name not in args.base)]
+        # tuning.parse keeps the first of repeated names, as the build itself reads tuning=.
+        combined = tuning.parse(",".join([*base, *names])) or ()
         path, took = build(args.py, ",".join(combined), args.jobs, None if trains else profile)
         built[lever] = keep / f"{lever}.tar.zst"
         shutil.copyfile(path, built[lever])  # the next build may reuse the path
