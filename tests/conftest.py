@@ -38,6 +38,10 @@ class Served:
     stall_after: int = 1000
     # Set when the server shuts down, so handlers that hold a connection open let go of it.
     released: threading.Event = field(default_factory=threading.Event)
+    # When set, every request must carry this ``Authorization`` header value (HTTP 401 otherwise).
+    authorization: str | None = None
+    # "redirect": where ``/redirect/<name>`` sends the client (HTTP 302).
+    redirects: dict[str, str] = field(default_factory=dict)
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -46,7 +50,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     good, missing (404), wrong (other bytes), short (half, honestly announced), truncate (half, then the
     connection drops), flaky (truncate for ``flaky_left[name]`` requests, then good), trickle (one byte every
     ``trickle_seconds``), stall (``stall_after`` bytes, then silence), silent (no answer at all), loop (a
-    redirect to itself, forever), error500 (HTTP 500).
+    redirect to itself, forever), error500 (HTTP 500), redirect (HTTP 302 to ``redirects[name]``). Every mode
+    first asks for ``served.authorization`` when it is set.
     """
 
     served: Served
@@ -61,7 +66,16 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             self._answer(mode, name)
 
     def _answer(self, mode: str, name: str) -> None:
-        data = self.served.files.get(name)
+        if self.served.authorization is not None and self.headers.get("Authorization") != self.served.authorization:
+            self.send_error(401)
+            return
+        if mode == "redirect":
+            self.send_response(302)
+            self.send_header("Location", self.served.redirects[name])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        data = self.served.files.get(name.partition("?")[0])
         if data is None or mode == "missing":
             self.send_error(404)
             return

@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TOKEN = "test-token-0123456789"
+# The signature of storage's pre-signed redirect URLs: a secret the client must never show.
+SIGNATURE = "sig-s3cret-9f8e7d6c"
 
 
 @dataclass
@@ -284,7 +286,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         for run in self.state.runs:
             for artifact in run.artifacts:
                 if artifact.id == int(artifact_id) and not artifact.expired:
-                    self._send(302, None, {"Location": f"{self.storage}/storage/artifact/{artifact.id}?sig=x"})
+                    location = f"{self.storage}/storage/artifact/{artifact.id}?sig={SIGNATURE}"
+                    self._send(302, None, {"Location": location})
                     return
         self._send(404, {"message": "Not Found"})
 
@@ -336,7 +339,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if found is None:
             self._send(404, {"message": "Not Found"})
         elif self.headers.get("Accept") == "application/octet-stream":
-            self._send(302, None, {"Location": f"{self.storage}/storage/asset/{asset_id}?sig=x"})
+            self._send(302, None, {"Location": f"{self.storage}/storage/asset/{asset_id}?sig={SIGNATURE}"})
         else:
             self._send(200, self._asset_json(*found))
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hermetic import cancel, log
+from hermetic import cancel, failpoint, log
 from hermetic.archive_extract import extract_tar
 from hermetic.archive_pack import Compression, pack_tree, pinned_settings
 from hermetic.content_store import sha256_file
@@ -315,6 +315,7 @@ class ActionRunner:
                 )
         for step in action.steps:
             progress.step = step.name
+            failpoint.reached(f"step {action.name} {step.name}")
             rc = self._run_step(sandbox, step.argv, mounts, {**base_env, **step.env}, step.cwd, log_file)
             self._check_step(action, step.name, rc, log_file, work)
             if rc != 0:

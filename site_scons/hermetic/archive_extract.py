@@ -33,6 +33,10 @@ _DIRECTORY = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _MAX_LINK_HOPS = 40  # as Linux's MAXSYMLINKS
 _OPEN_DIRECTORIES = 64
+# The longest symlink target Linux stores (PATH_MAX less the terminating NUL).
+_TARGET_MAX = 4095
+# The longest file name (one path component, in bytes) Linux file systems take (ext4, xfs, btrfs, tmpfs: NAME_MAX).
+NAME_MAX = 255
 _UNSAFE_HINT = "refusing to unpack it: check where this archive comes from"
 _SPECIAL = {
     tarfile.CHRTYPE: "a character device",
@@ -94,8 +98,22 @@ def _member_path(name: str, strip: int, archive: str) -> str | None:
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveError(f"{archive}: member {name!r} escapes its directory (..)", hint=_UNSAFE_HINT)
+    too_long = next((p for p in parts if len(os.fsencode(p)) > NAME_MAX), None)
+    if too_long is not None:
+        raise UnsafeArchiveError(
+            f"{archive}: member {_shown(name)} has a name part of {len(os.fsencode(too_long))} bytes, "
+            f"longer than a file system allows ({NAME_MAX})",
+            hint=_UNSAFE_HINT,
+        )
     parts = parts[strip:]
     return "/".join(parts) if parts else None
+
+
+def _shown(name: str) -> str:
+    """A member name for a message: quoted, and shortened when it would not fit on a line."""
+    if len(name) <= 120:
+        return repr(name)
+    return f"{name[:60]!r}...{name[-40:]!r} ({len(name)} characters)"
 
 
 def _single_top_dir(names: Iterable[str]) -> bool:
@@ -243,6 +261,8 @@ class _Extraction:
         target = member.linkname
         if not target:
             raise self.refuse(f"symlink {member.name!r} has an empty target")
+        if len(os.fsencode(target)) > _TARGET_MAX:
+            raise self.refuse(f"symlink {_shown(member.name)} has a target longer than {_TARGET_MAX} bytes")
         if target.startswith("/"):
             if not self.fix_absolute_links:
                 raise self.refuse(f"symlink {member.name!r} points to absolute path {target!r}")
@@ -287,6 +307,10 @@ class _Extraction:
             mode = os.lstat(rel, dir_fd=self.root_fd).st_mode
         except (FileNotFoundError, NotADirectoryError):
             return "missing", ""
+        except OSError as e:
+            if e.errno != errno.ENAMETOOLONG:
+                raise
+            return "missing", ""  # a link target's overlong name: nothing can be there
         if stat.S_ISLNK(mode):
             return "link", os.readlink(rel, dir_fd=self.root_fd)
         return ("dir" if stat.S_ISDIR(mode) else "other"), ""

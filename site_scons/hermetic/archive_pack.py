@@ -11,7 +11,6 @@ import gzip
 import os
 import stat
 import tarfile
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import BinaryIO, Literal
 
 import zstandard
 
-from hermetic import cancel
+from hermetic import cancel, failpoint, scratch
 from hermetic.errors import UnsafeArchiveError
 
 Compression = Literal["zst", "gz", "none"]
@@ -77,8 +76,7 @@ def _tarinfo(root: Path, rel: str, arcname: str, mtime: int) -> tuple[tarfile.Ta
 
 @contextmanager
 def _atomic_output(out: Path) -> Iterator[BinaryIO]:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".part")
+    fd, tmp = scratch.unique_part(out)
     try:
         with os.fdopen(fd, "wb") as f:
             yield f
@@ -137,8 +135,10 @@ def pack_tree(
         _compressor(raw, compression, mtime, zstd_level) as stream,
         tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar,
     ):
-        for rel in ordered:
+        for index, rel in enumerate(ordered):
             cancel.check(f"packing {out.name}")
+            if index == len(ordered) // 2:
+                failpoint.reached(f"pack {out.name}")
             arcname = f"{prefix}/{rel}" if prefix else rel
             info, path = _tarinfo(root, rel, arcname, mtime)
             if path is None:

@@ -13,6 +13,8 @@ import errno
 import fcntl
 import hashlib
 import os
+import shutil
+import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +43,10 @@ def sha256_file(path: Path) -> str:
 
 
 def verify_file(path: Path, pin: Pin) -> str | None:
-    """None if `path` has the pin's size and sha256, else a short description of the mismatch."""
+    """None if `path` is a regular file with the pin's size and sha256, else a short description of the mismatch."""
+    kind = _not_a_file(path)
+    if kind is not None:
+        return f"it is {kind}, not a file"
     size = path.stat().st_size
     if size != pin.size:
         return f"size {size} bytes, expected {pin.size}"
@@ -68,6 +73,22 @@ def cache_error(error: OSError, directory: Path, doing: str) -> CacheError:
         f"cannot write to the download cache {directory} ({reason}) while {doing}",
         hint="check that disk, or point cache_root= at another directory",
     )
+
+
+def _not_a_file(path: Path) -> str | None:
+    """None for a regular file (or a symlink to one), else what `path` is instead."""
+    mode = path.stat().st_mode
+    if stat.S_ISREG(mode):
+        return None
+    return "a directory" if stat.S_ISDIR(mode) else "a special file"
+
+
+def remove_entry(path: Path) -> None:
+    """Remove whatever stands at `path`, file or directory (a cache entry someone replaced by a directory)."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
 
 
 class ContentStore:
@@ -117,11 +138,11 @@ class ContentStore:
         problem = verify_file(path, pin)
         if problem is None:
             return path
-        log.warn(f"cache entry {path} for {pin.filename} is corrupt ({problem}); removed, fetching again")
         try:
-            path.unlink()
+            remove_entry(path)
         except OSError as e:
             raise cache_error(e, path.parent, f"removing the corrupt entry for {pin.filename}") from None
+        log.warn(f"cache entry {path} for {pin.filename} is corrupt ({problem}); removed, fetching again")
         return None
 
     def commit(self, staged: Path, pin: Pin) -> Path:

@@ -11,6 +11,8 @@ signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP).
 
 from __future__ import annotations
 
+from hermetic import redact
+
 
 class HermeticError(Exception):
     """Base of every error the build reports to the user (never shown with a traceback)."""
@@ -18,8 +20,9 @@ class HermeticError(Exception):
     exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
-        self.message = message
-        self.hint = hint
+        # Masked here, once, so no error the user sees or a log records can carry a URL's credentials.
+        self.message = redact.text(message)
+        self.hint = None if hint is None else redact.text(hint)
         super().__init__(self.one_line())
 
     def one_line(self) -> str:

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import requests
 
-from hermetic import cancel, log
-from hermetic.content_store import ContentStore, cache_error, sha256_file, verify_file
+from hermetic import cancel, log, redact
+from hermetic.content_store import ContentStore, cache_error, remove_entry, sha256_file, verify_file
 from hermetic.errors import ConfigError, FetchError, IntegrityError
 from hermetic.pins import Pin
 from hermetic.transfer import HttpTransfer, PermanentFailure, RateWindow, TransientFailure, copy_into_staging
@@ -36,6 +36,8 @@ _MIRROR_SCHEMES = ("http", "https", "file")
 
 def mirror_template_problem(template: str) -> str | None:
     """None if `template` is a usable ``mirrors=`` entry, else what is wrong with it (one phrase)."""
+    if not template.isprintable() or any(c.isspace() for c in template):
+        return "is not a URL: it holds a space or a control character (percent-encode it, e.g. %20)"
     try:
         fields = [field for _text, field, _spec, _conv in string.Formatter().parse(template) if field is not None]
     except ValueError as e:
@@ -49,7 +51,11 @@ def mirror_template_problem(template: str) -> str | None:
         url = template.format(**{field: "x" for field in MIRROR_FIELDS})
     except (ValueError, KeyError, IndexError, AttributeError) as e:
         return f"is not a valid template ({e})"
-    parts = urllib.parse.urlparse(url)
+    try:
+        parts = urllib.parse.urlparse(url)
+        _ = parts.port  # parsing the port is the check: a bad one raises
+    except ValueError as e:
+        return f"is not a URL ({e})"
     if parts.scheme not in _MIRROR_SCHEMES:
         return f"has scheme {parts.scheme or '(none)'}:, not one of {', '.join(_MIRROR_SCHEMES)}"
     if parts.scheme != "file" and not parts.netloc:
@@ -202,8 +208,8 @@ class Fetcher:
         staged = self.store.staging_path(pin.sha256)
         try:
             staged.parent.mkdir(parents=True, exist_ok=True)
-            if staged.exists() and staged.stat().st_size > pin.size:
-                staged.unlink()
+            if staged.exists() and (not staged.is_file() or staged.stat().st_size > pin.size):
+                remove_entry(staged)  # too long to resume, or a directory where the download belongs
         except OSError as e:
             raise cache_error(e, staged.parent, f"preparing to fetch {pin.filename}") from None
         return staged
@@ -266,7 +272,7 @@ class Fetcher:
             if attempt:
                 pause = self.policy.backoff_seconds * 2 ** (attempt - 1)
                 cancel.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                cancel.check(f"fetching {pin.filename} from {url}")
+                cancel.check(f"fetching {pin.filename} from {_short(url)}")
             if time.monotonic() >= deadline:
                 limit = log.format_duration(self.policy.deadline(pin.size))
                 raise PermanentFailure(f"{last}; then its deadline of {limit} passed")
@@ -307,7 +313,7 @@ class Fetcher:
             transfer.join(cancel.POLL_SECONDS)
             if not transfer.is_alive():
                 return
-            cancel.check(f"fetching {pin.filename} from {url}")
+            cancel.check(f"fetching {pin.filename} from {_short(url)}")
             now = time.monotonic()
             got = f"{transfer.have + transfer.received} of {pin.size} bytes"
             if now >= deadline:
@@ -358,8 +364,9 @@ def _rate(bytes_per_second: float) -> str:
 
 
 def _host(url: str) -> str:
-    return urllib.parse.urlparse(url).netloc or url
+    return redact.host(url)
 
 
 def _short(url: str) -> str:
-    return url if len(url) < 100 else url[:60] + "..." + url[-30:]
+    shown = redact.url(url)
+    return shown if len(shown) < 100 else shown[:60] + "..." + shown[-30:]

@@ -10,6 +10,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from hermetic import redact
+
 _lock = threading.Lock()
 
 # Seconds between heartbeat lines for a running action; tests shorten it.
@@ -17,14 +19,16 @@ HEARTBEAT_SECONDS = float(os.environ.get("HERMETIC_HEARTBEAT", "60"))
 
 
 def say(line: str) -> None:
-    """Print one whole line, never interleaved with another thread's line."""
+    """Print one whole line, never interleaved with another thread's line (credentials in it masked)."""
+    line = redact.text(line)
     with _lock:
         sys.stdout.write(line + "\n")
         sys.stdout.flush()
 
 
 def warn(line: str) -> None:
-    """Print a warning line on stderr."""
+    """Print a warning line on stderr (credentials in it masked)."""
+    line = redact.text(line)
     with _lock:
         sys.stderr.write(f"warning: {line}\n")
         sys.stderr.flush()

@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 import requests
 
-from hermetic import cancel, log
+from hermetic import cancel, log, redact
 from hermetic.content_store import ContentStore, sha256_file
 from hermetic.errors import FetchError, HermeticError
 from hermetic.fetch import Fetcher, FetchPolicy
@@ -136,7 +136,7 @@ class RemoteCache:
 
     def __repr__(self) -> str:
         mode = "read-write" if self.writable else "read-only"
-        return f"RemoteCache({self.url}, {mode}, {'with' if self._credentials else 'no'} credentials)"
+        return f"RemoteCache({redact.url(self.url)}, {mode}, {'with' if self._credentials else 'no'} credentials)"
 
     @property
     def enabled(self) -> bool:

@@ -24,7 +24,7 @@ import SCons.SConsign
 import SCons.Script
 import SCons.Taskmaster.Job
 
-from hermetic import cancel, log
+from hermetic import cancel, log, scratch
 from hermetic.action import Action, ActionRunner
 from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError, HermeticError
@@ -157,6 +157,16 @@ def remove_damaged_outputs() -> list[Path]:
         log.warn(f"{path} changed since it was built (its sha256 is not the recorded one); removed, making it again")
         path.unlink()
         removed.append(path)
+    return removed
+
+
+def remove_leftovers() -> list[Path]:
+    """Remove the temporary files and directories a killed build left beside the declared outputs (see
+    :mod:`hermetic.scratch`); call it while holding the build directory's lock. Returns what was removed."""
+    removed = scratch.remove_leftovers(Path(node.get_abspath()) for node in _OUTPUTS)
+    if removed:
+        shown = ", ".join(p.name for p in removed[:5]) + (f" and {len(removed) - 5} more" if len(removed) > 5 else "")
+        log.warn(f"removed {len(removed)} temporary file(s) left by an interrupted build: {shown}")
     return removed
 
 

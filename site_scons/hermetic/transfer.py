@@ -19,7 +19,7 @@ from typing import BinaryIO
 import requests
 import urllib3.exceptions
 
-from hermetic import cancel
+from hermetic import cancel, redact
 from hermetic.content_store import cache_error, open_in_cache, write_all
 from hermetic.pins import Pin
 
@@ -227,5 +227,5 @@ def _is_name_resolution_failure(error: Exception) -> bool:
 
 
 def _reason(error: Exception) -> str:
-    text = str(error)
+    text = redact.text(str(error))
     return text if len(text) < 120 else text[:117] + "..."

@@ -11,9 +11,13 @@ local copy; what this build makes (and, read-write, what it restores from the lo
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
+import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,13 +25,20 @@ from typing import Any, TypeVar
 import SCons.Action
 import SCons.CacheDir
 
-from hermetic import log, scons_glue
+from hermetic import failpoint, log, scons_glue
 from hermetic.content_store import sha256_file
 from hermetic.errors import HermeticError
 from hermetic.remote_cache import RemoteCache
 
 SIDECAR = ".sha256"
 T = TypeVar("T")
+# Temporary names in the cache: SCons's own push directory (tempfile's "tmp" + 8 characters), a sidecar being
+# written, and an entry coming from the remote cache (named after the process that fetches it).
+_PUSH_DIR = re.compile(r"tmp[a-z0-9_]{8}")
+_SIDECAR_PART = ".sidecar-"
+_REMOTE_PART = re.compile(r"\.remote-(?P<pid>\d+)-\d+-")
+# A temporary this old in a shared cache belongs to no running build (a push copies one artifact: seconds).
+STALE_SECONDS = 3600
 
 
 class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
@@ -46,6 +57,13 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
         """Retrieve `node` only when its cache entry matches the digest recorded at push time; an entry
         missing locally comes from the remote cache, when there is one and it has a sound copy."""
         return _reported(node, lambda: self._retrieve(node))
+
+    @classmethod
+    def copy_to_cache(cls, env: Any, src: str, dst: str) -> Any:
+        """SCons copies a built file into its push directory with this; the file is renamed into place after."""
+        result = super().copy_to_cache(env, src, dst)
+        failpoint.reached(f"cache push {Path(dst).name}")
+        return result
 
     def push(self, node: Any) -> Any:
         """Push `node`, record the digest of the entry (atomically, next to it), and upload it."""
@@ -106,6 +124,7 @@ class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
         digest = self.remote.fetch(entry.name, staging, str(node))
         if digest is None:
             return
+        failpoint.reached(f"cache fetch {entry.name}")
         _write_atomically(entry.with_name(entry.name + SIDECAR), digest + "\n")
         os.replace(staging, entry)
 
@@ -124,8 +143,56 @@ def _reported(node: Any, work: Callable[[], T]) -> T:
         raise scons_glue._KeptExitStatus(node=node, errstr=e.one_line(), exitstatus=e.exit_code) from None
 
 
+def remove_stale_temporaries(cache_dir: Path, now: float | None = None) -> list[Path]:
+    """Remove what killed builds left in the shared cache: push directories and sidecars older than
+    :data:`STALE_SECONDS`, and remote entries being fetched by a process that no longer exists (or as old).
+    Other builds may be writing this cache right now, so nothing recent is touched. Returns what was removed."""
+    now = time.time() if now is None else now
+    removed = []
+    for shard in _cache_shards(cache_dir):
+        for entry in shard.iterdir():
+            if _is_leftover(entry, now):
+                with contextlib.suppress(OSError):  # another build removed it first
+                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                    removed.append(entry)
+    return removed
+
+
+def _cache_shards(cache_dir: Path) -> list[Path]:
+    """The cache's subdirectories that hold entries (SCons names them by the first characters of the key)."""
+    if not cache_dir.is_dir():
+        return []
+    return [d for d in cache_dir.iterdir() if d.is_dir() and not d.name.startswith(".") and d.name != "config"]
+
+
+def _is_leftover(entry: Path, now: float) -> bool:
+    name = entry.name
+    try:
+        old = entry.lstat().st_mtime < now - STALE_SECONDS
+    except OSError:
+        return False
+    if _PUSH_DIR.fullmatch(name) and entry.is_dir():
+        return old
+    if name.startswith(_SIDECAR_PART):
+        return old
+    remote = _REMOTE_PART.match(name)
+    if remote:
+        return old or not _alive(int(remote["pid"]))
+    return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def _write_atomically(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".sidecar-")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_SIDECAR_PART)
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)

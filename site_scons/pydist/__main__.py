@@ -112,9 +112,23 @@ def _matrix(args: argparse.Namespace) -> int:
     return 0
 
 
+def _refuse_credentials(option: str, url: str | None, where: str) -> None:
+    """A URL option may not carry a user name or password: it would show in logs and published files."""
+    import urllib.parse
+
+    from hermetic.errors import ConfigError
+
+    parts = urllib.parse.urlsplit(url or "")
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(f"{option} {url} holds credentials, which would show in logs", hint=where)
+
+
 def _release(args: argparse.Namespace) -> int:
     from pydist.github import RetryPolicy
     from pydist.release import ReleaseOptions, run_release
+
+    for option, url in (("--api-url", args.api_url), ("--download-url", args.download_url)):
+        _refuse_credentials(option, url, "leave them out of the URL and give the token in $GITHUB_TOKEN")
 
     options = ReleaseOptions(
         repo=args.repo or os.environ.get("GITHUB_REPOSITORY", ""),
@@ -134,6 +148,7 @@ def _release(args: argparse.Namespace) -> int:
 def _uv_downloads(args: argparse.Namespace) -> int:
     from pydist import uv_downloads
 
+    _refuse_credentials("--base-url", args.base_url, "uv's list is published: give the URL users download from")
     document = uv_downloads.downloads(uv_downloads.archives_in(args.paths), args.base_url)
     if args.output:
         uv_downloads.write_json(args.output, document)
@@ -237,9 +252,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         return _compare(args)
     if args.command == "validate":
-        return _validate(args)
+        return _reported(_validate)(args)
     if args.command == "audit":
-        return _audit(args)
+        return _reported(_audit)(args)
     return int(args.handler(args))
 
 

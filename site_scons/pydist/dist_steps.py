@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hermetic import log
+from hermetic import log, scratch
 from hermetic.action import Action
 from hermetic.archive_extract import extract_tar
 from hermetic.archive_read import open_tar
@@ -30,13 +30,6 @@ from pydist.paths import REPO_ROOT
 from pydist.validate import validate
 
 
-def _staged(final: Path) -> Path:
-    """Where an archive is written before its checks pass (same name, in a .staging directory)."""
-    staging = final.parent / ".staging"
-    staging.mkdir(parents=True, exist_ok=True)
-    return staging / final.name
-
-
 def _publish(staged: Path, final: Path) -> None:
     """Move a checked archive into place (atomically: same file system)."""
     staged.replace(final)
@@ -44,10 +37,18 @@ def _publish(staged: Path, final: Path) -> None:
         staged.parent.rmdir()
 
 
-def validated(archives: list[Path], label: str) -> None:
-    """Run the validator on `archives` (the last one is the new one); fail with every violation shown."""
-    with log.step(f"validate {label}"):
-        report = validate(archives)
+def validated(archives: list[Path], label: str, work_root: Path) -> None:
+    """Run the validator on `archives` (the last one is the new one); fail with every violation shown.
+
+    It unpacks them in the build's work directory (not the system's temporary one), where a killed run's
+    leftovers are found and replaced by the next run's."""
+    work = work_root / f"validate-{label}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        with log.step(f"validate {label}"):
+            report = validate(archives, work=work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     if report.ok:
         log.say(f"  {report.summary()}")
         return
@@ -82,7 +83,7 @@ class DistSteps:
             extract_tar(cpython_artifact, work / "cpython")
         extract_tar(fips_artifact, work / "fips")
         licenses = [(pin, self.ctx.fetcher.fetch(pin)) for pin in self.ctx.license_pins]
-        staged = _staged(archive)
+        staged = scratch.staged_path(archive)
         with log.step(f"assemble {archive.name}"):
             distribution.assemble_full(
                 out=staged,
@@ -96,28 +97,28 @@ class DistSteps:
                 source_date_epoch=self.ctx.lock.source_date_epoch,
                 fips_provider=self.ctx.fips_provider.record(),
             )
-        validated([staged], archive.name)
+        validated([staged], archive.name, self.ctx.work_root)
         _publish(staged, archive)
         shutil.rmtree(work)
 
     def install_only(self, targets: list[Path], sources: list[Path]) -> None:
         """The install_only archive, converted from the full one, validated and runtime-tested."""
         archive, _report = targets
-        staged = _staged(archive)
+        staged = scratch.staged_path(archive)
         full_archive = sources[0]
         with log.step(f"convert {archive.name}"):
             distribution.convert_install_only(full_archive, staged, self.ctx.lock.source_date_epoch)
-        validated([full_archive, staged], archive.name)
+        validated([full_archive, staged], archive.name, self.ctx.work_root)
         self._runtime_tests(staged)
         _publish(staged, archive)
 
     def stripped(self, targets: list[Path], sources: list[Path]) -> None:
         """The install_only_stripped archive, stripped in the sandbox, validated and runtime-tested."""
         archive, _report = targets
-        staged = _staged(archive)
+        staged = scratch.staged_path(archive)
         install_only_archive, _openssl, full_archive = sources
         self.ctx.runner.run(strip_action(self.ctx, install_only_archive), staged, [])
-        validated([full_archive, install_only_archive, staged], archive.name)
+        validated([full_archive, install_only_archive, staged], archive.name, self.ctx.work_root)
         self._runtime_tests(staged)
         _publish(staged, archive)
 
@@ -157,9 +158,7 @@ class DistSteps:
             builder_version=builder_version(ctx),
             sbom=sbom_file,
         )
-        staged = targets[0].with_name(f".{targets[0].name}.part")
-        staged.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
-        staged.replace(targets[0])
+        scratch.write_text(targets[0], json.dumps(document, indent=2, sort_keys=True) + "\n")
 
     def build_parameters(self) -> dict[str, Any]:
         """The provenance's external parameters: what was asked for, including which FIPS provider ships."""

@@ -24,6 +24,7 @@ from typing import Any
 
 import jsonschema
 
+from hermetic import scratch
 from hermetic.archive_pack import pack_tree
 from hermetic.archive_read import open_tar
 from hermetic.content_store import sha256_file
@@ -462,7 +463,7 @@ def convert_install_only(full: Path, out: Path, source_date_epoch: int) -> None:
         if first is None or first.name != "python/PYTHON.json":
             raise DistributionError(f"{full.name}: PYTHON.json is not the first member")
         data = json.loads(tar.extractfile(first).read())  # type: ignore[union-attr]
-        staging = out.parent / f".{out.name}.tree"
+        staging = scratch.tree_path(out)
         shutil.rmtree(staging, ignore_errors=True)
         for member in tar:
             if member.name.startswith("python/licenses/"):
@@ -492,6 +493,4 @@ def convert_install_only(full: Path, out: Path, source_date_epoch: int) -> None:
 def write_sha256sums(out: Path, archives: Iterable[Path]) -> None:
     """``SHA256SUMS``: one ``<digest>  <name>`` line per archive, sorted by name."""
     lines = [f"{sha256_file(p)}  {p.name}\n" for p in sorted(archives, key=lambda p: p.name)]
-    tmp = out.with_name(f".{out.name}.part")
-    tmp.write_text("".join(lines))
-    tmp.replace(out)
+    scratch.write_text(out, "".join(lines))

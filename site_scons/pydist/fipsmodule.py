@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
+
+from hermetic import scratch
 
 # The integrity key: Configure sets $config{FIPSKEY} to sha256("holy hand grenade of antioch") (unless
 # --fips-key= overrides it, which this project never does); include/openssl/fipskey.h.in turns it into
@@ -224,12 +224,4 @@ def write_fipsmodule_cnf(
 ) -> None:
     """Write ``fipsmodule.cnf`` for the module file at `module_path` to `out` atomically (mode 0644)."""
     text = fipsmodule_cnf(module_path.read_bytes(), settings=settings, writer=writer, section=section)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="ascii", newline="\n") as f:
-            f.write(text)
-        Path(tmp).chmod(0o644)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    scratch.write_text(out, text)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hermetic import log, pypi
+from hermetic import log, pypi, scratch
 from hermetic.action import ActionRunner
 from hermetic.archive_extract import extract_tar
 from hermetic.content_store import ContentStore, sha256_file
@@ -191,10 +191,7 @@ def _cached(artifact: Path) -> bool:
 
 
 def _record_digest(artifact: Path) -> None:
-    digest = artifact.with_name(artifact.name + ".sha256")
-    staged = digest.with_name(f".{digest.name}.part")
-    staged.write_text(sha256_file(artifact) + "\n")
-    staged.replace(digest)
+    scratch.write_text(artifact.with_name(artifact.name + ".sha256"), sha256_file(artifact) + "\n")
 
 
 def unpack(artifacts: dict[str, Path], dest: Path) -> Path:

@@ -6,28 +6,27 @@ Targets are the pin files in ``toolchains/``, Python minors the rows of ``python
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from hermetic import log
 from hermetic.errors import ConfigError
 from hermetic.lock import SourcesLock
-from hermetic.pins import Pin
+from hermetic.pins import Pin, load_toml
 from hermetic.toolchain import host_platform
 from pydist import options as build_options
 from pydist import python_minors
 from pydist.options import BuildOptions
-from pydist.paths import TOOLCHAINS_DIR
+from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
 from pydist.python_minors import PythonMinor
 
 
 def _target_hosts(toolchains_dir: Path) -> dict[str, str]:
-    """Every target triple with the ``<arch>-<os>`` it runs on, from the toolchain pin files."""
+    """Every target triple with the ``<arch>-<os>`` it runs on, from the toolchain pin files (schema-checked:
+    a malformed one is a LockError naming it)."""
     found = {}
     for path in sorted(toolchains_dir.glob("*.toml")):
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = load_toml(path, PINS_SCHEMA, "toolchain")
         found[data["triple"]] = f"{data['arch']}-{data['os']}"
     return found
 
@@ -207,8 +206,7 @@ class CiBuild:
 
 def build_hosts(target: str, toolchains_dir: Path) -> tuple[str, ...]:
     """The hosts (``<arch>-<os>``) the toolchain pin of `target` says can build it."""
-    with open(toolchains_dir / f"{target}.toml", "rb") as f:
-        return tuple(tomllib.load(f)["build_hosts"])
+    return tuple(load_toml(toolchains_dir / f"{target}.toml", PINS_SCHEMA, "toolchain")["build_hosts"])
 
 
 def ci_builds(repo_root: Path = _REPO_ROOT) -> list[CiBuild]:

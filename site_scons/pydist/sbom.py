@@ -21,7 +21,6 @@ validated offline against the CycloneDX schema that cyclonedx-python-lib ships b
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -50,6 +49,7 @@ from jsonschema import FormatChecker
 from packageurl import PackageURL
 from rfc3986_validator import validate_rfc3986
 
+from hermetic import scratch
 from hermetic.errors import HermeticError
 from hermetic.pins import Pin
 from pydist.fips_provider import CMVP_CERTIFICATES
@@ -342,9 +342,7 @@ def write_sbom(out: Path, inputs: SbomInputs) -> str:
             f"{out.name}: does not validate against the CycloneDX 1.6 schema: {problems[0][:300]}",
             hint="a bug in pydist/sbom.py; the document was not written",
         )
-    staged = out.with_name(f".{out.name}.part")
-    staged.write_text(text)
-    os.replace(staged, out)
+    scratch.write_text(out, text)
     return text
 
 

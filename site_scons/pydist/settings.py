@@ -7,7 +7,6 @@ import re
 import subprocess
 import textwrap
 import time
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,22 +199,13 @@ def _remote_cache(url: str, mode: str, scons_cache: Path | None) -> str | None:
         hint = "e.g. remote_cache=https://cache.example:9092"
         if "credentials" in problem:
             hint = f"put them in ${REMOTE_CACHE_CREDENTIALS} (user:password or a token) and leave them out of the URL"
-        raise ConfigError(f"remote_cache={_redacted(url)} {problem}", hint=hint)
+        raise ConfigError(f"remote_cache={url} {problem}", hint=hint)  # HermeticError masks its credentials
     if scons_cache is None:
         raise ConfigError(
             "remote_cache= needs the local cache in front of it, but scons_cache=off",
             hint="leave scons_cache= at its default or give it a directory",
         )
     return url
-
-
-def _redacted(url: str) -> str:
-    """`url` with any password replaced, for messages."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
 def open_remote_cache(settings: Settings) -> RemoteCache | None:

@@ -12,14 +12,13 @@ the file, so there is none. Freethreaded builds become ``"variant": "freethreade
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hermetic import scratch
 from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError
 from pydist import matrix
@@ -161,13 +160,4 @@ def archives_in(paths: list[Path]) -> dict[str, str]:
 def write_json(path: Path, document: object) -> None:
     """Write `document` as JSON to `path` atomically (a temporary file renamed into place)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(document, f, indent=2, sort_keys=True)
-            f.write("\n")
-        Path(temp).chmod(0o644)
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+    scratch.write_text(path, json.dumps(document, indent=2, sort_keys=True) + "\n")

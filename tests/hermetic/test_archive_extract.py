@@ -166,6 +166,18 @@ HOSTILE: dict[str, tuple[list[Member], str]] = {
         [*(symlink(f"c{i}", f"c{i + 1}") for i in range(100)), regular("c100")],
         "more than 40 symlinks",
     ),
+    # PAX/GNU long names carry any length; the file system takes 255 bytes per name (ENAMETOOLONG otherwise).
+    "a file name longer than the file system allows": (
+        [regular(f"pkg/{'n' * 256}.c")],
+        "has a name part of 258 bytes, longer than a file system allows (255)",
+    ),
+    "a directory name longer than the file system allows, deep inside": (
+        [directory(f"pkg/src/{'d' * 300}"), regular(f"pkg/src/{'d' * 300}/x.c")],
+        "has a name part of 300 bytes",
+    ),
+    "a multibyte name of 128 characters and 256 bytes": ([regular(f"pkg/{'é' * 128}")], "name part of 256 bytes"),
+    "a hard link to a name too long": ([regular("f"), hardlink("h", "x" * 256)], "points outside the archive"),
+    "a symlink target longer than PATH_MAX": ([symlink("pkg/s", "a/" * 2100)], "has a target longer than 4095"),
 }
 
 
@@ -432,6 +444,7 @@ HOSTILE_ZIPS: dict[str, tuple[list[tuple[str, bytes, int]], str]] = {
     "symlink": ([("pkg/link", b"../../../../../sentinel", stat.S_IFLNK | 0o777)], "is a symlink"),
     "fifo": ([("pkg/fifo", b"", stat.S_IFIFO | 0o644)], "is a special file"),
     "the same name twice": ([("pkg/a.h", b"one", REG), ("pkg/./a.h", b"two", REG)], "appears twice"),
+    "a name longer than the file system allows": ([(f"pkg/{'w' * 256}.h", b"x", REG)], "name part of 258 bytes"),
 }
 
 
@@ -486,3 +499,10 @@ def test_zip_bombs_and_damaged_zips(tmp_path: Path) -> None:
     (tmp_path / "cut.whl").write_bytes(bytes(data[: len(data) // 2]))
     with pytest.raises(CorruptArchiveError, match=r"cut\.whl"):
         extract_zip(tmp_path / "cut.whl", tmp_path / "out3")
+
+
+def test_a_symlink_whose_target_has_an_overlong_name_is_unpacked_as_a_dangling_link(tmp_path: Path) -> None:
+    # Nothing can exist at such a name, so the link leads nowhere, inside the tree: harmless, and no crash.
+    archive = write_tar(tmp_path / "a.tar.gz", [directory("pkg"), symlink("pkg/s", f"{'x' * 300}/y")])
+    extract_tar(archive, tmp_path / "dest")
+    assert os.readlink(tmp_path / "dest" / "pkg" / "s") == f"{'x' * 300}/y"

@@ -44,6 +44,23 @@ def test_corrupt_cache_entry_is_detected_and_fetched_again(
     assert "corrupt" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("where", ["entry", "staging file"])
+def test_a_directory_where_a_cached_file_belongs_is_removed_and_the_file_fetched_again(
+    tmp_path: Path, http_server: LoopbackServer, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    http_server.served.files["a.tgz"] = PAYLOAD
+    pin = make_pin(PAYLOAD, urls=(http_server.url("good", "a.tgz"),))
+    store = ContentStore(tmp_path / "cache")
+    squatter = store.path_for(pin.sha256) if where == "entry" else store.staging_path(pin.sha256)
+    (squatter / "inside").mkdir(parents=True)  # a directory, not empty, as a careless copy leaves one
+    (squatter / "inside" / "f").write_bytes(b"x")
+    path = fetcher(tmp_path).fetch(pin)
+    assert path.read_bytes() == PAYLOAD and path.is_file()
+    if where == "entry":
+        assert "is corrupt (it is a directory, not a file); removed, fetching again" in capsys.readouterr().err
+    assert not store.staging_path(pin.sha256).exists()
+
+
 # --- Leftovers. ------------------------------------------------------------------------------------------------
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO_ROOT, run_scons
+from conftest import REPO_ROOT, copy_repository, run_scons
+from hermetic.errors import LockError
 
 pytestmark = pytest.mark.integration
 
@@ -118,3 +120,43 @@ def test_a_second_build_in_the_same_build_dir_is_refused(tmp_path: Path) -> None
         result = run_scons(REPO_ROOT, "fetch", f"build_dir={build_dir}")
     assert result.returncode == 2
     assert_one_line_error(result.stderr, "is in use by a running build (pid 4242)", "build_dir=")
+
+
+# Each pin file, and the target whose build reads it on this (x86_64 Linux) host.
+PIN_FILES = {
+    "x86_64-unknown-linux-gnu.toml": "x86_64-unknown-linux-gnu",
+    "compilers/llvm-19-debian12-x86_64.toml": "x86_64-unknown-linux-gnu",
+    "tools/bolt-19-debian12-x86_64.toml": "x86_64-unknown-linux-gnu",
+    "aarch64-unknown-linux-gnu.toml": "aarch64-unknown-linux-gnu",
+    "emulators/qemu-user-debian12-x86_64.toml": "aarch64-unknown-linux-gnu",
+    "aarch64-apple-darwin.toml": "aarch64-apple-darwin",
+}
+
+
+@pytest.fixture(scope="module")
+def pin_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return copy_repository(tmp_path_factory.mktemp("pins") / "repo")
+
+
+@pytest.mark.parametrize(
+    ("pin_file", "damage"),
+    [
+        *((pin_file, "broken TOML") for pin_file in PIN_FILES),
+        *((pin_file, "short sha256") for pin_file in PIN_FILES if pin_file != "aarch64-apple-darwin.toml"),
+    ],
+)
+def test_a_malformed_toolchain_pin_is_one_line_and_exit_3(pin_project: Path, pin_file: str, damage: str) -> None:
+    path = pin_project / "toolchains" / pin_file
+    original = path.read_text()
+    if damage == "broken TOML":
+        damaged = original + "\nbroken = [\n"
+    else:
+        damaged = re.sub(r'sha256 = "([0-9a-f]{6})[0-9a-f]{58}"', r'sha256 = "\1"', original, count=1)
+    assert damaged != original
+    path.write_text(damaged)
+    try:
+        result = run_scons(pin_project, "-n", "fetch", f"target={PIN_FILES[pin_file]}")
+    finally:
+        path.write_text(original)
+    assert result.returncode == LockError.exit_code, result.stdout[-2000:] + result.stderr[-2000:]
+    assert_one_line_error(result.stderr, pin_file.rpartition("/")[2])

@@ -35,11 +35,11 @@ from pydist.validate.fips import check_fips, module_exports
 from pydist.validate.macho import check_macho, exported_symbols, is_macho
 from pydist.validate.report import Report
 from pydist.validate.roles import Role, classify
-from pydist.validate.targets import TARGETS
+from pydist.validate.targets import all_targets
 
 pytestmark = pytest.mark.integration
 
-RULES = TARGETS["aarch64-apple-darwin"]
+RULES = all_targets()["aarch64-apple-darwin"]
 # What ld64.lld records as the SDK version when the SDK has no SDKSettings.json: the deployment target.
 SDK = "11.0"
 LIBPYTHON = "python/install/lib/libpython3.13.dylib"

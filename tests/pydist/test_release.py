@@ -255,6 +255,38 @@ def test_a_dry_run_reads_and_verifies_but_writes_nothing(
 
 
 @pytest.mark.integration
+def test_no_token_or_signature_is_shown_or_written_by_a_dry_run(
+    github: FakeGitHub, tmp_path: Path, noopt_dist: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arrange_success(github, {"linux-artifact": zipped(noopt_dist, ""), "macos-artifact": zipped(noopt_dist, "dist/")})
+    github.state.faults.rate_limit = {r"GET /repos/.*/actions/artifacts/\d+/zip": 1, r"GET /repos/.*/runs": 1}
+    github.state.faults.rate_limit_style = "retry-after"
+    work = tmp_path / "work"
+    assert main(release_args(github, work, "--dry-run")) == 0
+    out, err = capsys.readouterr()
+    assert "rate limited" in err  # a message naming a request was printed
+    written = b"".join(p.read_bytes() for p in work.rglob("*") if p.is_file())
+    for secret in (fake_github.TOKEN, fake_github.SIGNATURE):
+        assert secret not in out + err and secret.encode() not in written
+
+
+def test_a_url_option_with_credentials_is_refused_without_showing_them(
+    github: FakeGitHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    secret_url = github.api_url.replace("http://", f"http://ci:{fake_github.TOKEN}@")
+    assert main(release_args(github, tmp_path / "work", "--download-url", secret_url)) == 2
+    line = one_line_error(capsys)
+    assert "--download-url http://***@127.0.0.1" in line and "$GITHUB_TOKEN" in line
+    args = release_args(github, tmp_path / "work")
+    args[args.index(github.api_url)] = secret_url
+    assert main(args) == 2
+    assert "--api-url http://***@" in one_line_error(capsys)
+    assert main(["uv-downloads", str(tmp_path), "--base-url", secret_url]) == 2
+    assert "--base-url http://***@" in one_line_error(capsys)
+    assert github.state.log == []
+
+
+@pytest.mark.integration
 def test_an_interrupted_upload_is_resumed_by_running_again(
     github: FakeGitHub,
     tmp_path: Path,

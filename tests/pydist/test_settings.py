@@ -49,6 +49,15 @@ def test_good_mirror_settings_are_kept() -> None:
         ("https://m.example/}{sha256}", "is not a valid template (Single '}' encountered in format string)"),
         ("ftp://m.example/{sha256}", "has scheme ftp:, not one of http, https, file"),
         ("https://m.example/all.tar.gz", "names no file: it needs {sha256} or {filename}"),
+        (
+            "https://m.example/my files/{sha256}",
+            "is not a URL: it holds a space or a control character (percent-encode it, e.g. %20)",
+        ),
+        (
+            "https://m.example/\t{sha256}",
+            "is not a URL: it holds a space or a control character (percent-encode it, e.g. %20)",
+        ),
+        ("https://m.example:99999/{sha256}", "is not a URL (Port out of range 0-65535)"),
     ],
 )
 def test_bad_mirror_template_is_one_line_naming_the_variable(template: str, problem: str) -> None:
@@ -72,7 +81,8 @@ def test_bad_mirror_template_is_one_line_naming_the_variable(template: str, prob
 )
 def test_bad_debian_mirror_is_one_line_naming_the_variable(name: str, url: str, problem: str) -> None:
     line = refusal(**{name: url})
-    assert line.startswith(f"{name}={url} {problem}; give the archive's base URL, e.g. {name}=https://")
+    shown = url.replace("?x=1", "?x=***")  # a query's values are masked in every message (they may be tokens)
+    assert line.startswith(f"{name}={shown} {problem}; give the archive's base URL, e.g. {name}=https://")
 
 
 @pytest.mark.parametrize("name", ["cache_root", "build_dir", "dist_dir", "scons_cache"])
@@ -115,7 +125,7 @@ def test_remote_cache_is_off_by_default_and_read_only_unless_told() -> None:
 
 def test_remote_cache_credentials_come_from_the_environment_only(monkeypatch: pytest.MonkeyPatch) -> None:
     line = refusal(remote_cache="https://ci:hunter2@cache.example")
-    assert line.startswith("remote_cache=https://ci:***@cache.example holds credentials")
+    assert line.startswith("remote_cache=https://***@cache.example holds credentials")
     assert "hunter2" not in line and settings.REMOTE_CACHE_CREDENTIALS in line
     monkeypatch.setenv(settings.REMOTE_CACHE_CREDENTIALS, "ci:hunter2")
     remote = settings.open_remote_cache(settings.resolve({"remote_cache": "https://cache.example"}))
@@ -127,7 +137,7 @@ def test_remote_cache_credentials_come_from_the_environment_only(monkeypatch: py
     [
         ({"remote_cache_mode": "write"}, "remote_cache_mode=write is not one of ro, rw"),
         ({"remote_cache": "ftp://cache.example"}, "remote_cache=ftp://cache.example has scheme ftp:"),
-        ({"remote_cache": "https://cache.example?x=1"}, "remote_cache=https://cache.example?x=1 has a query"),
+        ({"remote_cache": "https://cache.example?x=1"}, "remote_cache=https://cache.example?x=*** has a query"),
         ({"remote_cache": "https://c.example", "scons_cache": "off"}, "remote_cache= needs the local cache"),
     ],
 )
@@ -139,6 +149,8 @@ def test_bad_remote_cache_settings_are_one_line(arguments: dict[str, str], start
     ("argument", "message"),
     [
         ("mirrors=https://m.example/{version}", "scons: *** mirrors=https://m.example/{version} has an unknown field"),
+        ("mirrors=https://m.example/a b/{sha256}", "scons: *** mirrors=https://m.example/a b/{sha256} is not a URL"),
+        ("mirrors=https://u:hunter2@m.example/{x}", "scons: *** mirrors=https://***@m.example/{x} has an unknown"),
         ("debian_mirror=ftp://deb.example/debian", "scons: *** debian_mirror=ftp://deb.example/debian is not an"),
         ("cache_root=", "scons: *** cache_root= is empty; give a directory"),
         ("build_dir=", "scons: *** build_dir= is empty; give a directory"),

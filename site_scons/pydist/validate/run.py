@@ -24,6 +24,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from hermetic import failpoint
 from hermetic.archive_extract import EntryKind, LinkResolutionError, SymlinkLoopError, resolve_in_tree
 from pydist.distribution import validate_python_json
 from pydist.elfinfo import is_elf
@@ -32,7 +33,7 @@ from pydist.validate import macho
 from pydist.validate.fips import check_fips
 from pydist.validate.report import Report
 from pydist.validate.roles import Role, classify
-from pydist.validate.targets import TARGETS as TARGET_RULES
+from pydist.validate.targets import all_targets
 from pydist.validate.unpack import Unpacked, unpack
 
 _MACHO_64_LE = bytes.fromhex("cffaedfe")
@@ -95,7 +96,7 @@ def _check_consistency(unpacked: Unpacked, data: dict[str, Any], report: Report)
     for key, expected in expectations:
         if expected is not None and data.get(key) != expected:
             report.add(label, "archive.consistency", f"{key} is {data.get(key)!r}, the file name says {expected!r}")
-    rules = TARGET_RULES.get(str(data.get("target_triple")))
+    rules = all_targets().get(str(data.get("target_triple")))
     if rules and data.get("python_platform_tag") != rules.platform_tag:
         tag = data.get("python_platform_tag")
         report.add(
@@ -192,6 +193,7 @@ def validate(paths: list[Path], *, work: Path | None = None) -> Report:
             # A partial archive's one violation says why; checks of what it holds would only add noise.
             if unpacked.complete:
                 archives.append((path, unpacked))
+        failpoint.reached(f"validate {paths[-1].name}")
         pristine_module = _provider_from_its_own_tree([unpacked for _path, unpacked in archives])
         for path, unpacked in archives:
             digest = _check_archive(path, unpacked, pristine_module, report)
@@ -231,7 +233,7 @@ def _check_archive(path: Path, unpacked: Unpacked, pristine_module: bool, report
     if data is not None:
         _check_consistency(unpacked, data, report)
     triple = (data or {}).get("target_triple") or unpacked.name.get("triple")
-    rules = TARGET_RULES.get(str(triple))
+    rules = all_targets().get(str(triple))
     if rules is None:
         report.add(path.name, "archive.name", "the target triple cannot be told from the name or PYTHON.json")
         return None

@@ -3,13 +3,14 @@ toolchain pin files)."""
 
 from __future__ import annotations
 
-import tomllib
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydist.paths import TOOLCHAINS_DIR
+from hermetic.pins import load_toml
+from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
 
 if TYPE_CHECKING:
     from hermetic.toolchain import Toolchain
@@ -60,18 +61,21 @@ def rules_from_toolchain(toolchain: Toolchain) -> TargetRules:
     return rules_from_tables(toolchain.triple, toolchain.target, toolchain.validate)
 
 
-def _load_all(toolchains_dir: Path) -> dict[str, TargetRules]:
-    # Read with tomllib alone (the build loads and schema-checks the same files): the validator stays light.
+def load_all(toolchains_dir: Path) -> dict[str, TargetRules]:
+    """Every target's rules, from its ``toolchains/<triple>.toml`` (schema-checked: a malformed file is a
+    LockError naming it)."""
     rules = {}
     for path in sorted(toolchains_dir.glob("*.toml")):
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        data = load_toml(path, PINS_SCHEMA, "toolchain")
         rules[data["triple"]] = rules_from_tables(data["triple"], data["target"], data["validate"])
     return rules
 
 
-# Every target's rules, from toolchains/<triple>.toml: the one place target facts are written down.
-TARGETS = _load_all(TOOLCHAINS_DIR)
+@functools.cache
+def all_targets() -> dict[str, TargetRules]:
+    """Every target's rules, read once on first use (not at import: a broken pin file is then an error the
+    command reports, not a traceback while modules load)."""
+    return load_all(TOOLCHAINS_DIR)
 
 
 # Symbols whose export betrays a static dependency that was not hidden (one or more per library).

@@ -12,11 +12,11 @@ from conftest import Toolchain
 from pydist.validate.macho import check_macho, exported_symbols, is_macho
 from pydist.validate.report import Report
 from pydist.validate.roles import Role, classify
-from pydist.validate.targets import TARGETS
+from pydist.validate.targets import all_targets
 
 pytestmark = pytest.mark.integration
 
-RULES = TARGETS["aarch64-apple-darwin"]
+RULES = all_targets()["aarch64-apple-darwin"]
 LIBPYTHON = "python/install/lib/libpython3.13.dylib"
 INTERPRETER = "python/install/bin/python3.13"
 EXTENSION = "python/install/lib/python3.13/lib-dynload/_x.cpython-313-darwin.so"
