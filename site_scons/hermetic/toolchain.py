@@ -211,7 +211,7 @@ class Toolchain:
         xcode: (dict | None) pinned Xcode, clang and SDK versions (macOS targets).
         sandbox: (str) ``bubblewrap``, or ``unsandboxed`` where the build host has no bubblewrap (macOS).
         platform: (dict) facts about the target that shape the build graph, not an action's output
-            (e.g. ``libraries_not_used``); not part of the identity.
+            (e.g. ``cpython_cross_answers``); not part of the identity.
         validate: (dict) what the validator checks the target's binaries against; not part of the identity.
         source: (Path) the pin file it came from.
         available_tools: (dict[str, ToolPin]) tool pins the target names for the build host; not part of the

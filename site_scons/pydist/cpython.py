@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hermetic.action import DEPS, FILES, OUT, SRC, InputFile, Step
-from pydist import bolt, tuning
+from pydist import bolt, catalog, tuning
 from pydist.compile_env import CompileEnv
 from pydist.libraries import sh
 from pydist.matrix import BuildRequest
@@ -93,11 +93,8 @@ def configure_args(request: BuildRequest, ce: CompileEnv, levers: Tuning = NO_TU
         "--enable-shared",
         f"--with-openssl={DEPS}",
         "--with-openssl-rpath=no",
-        "--with-system-expat",
-        "--with-system-libmpdec",
-        "--with-readline=editline",
+        *(option for library in _libraries(ce) for option in library.cpython_configure),
         "--with-ensurepip=install",
-        "--enable-loadable-sqlite-extensions",
         "--with-dbmliborder=",
         *(["MODULE_BUILDTYPE=static"] if request.minor.setup_stdlib else []),
         "PKG_CONFIG=pkg-config --static",
@@ -331,13 +328,19 @@ def _check_modules(request: BuildRequest, ce: CompileEnv) -> str:
     )
 
 
+def _libraries(ce: CompileEnv) -> list[catalog.Library]:
+    """The libraries CPython links on this target, in the lock's order."""
+    return [library for name, library in catalog.libraries().items() if ce.platform.uses_library(name)]
+
+
 def cpython_env(request: BuildRequest, ce: CompileEnv, label: str, levers: Tuning = NO_TUNING) -> dict[str, str]:
     """Compile environment of the CPython build."""
     optimize = "-Og" if request.options.debug else "-O3" if "o3" in levers else "-O2"
     env = ce.autotools_env(label, optimize=optimize)
     if "bolt" in levers:
         env["CFLAGS"] += " " + " ".join(bolt.COMPILE_FLAGS)
-    env["CPPFLAGS"] = f"-I{DEPS}/include -I{DEPS}/include/ncursesw -I{DEPS}/include/uuid"
+    includes = [f"{DEPS}/include", *(f"{DEPS}/include/{d}" for library in _libraries(ce) for d in library.include_dirs)]
+    env["CPPFLAGS"] = " ".join(f"-I{d}" for d in includes)
     env["LDFLAGS"] = " ".join([ce.ldflags(), f"-L{DEPS}/lib", *ce.platform.hide_dependency_symbols()])
     # The PGO training run writes its profiles here; LLVM_PROFDATA is found on PATH (the pinned one).
     env["LLVM_PROFILE_FILE"] = f"{SRC}/code-%p.profclangr"

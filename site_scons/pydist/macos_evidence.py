@@ -44,22 +44,16 @@ from hermetic.toolchain import (
     load_toolchain,
     materialize_toolchain,
 )
-from pydist import graph
+from pydist import catalog, graph
 from pydist.compile_env import CompileEnv
 from pydist.paths import LOCK_FILE, PINS_SCHEMA, TOOLCHAINS_DIR
 from pydist.platforms.macos import MacOSPlatform
 
 TRIPLE = "aarch64-apple-darwin"
-# The libraries a Linux host can cross-compile for macOS, dependencies first; OpenSSL last.
-LIBRARIES = ("zlib", "bzip2", "xz", "libffi", "expat", "mpdecimal", "zstd", "openssl")
-# Why the others are not: each needs to run a program built for the build host (a Mac has one compiler for
-# both, so these recipes are fine there).
-NOT_CROSS_BUILT = {
-    "ncurses": "runs programs it compiles with the target's compiler during its build",
-    "libedit": "needs ncurses",
-    "sqlite": "its configure builds its Tcl interpreter (jimsh) with the target's compiler, then runs it",
-    "util-linux": "Linux only",
-}
+# The libraries a Linux host can cross-compile for macOS, and why the others are not (each row says: most need to
+# run a program built for the build host, while a Mac has one compiler for both, so their recipes are fine there).
+LIBRARIES = tuple(name for name, library in catalog.libraries().items() if library.macos_cross is None)
+NOT_CROSS_BUILT = {name: lib.macos_cross for name, lib in catalog.libraries().items() if lib.macos_cross is not None}
 
 
 def evidence_toolchain(build_host: str | None = None) -> Toolchain:

@@ -52,6 +52,7 @@ from rfc3986_validator import validate_rfc3986
 from hermetic import scratch
 from hermetic.errors import HermeticError
 from hermetic.pins import Pin
+from pydist.catalog import Library
 from pydist.fips_provider import CMVP_CERTIFICATES
 
 _IRI_REFERENCE = FormatChecker().checkers["iri-reference"][0]
@@ -61,20 +62,8 @@ MEDIA_TYPE = "application/vnd.cyclonedx+json"
 # Names of this project's properties (CycloneDX asks for a namespace per producer).
 NS = "fips-python-standalone"
 
-# CPE vendor:product of components vulnerability databases know under a CPE.
-_CPE = {
-    "cpython": "python:python",
-    "openssl": "openssl:openssl",
-    "sqlite": "sqlite:sqlite",
-    "zlib": "zlib:zlib",
-    "expat": "libexpat_project:libexpat",
-    "xz": "tukaani:xz",
-    "bzip2": "bzip:bzip2",
-    "libffi": "libffi_project:libffi",
-    "ncurses": "gnu:ncurses",
-    "util-linux": "kernel:util-linux",
-    "zstd": "facebook:zstandard",
-}
+# NVD's CPE vendor:product of CPython; a library's is in its row (pydist.catalog).
+_CPYTHON_CPE = "python:python"
 
 
 class SbomError(HermeticError):
@@ -162,9 +151,16 @@ def _pedigree(patches: tuple[tuple[str, str], ...]) -> Pedigree | None:
     )
 
 
+def _cpe(pin: Pin) -> str | None:
+    """NVD's vendor:product of what `pin` is the source of (None when NVD has none)."""
+    if pin.name == "cpython":
+        return _CPYTHON_CPE
+    return Library.from_pin(pin).cpe if "library" in pin.extra else None
+
+
 def _built(component: BuiltComponent, *, role: str) -> Component:
     pin = component.pin
-    product = _CPE.get(pin.name)
+    product = _cpe(pin)
     properties = _props(role=role, source_file=pin.filename)
     properties += [Property(name=f"{NS}:patch", value=f"{sha256} {path}") for path, sha256 in component.patches]
     return Component(

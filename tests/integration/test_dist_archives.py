@@ -17,7 +17,7 @@ from conftest import archive, unpack
 from hermetic.archive_read import open_tar
 from hermetic.lock import load_lock
 from hermetic.toolchain import load_toolchain
-from pydist import buildpaths, distribution, provenance, sbom
+from pydist import buildpaths, catalog, distribution, provenance, sbom
 from pydist.paths import LOCK_FILE, PATCHES_DIR, PINS_SCHEMA, REPO_ROOT, TOOLCHAINS_DIR
 
 pytestmark = pytest.mark.integration
@@ -220,9 +220,8 @@ def test_sbom_of_the_real_build(dist: Path, tmp_path: Path) -> None:
     fips = unpack(archive(dist, "install_only"), tmp_path) / "python/share/ssl/ossl-modules/fips.so"
     assert facts.fips_module == hashlib.sha256(fips.read_bytes()).hexdigest()
     lock = load_lock(LOCK_FILE, PINS_SCHEMA)
-    names = ["cpython", "openssl", "bzip2", "expat", "libedit", "libffi", "mpdecimal", "ncurses", "sqlite"]
-    names += ["util-linux", "xz", "zlib", "zstd"]
-    expected = [lock.get(n, "3.13.15" if n == "cpython" else None) for n in names]
+    # CPython and every library a Linux CPython links (each row of the catalog).
+    expected = [lock.get("cpython", "3.13.15"), *(library.pin for library in catalog.used_on("linux").values())]
     assert facts.sources == {pin.filename: pin.sha256 for pin in expected}
     toolchain = load_toolchain(TOOLCHAINS_DIR, TARGET, PINS_SCHEMA)
     assert facts.toolchain == {pin.filename: pin.sha256 for pin in toolchain.all_packages()}

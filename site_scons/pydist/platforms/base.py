@@ -11,6 +11,7 @@ from typing import ClassVar
 from hermetic.action import Step
 from hermetic.errors import ConfigError
 from hermetic.toolchain import HOST_DESCRIPTIONS, Toolchain
+from pydist import catalog
 from pydist.validate.targets import TargetRules, rules_from_toolchain
 
 # Debian's triple of each build host, for autoconf's --build.
@@ -81,8 +82,8 @@ class Platform(ABC):
         return rules_from_toolchain(self.toolchain)
 
     def uses_library(self, name: str) -> bool:
-        """Whether the dependency library recipe `name` is built for this target."""
-        return name not in self.toolchain.platform.get("libraries_not_used", ())
+        """Whether the dependency library `name` is built for this target (its row's ``os``)."""
+        return self.toolchain.os in catalog.libraries()[name].os
 
     def check_host(self) -> None:
         """Stop at once, naming the host it needs, when this machine cannot build the target."""

@@ -29,10 +29,11 @@ from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import SymbolTableSection
 
+from pydist.catalog import symbol_prefixes
 from pydist.elfinfo import glibc_version_key
 from pydist.validate.report import Report
 from pydist.validate.roles import Role
-from pydist.validate.targets import DEPENDENCY_SYMBOL_PREFIXES, TargetRules
+from pydist.validate.targets import TargetRules
 
 _LIBPYTHON_NEEDED = re.compile(r"libpython3\.\d+t?d?\.so\.1\.0")
 _DF_BIND_NOW = 0x8
@@ -220,7 +221,7 @@ def _check_pie(elf: ELFFile, member: str, report: Report) -> None:
 
 def _check_dependency_symbols(elf: ELFFile, member: str, report: Report) -> None:
     exported = exported_symbols(elf)
-    for library, prefixes in DEPENDENCY_SYMBOL_PREFIXES.items():
+    for library, prefixes in symbol_prefixes().items():
         leaked = sorted(name for name in exported if name.startswith(prefixes))
         if leaked:
             examples = ", ".join(leaked[:3])

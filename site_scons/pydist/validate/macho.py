@@ -61,9 +61,10 @@ from macholib.mach_o import (
 from macholib.MachO import MachO, MachOHeader
 from macholib.ptypes import sizeof
 
+from pydist.catalog import symbol_prefixes
 from pydist.validate.report import Report
 from pydist.validate.roles import Role
-from pydist.validate.targets import DEPENDENCY_SYMBOL_PREFIXES, TargetRules
+from pydist.validate.targets import TargetRules
 
 _THIN_MAGICS = frozenset({MH_MAGIC, MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64})
 _FAT_MAGICS = frozenset({FAT_MAGIC, FAT_CIGAM, FAT_MAGIC_64, FAT_CIGAM_64})
@@ -295,7 +296,7 @@ def _check_headerpad(header: MachOHeader, member: str, where: str, report: Repor
 def _check_dependency_symbols(exports: set[str], member: str, report: Report) -> None:
     # Mach-O stores C names with a leading underscore; the prefixes are C names.
     c_names = sorted(name[1:] if name.startswith("_") else name for name in exports)
-    for library, prefixes in DEPENDENCY_SYMBOL_PREFIXES.items():
+    for library, prefixes in symbol_prefixes().items():
         leaked = [name for name in c_names if name.startswith(prefixes)]
         if leaked:
             examples = ", ".join(leaked[:3]) + (", ..." if len(leaked) > 3 else "")

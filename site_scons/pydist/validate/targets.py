@@ -76,33 +76,3 @@ def all_targets() -> dict[str, TargetRules]:
     """Every target's rules, read once on first use (not at import: a broken pin file is then an error the
     command reports, not a traceback while modules load)."""
     return load_all(TOOLCHAINS_DIR)
-
-
-# Symbols whose export betrays a static dependency that was not hidden (one or more per library).
-DEPENDENCY_SYMBOL_PREFIXES = {
-    "OpenSSL": (
-        "OPENSSL_",
-        "OSSL_",
-        "EVP_",
-        "SSL_",
-        "CRYPTO_",
-        "BIO_",
-        "BN_",
-        "X509_",
-        "ERR_",
-        "RSA_",
-        "EC_",
-        "PEM_",
-    ),
-    "SQLite": ("sqlite3_",),
-    "zlib": ("deflate", "inflate", "crc32", "adler32", "zlibVersion", "gz"),
-    "libffi": ("ffi_",),
-    "liblzma": ("lzma_",),
-    "bzip2": ("BZ2_",),
-    "expat": ("XML_",),
-    "mpdecimal": ("mpd_",),
-    "ncurses": ("initscr", "newwin", "wrefresh", "tgetent", "_nc_"),
-    "libedit": ("el_", "history_", "rl_"),
-    "libuuid": ("uuid_",),
-    "zstd": ("ZSTD_", "ZDICT_"),
-}
