@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from elftools.elf.enums import ENUM_E_MACHINE
+
 from hermetic import cancel, failpoint, log
 from hermetic.archive_extract import extract_tar
 from hermetic.archive_pack import Compression, pack_tree, pinned_settings
@@ -81,6 +83,21 @@ class Step:
             "cwd": self.cwd,
             "env": dict(sorted(self.env.items())),
         }
+
+
+def sh(name: str, script: str) -> Step:
+    """A step run by ``/bin/sh -c`` (for variable expansion and ``&&`` chains)."""
+    return Step(name=name, argv=("/bin/sh", "-ec", script))
+
+
+def bash(name: str, script: str) -> Step:
+    """A step run by bash with errexit and pipefail (for scripts that need bash features)."""
+    return Step(name=name, argv=("/bin/bash", "-eo", "pipefail", "-c", script))
+
+
+def cmd(name: str, *argv: str, cwd: str | None = None) -> Step:
+    """A step run directly, without a shell."""
+    return Step(name=name, argv=argv) if cwd is None else Step(name=name, argv=argv, cwd=cwd)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -484,8 +501,12 @@ def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | N
     """The sandbox the toolchain's pin asks for; a foreign target's programs run under its emulators."""
     if toolchain.sandbox == "unsandboxed":
         return Unsandboxed(scratch)
-    programs = materialized.emulators if materialized is not None else {}
-    return Bubblewrap(scratch, [Emulator(arch, program, SYSROOT_MOUNT) for arch, program in programs.items()])
+    program = materialized.emulators.get(toolchain.arch) if materialized is not None else None
+    if program is None:
+        return Bubblewrap(scratch)
+    # The target's ELF machine (its toolchain file's [target], checked when the targets were read).
+    machine = ENUM_E_MACHINE[toolchain.target["elf_machine"]]
+    return Bubblewrap(scratch, [Emulator(toolchain.arch, program, SYSROOT_MOUNT, machine)])
 
 
 _WORK_DIRS = ("src", "out", "deps", "patches", "files", "tmp", "sandbox")

@@ -123,34 +123,32 @@ class Emulator:
     """A user-mode emulator that runs another architecture's programs transparently inside the sandbox.
 
     Attributes:
-        arch: (str) the guest architecture, a key of ``ELF_MACHINES`` (e.g. ``aarch64``).
+        arch: (str) the guest architecture (e.g. ``aarch64``), naming the rule.
         program: (Path) the host path of the statically linked emulator (e.g. qemu-aarch64-static).
         sysroot: (str) where the guest's dynamic loader and libraries are, inside the sandbox.
+        machine: (int) the guest's ELF ``e_machine`` (183 for AArch64): the files the rule sends to the emulator.
     """
 
     arch: str
     program: Path
     sysroot: str
+    machine: int
 
     def registration(self) -> str:
         """The binfmt_misc rule: ELF files of this machine run through the emulator. The F flag opens the
         emulator now, so it needs no path inside the sandbox."""
-        magic, mask = ELF_MACHINES[self.arch]
-        return f":hermetic-{self.arch}:M::{magic}:{mask}:{self.program}:F"
+        return f":hermetic-{self.arch}:M::{_elf_magic(self.machine)}:{_ELF_MASK}:{self.program}:F"
 
 
-# binfmt_misc magic and mask of 64-bit little-endian ELF executables and shared objects (e_type 2 or 3) of a
-# machine, in the escaped form the kernel's register file reads.
-ELF_MACHINES = {
-    "aarch64": (
-        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00",
-        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-    "x86_64": (
-        r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00",
-        r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff",
-    ),
-}
+def _elf_magic(machine: int) -> str:
+    """The first 20 bytes of a 64-bit little-endian ELF executable of `machine`, escaped for binfmt_misc."""
+    header = b"\x7fELF\x02\x01\x01" + bytes(9) + b"\x02\x00" + machine.to_bytes(2, "little")
+    return "".join(f"\\x{byte:02x}" for byte in header)
+
+
+# What of those bytes must match: every byte but the OS ABI version, and e_type 2 or 3 (executable or shared
+# object, so PIE programs match too).
+_ELF_MASK = r"\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff"
 
 # Runs the rest of its arguments in a private user and mount namespace whose own binfmt_misc instance (Linux
 # 6.7 and newer) sends foreign ELF files to the emulators: the host's binfmt_misc is neither read nor changed.

@@ -44,6 +44,11 @@ SYSROOT_MOUNT = "/sysroot"
 TOOLS_MOUNT = "/tools"
 
 
+# Keys of a target table that describe the target to other tools and to checks (uv's spelling, the pattern the
+# interpreter-loop check looks for, the CPU type the validator expects), not to the compiler: they stay out of the
+# identity, so adding one does not change every action key (a check's own command carries what it uses).
+DESCRIPTIVE_TARGET_KEYS = frozenset({"uv_platform", "dispatch_jump", "macho_cputype"})
+
 # How messages name the build hosts (``<arch>-<os>``).
 HOST_DESCRIPTIONS = {
     "x86_64-linux": "an x86_64 Linux host (Debian 12 or newer)",
@@ -249,7 +254,8 @@ class Toolchain:
 
     def identity(self) -> dict[str, Any]:
         """The canonical description of the toolchain: part of every action key."""
-        ident: dict[str, Any] = {"triple": self.triple, "target": self.target}
+        target = {key: value for key, value in self.target.items() if key not in DESCRIPTIVE_TARGET_KEYS}
+        ident: dict[str, Any] = {"triple": self.triple, "target": target}
         if self.compiler is not None and self.sysroot is not None:
             ident["compiler"] = {
                 "name": self.compiler.name,

@@ -8,9 +8,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hermetic.action import DEPS, FILES, OUT, Action, InputFile, Step
+from hermetic.action import DEPS, FILES, OUT, Action, InputFile, Step, bash, sh
 from pydist.dist_context import DistContext
-from pydist.libraries import bash, sh
 from pydist.paths import IN_SANDBOX, repo_label
 
 RUNTIME_TESTS = InputFile(path=IN_SANDBOX / "runtime_tests.py", label=repo_label(IN_SANDBOX / "runtime_tests.py"))

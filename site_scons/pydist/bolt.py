@@ -20,8 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from hermetic.action import SRC, Step
-from pydist.libraries import sh
+from hermetic.action import SRC, Step, sh
 
 # The tool pin the CPython action asks for (toolchains/tools/, named per build host in the target's pin).
 TOOL = "bolt"

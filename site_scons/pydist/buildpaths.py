@@ -18,7 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydist.cpython import PREFIX
+# Where CPython is installed inside the sandbox (its --prefix): a fixed path, relocated at run time.
+PREFIX = "/install"
 
 # A sandbox path: one of the fixed sandbox directories, as a whole path component (so "Tools/build/x.py"
 # is not one).

@@ -24,17 +24,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from hermetic.action import DEPS, FILES, OUT, SRC, InputFile, Step
+from hermetic.action import DEPS, FILES, OUT, SRC, InputFile, Step, sh
 from pydist import bolt, catalog, tuning
+from pydist.buildpaths import PREFIX
 from pydist.compile_env import CompileEnv
-from pydist.libraries import sh
 from pydist.matrix import BuildRequest
 from pydist.paths import IN_SANDBOX, repo_label
 from pydist.python_minors import TAIL_CALLING_INTERPRETER
 from pydist.tuning import NO_TUNING, Tuning
 
-# Where CPython is configured to live; the install is relocatable, this only names the build-time prefix.
-PREFIX = "/install"
 # The CPython artifact's layout: /build/out/python/{install,build,build-info.json}.
 ARTIFACT_ROOT = f"{OUT}/python"
 # A cross build's build Python (the build host's own CPython artifact) is shown at the prefix the target is
@@ -284,18 +282,24 @@ _EVAL_LOOP = "_PyEval_EvalFrameDefault"
 DISPATCH_JUMPS_MIN = 100
 
 
-def _check_dispatch(interpreter: str) -> Step:
-    """Shell that fails unless the `interpreter`'s loop kept an indirect jump per opcode handler (x86_64
-    ``jmp *reg``, AArch64 ``br xN``), i.e. the tail-dup lever reached the code generator. Mach-O prefixes C
-    symbols with ``_``, so both spellings are asked for; the one that is not there is only warned about."""
+def _check_dispatch(interpreter: str, jump: str) -> Step:
+    """Shell that fails unless the `interpreter`'s loop kept an indirect jump per opcode handler (`jump`, the
+    target's pattern: x86_64 ``jmp *reg``, AArch64 ``br xN``), i.e. the tail-dup lever reached the code generator.
+    Mach-O prefixes C symbols with ``_``, so both spellings are asked for; the one that is not there is only warned
+    about."""
     return sh(
         "check the interpreter's dispatch",
         f"jumps=$(llvm-objdump -d --no-show-raw-insn --disassemble-symbols={_EVAL_LOOP},_{_EVAL_LOOP} "
-        f"{interpreter} 2>/dev/null | grep -c -E '[[:space:]](jmpq?[[:space:]]+\\*|br[[:space:]]+x[0-9])' || true)\n"
+        f"{interpreter} 2>/dev/null | grep -c -E '[[:space:]]({jump})' || true)\n"
         f'echo "{_EVAL_LOOP}: $jumps indirect jumps"\n'
         f'[ "$jumps" -ge {DISPATCH_JUMPS_MIN} ] || {{ echo "the interpreter loop shares one dispatch jump: '
         f'the tail-dup flags did not reach the code generator" >&2; exit 1; }}',
     )
+
+
+def _dispatch_jump(ce: CompileEnv) -> str:
+    """The target's opcode-dispatch jump pattern (its toolchain file's ``[target] dispatch_jump``)."""
+    return str(ce.platform.toolchain.target["dispatch_jump"])
 
 
 def _check_optimizations(request: BuildRequest, levers: Tuning = NO_TUNING) -> str:
@@ -380,7 +384,11 @@ def cpython_steps(
         *ce.platform.cpython_install_steps(f"{ARTIFACT_ROOT}{PREFIX}"),
         # python-build-standalone ships bin/python next to bin/python3, pointing at the same file.
         sh("python symlink", f'cd {ARTIFACT_ROOT}{PREFIX}/bin && ln -s "$(readlink python3)" python'),
-        *([_check_dispatch(f"{ARTIFACT_ROOT}{PREFIX}/bin/python3")] if "tail-dup" in levers else []),
+        *(
+            [_check_dispatch(f"{ARTIFACT_ROOT}{PREFIX}/bin/python3", _dispatch_jump(ce))]
+            if "tail-dup" in levers
+            else []
+        ),
         sh(
             "collect build facts",
             f"{ARTIFACT_ROOT}{PREFIX}/bin/python3 -E -s {FILES}/collect_build_info.py "

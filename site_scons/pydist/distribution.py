@@ -22,8 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from hermetic import scratch
 from hermetic.archive_pack import pack_tree
 from hermetic.archive_read import open_tar
@@ -31,9 +29,9 @@ from hermetic.content_store import sha256_file
 from hermetic.errors import HermeticError
 from hermetic.pins import Pin
 from pydist import buildpaths, elfinfo
-from pydist.cpython import PREFIX
 from pydist.matrix import BuildRequest
 from pydist.platforms import Platform
+from pydist.python_json import validate_python_json
 
 PYTHON_JSON_SCHEMA = Path(__file__).resolve().parents[2] / "schema" / "python-json.schema.json"
 
@@ -208,7 +206,9 @@ def relocatable_shebangs(install: Path) -> list[str]:
             continue
         data = path.read_bytes()
         first, _, rest = data.partition(b"\n")
-        match = re.match(rb"#!\s*" + re.escape(PREFIX.encode()) + rb"/bin/(python(?:3[.0-9]*t?d?)?)\s*$", first)
+        match = re.match(
+            rb"#!\s*" + re.escape(buildpaths.PREFIX.encode()) + rb"/bin/(python(?:3[.0-9]*t?d?)?)\s*$", first
+        )
         if not match:
             continue
         interpreter = os.path.relpath(bin_dir / match.group(1).decode(), path.parent)
@@ -342,17 +342,6 @@ def python_json(
     data["python_config_vars"] = {k: scrub_build_flags(v, platform) for k, v in config_vars.items()}
     data["build_info"] = {**facts["build_info"], "object_file_format": object_format}
     return data
-
-
-def validate_python_json(data: dict[str, Any], schema_path: Path = PYTHON_JSON_SCHEMA) -> list[str]:
-    """Every schema violation of a PYTHON.json document, as one-line messages (empty when valid)."""
-    schema = json.loads(schema_path.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    messages = []
-    for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)):
-        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
-        messages.append(f"PYTHON.json: {where}: {error.message}")
-    return messages
 
 
 def run_tests_script(executable: str) -> str:

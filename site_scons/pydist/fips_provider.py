@@ -1,4 +1,5 @@
-"""Which OpenSSL FIPS provider a distribution ships, and the recipe that builds one from its own pristine tree.
+"""Which OpenSSL FIPS provider a distribution ships (the recipe that builds one from its own pristine tree is in
+:mod:`pydist.openssl`).
 
 By default the provider is the one OpenSSL's own tree builds beside libcrypto (``openssl.py``): FIPS-capable, but
 the 3.5 provider holds no CMVP certificate. ``fips_provider=X.Y.Z`` names another provider version, pinned in the
@@ -23,13 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hermetic.action import TMP, Action
 from hermetic.content_store import ContentStore, sha256_file
 from hermetic.errors import ConfigError
 from hermetic.lock import SourcesLock
 from hermetic.pins import Pin, load_toml
-from pydist.compile_env import CompileEnv
-from pydist.libraries import INSTALL_ROOT, cmd, sh
 from pydist.paths import PINS_SCHEMA
 from pydist.platforms import Platform
 
@@ -175,50 +173,4 @@ def complete_digest_only(entry: dict[str, Any], distdirs: Sequence[Path], downlo
         f"fips_provider={entry['version']} needs {filename} (sha256 {sha256}), pinned by digest only and never "
         f"downloaded; distdir: {where}",
         hint=f"download it from {entry['urls'][0]} elsewhere and pass its directory as distdir=DIR",
-    )
-
-
-def provider_env(ce: CompileEnv) -> dict[str, str]:
-    """The compiler and binary tools of the target, and nothing else: no CFLAGS, CPPFLAGS or LDFLAGS, so
-    Configure uses OpenSSL's own flags for the target, as the Security Policy's build does."""
-    return {"CC": ce.cc, "CXX": ce.cxx, **ce.platform.binutils()}
-
-
-def provider_steps(ce: CompileEnv) -> list[Any]:
-    """``./Configure <target> enable-fips``, ``make``, ``make install_fips``; then the two files install_fips
-    wrote are collected into the artifact, after proving they are the build's own, byte for byte."""
-    staging = f"{TMP}/install_fips"
-    return [
-        cmd("configure", "./Configure", ce.platform.openssl_target, "enable-fips"),
-        cmd("build", "make"),
-        cmd("install_fips", "make", "install_fips", f"DESTDIR={staging}"),
-        sh(
-            "collect",
-            # install_fips puts them under its default prefix (MODULESDIR, OPENSSLDIR): exactly one of each.
-            f'module=$(find {staging} -name fips.so -path "*/ossl-modules/*")\n'
-            f"config=$(find {staging} -name fipsmodule.cnf)\n"
-            '[ "$(echo "$module" | wc -w)" = 1 ] && [ "$(echo "$config" | wc -w)" = 1 ]\n'
-            'cmp "$module" providers/fips.so && cmp "$config" providers/fipsmodule.cnf\n'
-            f"mkdir -p {INSTALL_ROOT}/lib/ossl-modules {INSTALL_ROOT}/ssl\n"
-            f'install -m 0755 "$module" {INSTALL_ROOT}/lib/ossl-modules/fips.so\n'
-            f'install -m 0644 "$config" {INSTALL_ROOT}/ssl/fipsmodule.cnf',
-        ),
-    ]
-
-
-def provider_action(pin: Pin, ce: CompileEnv, lock: SourcesLock) -> Action:
-    """The action that builds the FIPS provider from its pinned, unpatched source tree."""
-    return Action(
-        name=pin.id,
-        rule=TARGET,
-        rule_version=PROVIDER_RULE_VERSION,
-        target=ce.platform.triple,
-        source=pin,
-        patches=(),
-        deps=(),
-        toolchain=ce.platform.toolchain,
-        env=provider_env(ce),
-        steps=tuple(provider_steps(ce)),
-        output=INSTALL_ROOT,
-        source_date_epoch=lock.source_date_epoch,
     )

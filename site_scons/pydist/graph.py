@@ -21,7 +21,7 @@ from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
 from hermetic.toolchain import Toolchain, check_xcode, materialize_toolchain
-from pydist import bolt, cpython, dist_graph, fips_provider, matrix, tuning
+from pydist import bolt, cpython, dist_graph, fips_provider, matrix, openssl, tuning
 from pydist.compile_env import CompileEnv
 from pydist.dist_context import DistContext
 from pydist.distribution import DistNames
@@ -371,7 +371,7 @@ def declare_fips_provider(ctx: GraphContext, platform: Platform, runner: ActionR
             f"patches/{pin.name}/ would change the {pin.id} provider tree",
             hint="its Security Policy allows no change to the source: remove them",
         )
-    action = fips_provider.provider_action(pin, CompileEnv(platform=platform), ctx.lock)
+    action = openssl.provider_action(pin, CompileEnv(platform=platform), ctx.lock)
     artifact = str(ctx.settings.build_dir / platform.triple / "deps" / f"{pin.id}.tar.zst")
     return scons_glue.declare_action(ctx.env, action, runner, artifact, [])
 

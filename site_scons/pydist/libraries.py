@@ -14,26 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hermetic.action import DEPS, OUT, Step
+from hermetic.action import DEPS, OUT, Step, cmd, sh
 from pydist.compile_env import CompileEnv
 
 # The directory every library installs into (under DESTDIR) and the artifact root.
 INSTALL_ROOT = f"{OUT}{DEPS}"
-
-
-def sh(name: str, script: str, **kwargs: str) -> Step:
-    """A step run by ``/bin/sh -c`` (for variable expansion and ``&&`` chains)."""
-    return Step(name=name, argv=("/bin/sh", "-ec", script), **kwargs)
-
-
-def bash(name: str, script: str) -> Step:
-    """A step run by bash with errexit and pipefail (for scripts that need bash features)."""
-    return Step(name=name, argv=("/bin/bash", "-eo", "pipefail", "-c", script))
-
-
-def cmd(name: str, *argv: str, cwd: str | None = None) -> Step:
-    """A step run directly, without a shell."""
-    return Step(name=name, argv=argv) if cwd is None else Step(name=name, argv=argv, cwd=cwd)
 
 
 def _join(args: list[str]) -> str:

@@ -12,26 +12,15 @@ from pathlib import Path
 from hermetic import log
 from hermetic.errors import ConfigError
 from hermetic.lock import SourcesLock
-from hermetic.pins import Pin, load_toml
+from hermetic.pins import Pin
 from hermetic.toolchain import host_platform
 from pydist import options as build_options
 from pydist import python_minors
 from pydist.options import BuildOptions
-from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
 from pydist.python_minors import PythonMinor
+from pydist.targets import all_targets, load_targets
 
-
-def _target_hosts(toolchains_dir: Path) -> dict[str, str]:
-    """Every target triple with the ``<arch>-<os>`` it runs on, from the toolchain pin files (schema-checked:
-    a malformed one is a LockError naming it)."""
-    found = {}
-    for path in sorted(toolchains_dir.glob("*.toml")):
-        data = load_toml(path, PINS_SCHEMA, "toolchain")
-        found[data["triple"]] = f"{data['arch']}-{data['os']}"
-    return found
-
-
-_RUNS_ON = _target_hosts(TOOLCHAINS_DIR)
+_RUNS_ON = {triple: target.runs_on for triple, target in all_targets().items()}
 # Linux targets first (what these machines build), then macOS.
 TARGETS = tuple(sorted(_RUNS_ON, key=lambda t: (_RUNS_ON[t].endswith("macos"), t)))
 # The triple a host builds by default: the one that runs on it.
@@ -206,7 +195,7 @@ class CiBuild:
 
 def build_hosts(target: str, toolchains_dir: Path) -> tuple[str, ...]:
     """The hosts (``<arch>-<os>``) the toolchain pin of `target` says can build it."""
-    return tuple(load_toml(toolchains_dir / f"{target}.toml", PINS_SCHEMA, "toolchain")["build_hosts"])
+    return load_targets(toolchains_dir)[target].build_hosts
 
 
 def ci_builds(repo_root: Path = _REPO_ROOT) -> list[CiBuild]:

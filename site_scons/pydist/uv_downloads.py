@@ -22,13 +22,10 @@ from hermetic import scratch
 from hermetic.content_store import sha256_file
 from hermetic.errors import ConfigError
 from pydist import matrix
+from pydist.targets import all_targets
 
-# How each target triple is spelled in uv's fields: arch family, os, libc.
-UV_PLATFORMS = {
-    "x86_64-unknown-linux-gnu": ("x86_64", "linux", "gnu"),
-    "aarch64-unknown-linux-gnu": ("aarch64", "linux", "gnu"),
-    "aarch64-apple-darwin": ("aarch64", "darwin", "none"),
-}
+# How each target triple is spelled in uv's fields: arch family, os, libc (its toolchain file's [target] says).
+UV_PLATFORMS = {triple: target.uv_platform for triple, target in all_targets().items()}
 # Which archive an entry points at, most preferred first.
 PREFERRED_KINDS = ("install_only_stripped", "install_only")
 _VERSION = re.compile(r"^(\d+)\.(\d+)\.(\d+)((?:a|b|rc)\d+)?$")

@@ -31,15 +31,15 @@ from pydist.macos_evidence import LIBRARIES, EvidenceBuild, evidence_platform, m
 from pydist.paths import LOCK_FILE, PINS_SCHEMA
 from pydist.platforms.macos import DEPENDENCY_SYMBOLS, MacOSPlatform
 from pydist.settings import default_cache_root
+from pydist.targets import all_rules
 from pydist.validate.fips import check_fips, module_exports
 from pydist.validate.macho import check_macho, exported_symbols, is_macho
 from pydist.validate.report import Report
 from pydist.validate.roles import Role, classify
-from pydist.validate.targets import all_targets
 
 pytestmark = pytest.mark.integration
 
-RULES = all_targets()["aarch64-apple-darwin"]
+RULES = all_rules()["aarch64-apple-darwin"]
 # What ld64.lld records as the SDK version when the SDK has no SDKSettings.json: the deployment target.
 SDK = "11.0"
 LIBPYTHON = "python/install/lib/libpython3.13.dylib"

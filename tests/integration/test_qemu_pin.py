@@ -125,11 +125,11 @@ def test_the_runner_sandbox_runs_foreign_programs_and_their_children_transparent
 
     rc, output = run("aarch64-linux-gnu-clang -O2 -fuse-ld=lld reexec.c -o reexec && ./reexec", [])
     assert rc != 0 and "parent on" not in output  # without the emulator the kernel cannot run it
-    rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
+    rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot", 183)])
     assert rc == 0, output
     assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
     # A foreign program started with an empty environment (no QEMU_LD_PREFIX) still finds its loader.
-    rc, output = run("env -i ./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot")])
+    rc, output = run("env -i ./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot", 183)])
     assert rc == 0, output
     assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
     # The registration lived in the sandbox's own binfmt_misc instance: the host's is as it was.

@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from hermetic.action import OUT, SRC, Action, ActionRunner, InputFile
+from hermetic.action import OUT, SRC, Action, ActionRunner, InputFile, sh
 from hermetic.archive_extract import extract_tar
 from hermetic.content_store import ContentStore
 from hermetic.debian import archives_from_apt
 from hermetic.fetch import Fetcher
 from pydist import bolt
-from pydist.libraries import sh
 from pydist.platforms import load_platform
 from pydist.settings import default_cache_root
 from pydist.validate.elf import check_elf

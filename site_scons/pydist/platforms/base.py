@@ -12,7 +12,7 @@ from hermetic.action import Step
 from hermetic.errors import ConfigError
 from hermetic.toolchain import HOST_DESCRIPTIONS, Toolchain
 from pydist import catalog
-from pydist.validate.targets import TargetRules, rules_from_toolchain
+from pydist.targets import TargetRules, rules_from_tables
 
 # Debian's triple of each build host, for autoconf's --build.
 _BUILD_TRIPLES = {
@@ -79,7 +79,7 @@ class Platform(ABC):
     @property
     def validator_rules(self) -> TargetRules:
         """What the validator checks this target's binaries against."""
-        return rules_from_toolchain(self.toolchain)
+        return rules_from_tables(self.triple, self.toolchain.target, self.toolchain.validate)
 
     def uses_library(self, name: str) -> bool:
         """Whether the dependency library `name` is built for this target (its row's ``os``)."""

@@ -31,9 +31,9 @@ from elftools.elf.sections import SymbolTableSection
 
 from pydist.catalog import symbol_prefixes
 from pydist.elfinfo import glibc_version_key
+from pydist.targets import TargetRules, elf_machine_number
 from pydist.validate.report import Report
 from pydist.validate.roles import Role
-from pydist.validate.targets import TargetRules
 
 _LIBPYTHON_NEEDED = re.compile(r"libpython3\.\d+t?d?\.so\.1\.0")
 _DF_BIND_NOW = 0x8
@@ -90,7 +90,7 @@ def check_object(data: bytes, member: str, rules: TargetRules, report: Report) -
         return  # LLVM bitcode (LTO builds) or not an object: nothing ELF to check
     little = data[5] == 1
     machine = int.from_bytes(data[18:20], "little" if little else "big")
-    expected = {"EM_X86_64": 62, "EM_AARCH64": 183}[rules.elf_machine or "EM_X86_64"]
+    expected = elf_machine_number(rules.elf_machine or "EM_X86_64")
     if machine != expected:
         report.add(member, "elf.machine", f"object for machine {machine}, expected {rules.elf_machine}")
 

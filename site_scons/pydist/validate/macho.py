@@ -62,9 +62,9 @@ from macholib.MachO import MachO, MachOHeader
 from macholib.ptypes import sizeof
 
 from pydist.catalog import symbol_prefixes
+from pydist.targets import TargetRules
 from pydist.validate.report import Report
 from pydist.validate.roles import Role
-from pydist.validate.targets import TargetRules
 
 _THIN_MAGICS = frozenset({MH_MAGIC, MH_CIGAM, MH_MAGIC_64, MH_CIGAM_64})
 _FAT_MAGICS = frozenset({FAT_MAGIC, FAT_CIGAM, FAT_MAGIC_64, FAT_CIGAM_64})

@@ -26,14 +26,14 @@ from typing import Any
 
 from hermetic import failpoint
 from hermetic.archive_extract import EntryKind, LinkResolutionError, SymlinkLoopError, resolve_in_tree
-from pydist.distribution import validate_python_json
 from pydist.elfinfo import is_elf
+from pydist.python_json import validate_python_json
+from pydist.targets import all_rules
 from pydist.validate import elf as elf_checks
 from pydist.validate import macho
 from pydist.validate.fips import check_fips
 from pydist.validate.report import Report
 from pydist.validate.roles import Role, classify
-from pydist.validate.targets import all_targets
 from pydist.validate.unpack import Unpacked, unpack
 
 _MACHO_64_LE = bytes.fromhex("cffaedfe")
@@ -96,7 +96,7 @@ def _check_consistency(unpacked: Unpacked, data: dict[str, Any], report: Report)
     for key, expected in expectations:
         if expected is not None and data.get(key) != expected:
             report.add(label, "archive.consistency", f"{key} is {data.get(key)!r}, the file name says {expected!r}")
-    rules = all_targets().get(str(data.get("target_triple")))
+    rules = all_rules().get(str(data.get("target_triple")))
     if rules and data.get("python_platform_tag") != rules.platform_tag:
         tag = data.get("python_platform_tag")
         report.add(
@@ -233,7 +233,7 @@ def _check_archive(path: Path, unpacked: Unpacked, pristine_module: bool, report
     if data is not None:
         _check_consistency(unpacked, data, report)
     triple = (data or {}).get("target_triple") or unpacked.name.get("triple")
-    rules = all_targets().get(str(triple))
+    rules = all_rules().get(str(triple))
     if rules is None:
         report.add(path.name, "archive.name", "the target triple cannot be told from the name or PYTHON.json")
         return None

@@ -22,7 +22,8 @@ from typing import BinaryIO
 from hermetic.archive_read import open_tar
 from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError
 from pydist import buildpaths
-from pydist.matrix import OPTIONS, TARGETS
+from pydist.options import ALL as OPTIONS
+from pydist.targets import all_targets
 from pydist.validate.report import Report
 from pydist.validate.roles import install_relative
 
@@ -36,7 +37,7 @@ _HEAD = 64 << 10
 _CHUNK = 1 << 20
 _OVERLAP = 64  # longer than any sandbox path, so a match cut by a chunk boundary is found in the next window
 
-_TRIPLES = "|".join(re.escape(t) for t in TARGETS)
+_TRIPLES = "|".join(re.escape(t) for t in all_targets())
 _OPTIONS = "|".join(re.escape(o) for o in OPTIONS)
 FULL_NAME = re.compile(
     rf"cpython-(?P<version>3\.\d+\.\d+)-(?P<triple>{_TRIPLES})-(?P<options>{_OPTIONS})-(?P<tag>[A-Za-z0-9._]+)\.tar\.zst"

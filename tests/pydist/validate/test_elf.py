@@ -7,14 +7,14 @@ from pathlib import Path
 import pytest
 
 from conftest import Toolchain
+from pydist.targets import all_rules
 from pydist.validate.elf import check_elf
 from pydist.validate.report import Report
 from pydist.validate.roles import Role
-from pydist.validate.targets import all_targets
 
 pytestmark = pytest.mark.integration
 
-RULES = all_targets()["x86_64-unknown-linux-gnu"]
+RULES = all_rules()["x86_64-unknown-linux-gnu"]
 CC = "clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fPIC"
 HARDENED = "-fstack-protector-strong -D_FORTIFY_SOURCE=2"
 LINK = "-fuse-ld=lld -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"

@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 
 from conftest import Toolchain
+from pydist.targets import all_rules
 from pydist.validate.macho import check_macho, exported_symbols, is_macho
 from pydist.validate.report import Report
 from pydist.validate.roles import Role, classify
-from pydist.validate.targets import all_targets
 
 pytestmark = pytest.mark.integration
 
-RULES = all_targets()["aarch64-apple-darwin"]
+RULES = all_rules()["aarch64-apple-darwin"]
 LIBPYTHON = "python/install/lib/libpython3.13.dylib"
 INTERPRETER = "python/install/bin/python3.13"
 EXTENSION = "python/install/lib/python3.13/lib-dynload/_x.cpython-313-darwin.so"
