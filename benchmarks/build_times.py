@@ -54,7 +54,7 @@ def local(targets: list[str], variables: list[str]) -> None:
 def remote(targets: list[str], variables: list[str]) -> None:
     """Cold build uploading to a loopback nginx, then a restore from it into an empty build and local cache."""
     sys.path.insert(0, str(REPO / "tests"))
-    from webdav_server import start_webdav_server
+    from webdav_server import start_webdav_server  # type: ignore[import-not-found]  # tests/ is added above
 
     with tempfile.TemporaryDirectory(prefix="build-times-remote-") as tmp:
         server = start_webdav_server(Path(tmp) / "nginx")

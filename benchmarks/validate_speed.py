@@ -32,7 +32,7 @@ def read_all(path: Path) -> int:
             tar = stack.enter_context(tarfile.open(fileobj=stream, mode="r|"))
         else:
             tar = stack.enter_context(tarfile.open(path, mode="r|gz"))
-        return sum(len(tar.extractfile(m).read()) for m in tar if m.isfile())  # type: ignore[union-attr]
+        return sum(len(data.read()) for m in tar if m.isfile() and (data := tar.extractfile(m)) is not None)
 
 
 def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]

@@ -82,7 +82,7 @@ def objects(depth: int = 17) -> int:
 
 
 def strings(n: int = 400000) -> int:
-    words = {}
+    words: dict[str, int] = {}
     for i in range(n):
         key = f"word{i % 997}-{i % 13}"
         words[key] = words.get(key, 0) + len(key.upper().replace("WORD", "w"))

@@ -23,7 +23,7 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import IO, BinaryIO, Literal
 
 from hermetic import cancel
 from hermetic.archive_read import CORRUPT_HINT, open_tar, read_tar
@@ -241,7 +241,7 @@ class _Extraction:
         os.fchmod(self.directory_fd(rel, member.name, create=True), 0o755)
         self.dir_times[rel] = int(member.mtime)  # whole seconds, as before (directory times are not compared)
 
-    def regular(self, rel: str, member: tarfile.TarInfo, source: BinaryIO) -> None:
+    def regular(self, rel: str, member: tarfile.TarInfo, source: IO[bytes]) -> None:
         """Write a new file (never into an existing one), mode 0755 or 0644, with the member's mtime."""
         parent_fd, name = self.parent(rel, member.name)
         self.clear(parent_fd, name, rel, member.name)

@@ -96,7 +96,7 @@ def _compressor(raw: BinaryIO, compression: Compression, mtime: int, zstd_level:
         # single-threaded output, so it is never switched off.
         cctx = zstandard.ZstdCompressor(level=zstd_level, threads=ZSTD_THREADS, write_checksum=True)
         with cctx.stream_writer(raw, closefd=False) as writer:
-            yield writer  # type: ignore[misc]
+            yield writer
     elif compression == "gz":
         with gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=GZIP_LEVEL, mtime=mtime) as writer:
             yield writer  # type: ignore[misc]

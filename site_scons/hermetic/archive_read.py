@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, cast
 
 import zstandard
 
@@ -96,11 +96,11 @@ def _decompressor(raw: BinaryIO) -> tuple[str, BinaryIO | _Prefixed | _ZstdFrame
     if head.startswith(b"\x28\xb5\x2f\xfd"):
         return "zstd", _ZstdFrames(prefixed)
     if head.startswith(b"\x1f\x8b"):
-        return "gzip", gzip.GzipFile(fileobj=prefixed, mode="rb")  # type: ignore[arg-type]
+        return "gzip", cast(BinaryIO, gzip.GzipFile(fileobj=cast(BinaryIO, prefixed), mode="rb"))
     if head.startswith(b"\xfd7zXZ\x00"):
-        return "xz", lzma.LZMAFile(prefixed)  # type: ignore[arg-type]
+        return "xz", cast(BinaryIO, lzma.LZMAFile(cast(BinaryIO, prefixed)))
     if head.startswith(b"BZh"):
-        return "bzip2", bz2.BZ2File(prefixed)  # type: ignore[arg-type]
+        return "bzip2", cast(BinaryIO, bz2.BZ2File(cast(BinaryIO, prefixed)))
     return "tar", prefixed
 
 
@@ -171,7 +171,7 @@ class _TarStream(tarfile.TarFile):
         """The next member, or None at a verified end of the archive."""
         member = super().next()
         # A stream is read once: keeping every header (tarfile does, for random access) only costs memory.
-        self.members.clear()
+        self.members.clear()  # type: ignore[attr-defined]
         if member is None and not self.ended:
             self.ended = True
             if not self.archive_stream.zero_block_at(self.offset):
@@ -206,7 +206,7 @@ def read_tar(raw: BinaryIO, label: str, limit: int | None) -> Iterator[tarfile.T
     """The tarball read from `raw` (see :func:`open_tar`), for a stream that is not a file of its own."""
     stream = _ArchiveStream(raw, label, limit)
     with _tar_errors(label):
-        tar = _TarStream.open(fileobj=stream, mode="r|", archive_stream=stream)  # type: ignore[arg-type]
+        tar = _TarStream.open(fileobj=stream, mode="r|", archive_stream=stream)  # type: ignore[call-overload]
         yield tar
 
 

@@ -18,7 +18,7 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from hermetic import cancel, log
 from hermetic.errors import CacheError, IntegrityError
@@ -207,7 +207,8 @@ def open_in_cache(path: Path, mode: str, doing: str) -> Iterator[BinaryIO]:
     a failure to open it is a CacheError naming its directory."""
     with contextlib.ExitStack() as stack:
         try:
-            out = stack.enter_context(open(path, mode, buffering=0))
+            # Unbuffered binary modes ("wb", "ab") open a FileIO: a binary stream.
+            out = cast(BinaryIO, stack.enter_context(open(path, mode, buffering=0)))
         except OSError as e:
             raise cache_error(e, path.parent, doing) from None
         yield out

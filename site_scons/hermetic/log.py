@@ -26,6 +26,11 @@ def say(line: str) -> None:
         sys.stdout.flush()
 
 
+def say_later(text: Callable[[], str]) -> None:
+    """Print the line `text` gives, computed now (for ``atexit``: a summary known only at the end)."""
+    say(text())
+
+
 def warn(line: str) -> None:
     """Print a warning line on stderr (credentials in it masked)."""
     line = redact.text(line)

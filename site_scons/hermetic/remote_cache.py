@@ -196,7 +196,7 @@ class RemoteCache:
             return None
         body = response.content[: _MAX_RECORD_BYTES + 1]
         try:
-            record = json.loads(body) if len(body) <= _MAX_RECORD_BYTES else None
+            record = json.loads(body) if len(body) <= _MAX_RECORD_BYTES else {}  # too long: no fields
             sha256, size = record["sha256"], record["size"]
             valid = isinstance(sha256, str) and len(sha256) == 64 and isinstance(size, int) and size >= 0
             int(sha256, 16)

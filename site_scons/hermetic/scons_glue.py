@@ -38,7 +38,7 @@ _FUNCTIONS: dict[str, Callable[[list[Path], list[Path]], None]] = {}
 _OUTPUTS: list[Any] = []
 
 
-class _KeptExitStatus(SCons.Errors.BuildError):  # type: ignore[misc]
+class _KeptExitStatus(SCons.Errors.BuildError):
     """A BuildError whose exit status survives SCons (which resets every plain BuildError's to 2), so a
     failed build exits with the documented code of its HermeticError."""
 
@@ -150,7 +150,7 @@ def remove_damaged_outputs() -> list[Path]:
         # Command() targets start as Entry nodes, which have no stored info until known to be files.
         stored = node.disambiguate().get_stored_info() if path.is_file() else None
         recorded = getattr(getattr(stored, "ninfo", None), "csig", None)
-        if recorded is None:  # nothing built here yet, or no record: SCons builds it anyway
+        if stored is None or recorded is None:  # nothing built here yet, or no record: SCons builds it anyway
             continue
         if _same_stat(path, stored.ninfo) or sha256_file(path) == recorded:
             continue

@@ -41,7 +41,7 @@ _REMOTE_PART = re.compile(r"\.remote-(?P<pid>\d+)-\d+-")
 STALE_SECONDS = 3600
 
 
-class VerifiedCacheDir(SCons.CacheDir.CacheDir):  # type: ignore[misc]
+class VerifiedCacheDir(SCons.CacheDir.CacheDir):
     """SCons CacheDir with integrity checks (pass as ``custom_class`` to ``env.CacheDir``)."""
 
     remote: RemoteCache | None = None

@@ -3,6 +3,7 @@ and the provenance, each an in-process step (``dist_steps``) with its own key (`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,12 @@ def declare_distribution(
         build_python_artifacts=tuple(Path(n.get_abspath()) for n in build_python_nodes),
     )
 
-    def declare(name: str, sources: list[Any], work: Any, tested: bool = False, **identity: Any) -> Any:
+    def declare(
+        name: str, sources: list[Any], work: Any, *, tested: bool = False, identity: Mapping[str, Any] | None = None
+    ) -> Any:
         # A runtime-tested archive has its test report as a second target, cached and restored with it.
         targets = [out_dir / name, *([report_path(ctx, out_dir / name)] if tested else [])]
-        key = {**ctx.identity(name), **identity}
+        key = {**ctx.identity(name), **(identity or {})}
         return scons_glue.declare_function(env, [str(t) for t in targets], sources, key, work)[0]
 
     # The license tarballs are pinned by sha256, and the pins are part of ctx.identity().
@@ -60,13 +63,13 @@ def declare_distribution(
         sbom.SBOM_NAME,
         [*archives, cpython_node, *library_nodes.values()],
         steps.write_sbom,
-        **{"cyclonedx-python-lib": cyclonedx.__version__},
+        identity={"cyclonedx-python-lib": cyclonedx.__version__},
     )
     # The provenance names the commit and tools that built it: a new commit writes it again.
     provenance_node = declare(
         provenance.PROVENANCE_NAME,
         [*archives, sums, sbom_node, cpython_node, *library_nodes.values(), *build_python_nodes],
         steps.provenance_statement,
-        builder=builder_version(ctx),
+        identity={"builder": builder_version(ctx)},
     )
     return [*archives, sums, sbom_node, provenance_node]

@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -155,7 +155,7 @@ class EvidenceBuild:
         return materialize_toolchain(platform.toolchain, make_fetcher(self.cache_root), self.cache_root / "toolchains")
 
 
-def _with_dependencies(names: Sequence[str], recipes: dict[str, object]) -> list[str]:
+def _with_dependencies(names: Sequence[str], recipes: Mapping[str, object]) -> list[str]:
     """`names` with their dependencies first, in a stable order."""
     order: list[str] = []
 

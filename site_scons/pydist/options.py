@@ -32,7 +32,7 @@ class BuildOptions:
         optimization = text.removeprefix("freethreaded+")
         if optimization not in _OPTIMIZATIONS:
             raise ConfigError(f"options={text} is not a supported option set", hint=f"valid: {', '.join(ALL)}")
-        return cls(optimization=optimization, freethreaded=freethreaded)  # type: ignore[arg-type]
+        return cls(optimization=optimization, freethreaded=freethreaded)
 
     def __str__(self) -> str:
         return f"freethreaded+{self.optimization}" if self.freethreaded else self.optimization

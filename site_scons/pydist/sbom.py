@@ -195,11 +195,10 @@ def _fips_provider(provider: BuiltComponent, libcrypto: BuiltComponent, module: 
     if certificate:
         facts["fips_cmvp_certificate"] = certificate.number
         facts["fips_cmvp_certificate_status"] = certificate.status
-    status = (
-        f"CMVP-validated ({certificate.standard} #{certificate.number})"
-        if validated
-        else f"not CMVP-validated{f' (#{certificate.number} is historical)' if certificate else ''}"
-    )
+    if validated and certificate:
+        status = f"CMVP-validated ({certificate.standard} #{certificate.number})"
+    else:
+        status = f"not CMVP-validated{f' (#{certificate.number} is historical)' if certificate else ''}"
     active = ", ".join(f"{v} (#{c.number})" for v, c in sorted(CMVP_CERTIFICATES.items()) if c.status == "active")
     built = (
         f"from its own pristine {pin.filename} tree (Configure enable-fips, make, make install_fips; no patches)"
@@ -317,7 +316,7 @@ def _iri_reference(value: object) -> bool:
 def _validator() -> Any:
     """The CycloneDX 1.6 (strict) schema validator of cyclonedx-python-lib, schemas from its own files
     (offline), with every format it checks, the IRI references through a faster equivalent for ASCII."""
-    validator = JsonStrictValidator(SchemaVersion.V1_6)._validator
+    validator: Any = JsonStrictValidator(SchemaVersion.V1_6)._validator
     checker = FormatChecker(validator.format_checker.checkers)
     checker.checkers = {**checker.checkers, "iri-reference": (_iri_reference, ())}
     return validator.evolve(format_checker=checker)

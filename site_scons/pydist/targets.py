@@ -103,7 +103,7 @@ def target_from_file(data: Mapping[str, Any]) -> Target:
         arch=data["arch"],
         build_hosts=tuple(data["build_hosts"]),
         rules=rules_from_tables(data["triple"], table, data["validate"]),
-        uv_platform=tuple(table["uv_platform"]),  # type: ignore[arg-type]
+        uv_platform=(table["uv_platform"][0], table["uv_platform"][1], table["uv_platform"][2]),
         dispatch_jump=table["dispatch_jump"],
     )
 

@@ -83,9 +83,9 @@ def object_of(source: str) -> str:
     return stem.replace("$(srcdir)/", "") + ".o" if stem.startswith("$(srcdir)") else f"Modules/{stem}.o"
 
 
-def links_of(flags: str) -> list[dict]:
+def links_of(flags: str) -> list[dict[str, str | bool]]:
     """Link entries (PYTHON.json style) for the -l flags in `flags`."""
-    links = []
+    links: list[dict[str, str | bool]] = []
     for word in flags.split():
         if not word.startswith("-l"):
             continue

@@ -27,6 +27,7 @@ from elftools.common.exceptions import ELFError
 from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
+from elftools.elf.gnuversions import GNUVerNeedSection
 from elftools.elf.sections import SymbolTableSection
 
 from pydist.catalog import symbol_prefixes
@@ -79,7 +80,7 @@ def _dynamic_tags(elf: ELFFile) -> list[tuple[str, object]]:
 
 def _versions_needed(elf: ELFFile) -> set[str]:
     section = elf.get_section_by_name(".gnu.version_r")
-    if section is None:
+    if not isinstance(section, GNUVerNeedSection):
         return set()
     return {aux.name for _verneed, auxiliaries in section.iter_versions() for aux in auxiliaries}
 

@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
+from typing import IO
 
 from hermetic.archive_read import open_tar
 from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError
@@ -82,7 +82,7 @@ class _Stop(Exception):
 class _Data:
     """A member's bytes: the first ones already read, the rest still in the archive stream."""
 
-    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
         self.head = head
         self._pending = head
         self._rest = rest
@@ -173,7 +173,7 @@ def _store(unpacked: Unpacked, name: str, parts: Iterator[bytes], mode: int, rep
     return True
 
 
-def _read_member(unpacked: Unpacked, member: tarfile.TarInfo, source: BinaryIO, report: Report) -> None:
+def _read_member(unpacked: Unpacked, member: tarfile.TarInfo, source: IO[bytes], report: Report) -> None:
     """Check what can be checked on the stream; write to disk only what later checks open as files."""
     name = member.name.rstrip("/")
     unpacked.regular.append(name)
