@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from hermetic import cancel, log, redact
+from hermetic import cancel, log, redact, retry
 from hermetic.content_store import ContentStore, cache_error, remove_entry, sha256_file, verify_file
 from hermetic.errors import ConfigError, FetchError, IntegrityError
 from hermetic.pins import Pin
@@ -268,11 +268,8 @@ class Fetcher:
             self._check_complete(staged, pin, resumed=False)
             return
         last: Exception | None = None
-        for attempt in range(self.policy.attempts):
-            if attempt:
-                pause = self.policy.backoff_seconds * 2 ** (attempt - 1)
-                cancel.sleep(min(pause, max(0.0, deadline - time.monotonic())))
-                cancel.check(f"fetching {pin.filename} from {_short(url)}")
+        doing = f"fetching {pin.filename} from {_short(url)}"
+        for _attempt in retry.attempts(self.policy.attempts, self.policy.backoff_seconds, doing, deadline=deadline):
             if time.monotonic() >= deadline:
                 limit = log.format_duration(self.policy.deadline(pin.size))
                 raise PermanentFailure(f"{last}; then its deadline of {limit} passed")

@@ -23,14 +23,14 @@ import os
 import threading
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 import requests
 
-from hermetic import cancel, log, redact
+from hermetic import cancel, log, redact, retry
 from hermetic.content_store import ContentStore, sha256_file
 from hermetic.errors import FetchError, HermeticError
 from hermetic.fetch import Fetcher, FetchPolicy
@@ -258,7 +258,8 @@ class RemoteCache:
         session = self._session()
         last: _Transient | None = None
         tries = 0
-        for attempt in _attempts(self.policy, f"uploading {path.name}"):
+        doing = f"uploading {path.name} (remote cache)"
+        for attempt in retry.attempts(self.policy.attempts, self.policy.backoff_seconds, doing):
             if time.monotonic() >= deadline:
                 break
             try:
@@ -281,7 +282,7 @@ class RemoteCache:
         """One small request with bounded retries; 200/201/204 (and 404 for GET and HEAD) come back, anything
         else raises _Unusable."""
         last: _Transient | None = None
-        for _attempt in _attempts(self.policy, doing):
+        for _attempt in retry.attempts(self.policy.attempts, self.policy.backoff_seconds, f"{doing} (remote cache)"):
             try:
                 return self._request_once(method, url, data)
             except _Transient as e:
@@ -384,15 +385,6 @@ def _watched(work: Callable[[], None], doing: str) -> None:
         cancel.check(f"{doing} (remote cache)")
     if failure:
         raise failure[0]
-
-
-def _attempts(policy: RemotePolicy, doing: str) -> Iterator[int]:
-    """Attempt numbers for ``policy.attempts`` tries, pausing (interruptibly) with exponential backoff between."""
-    for attempt in range(policy.attempts):
-        if attempt:
-            cancel.sleep(policy.backoff_seconds * 2 ** (attempt - 1))
-        cancel.check(f"{doing} (remote cache)")
-        yield attempt
 
 
 class _Upload:

@@ -20,6 +20,7 @@ import requests
 
 from hermetic import log
 from hermetic.errors import HermeticError
+from hermetic.retry import attempts, backoff, pause
 
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
@@ -139,7 +140,7 @@ class GitHub:
                             hint="run the same command again later: it resumes where it stopped",
                         )
                     log.warn(f"{shown}: rate limited, waiting {wait:.0f}s")
-                    time.sleep(wait)
+                    pause(wait, shown)
                     continue
                 if response.status_code < 500:
                     raise GitHubError(
@@ -154,9 +155,9 @@ class GitHub:
                     hint="GitHub may be degraded; run the same command again: it resumes where it stopped",
                     transient=True,
                 )
-            delay = self.policy.backoff_seconds * 2 ** (failures - 1)
+            delay = backoff(failures, self.policy.backoff_seconds)
             log.warn(f"{shown}: {problem}; trying again in {delay:.1f}s")
-            time.sleep(delay)
+            pause(delay, shown)
 
     def pages(self, path: str, key: str | None = None, **params: str) -> Iterator[dict[str, Any]]:
         """Every item of a paginated list (following ``Link: rel="next"``); `key` names the list in an object."""
@@ -173,7 +174,8 @@ class GitHub:
         """Stream `path` (following redirects) into `dest` atomically; retry truncated transfers."""
         headers = {"Accept": accept} if accept else {}
         dest.parent.mkdir(parents=True, exist_ok=True)
-        for attempt in range(1, self.policy.attempts + 1):
+        doing = f"GET {self.url(path)}"
+        for attempt in attempts(self.policy.attempts, self.policy.backoff_seconds, doing):
             response = self.call("GET", path, headers=headers, stream=True)
             fd, temp = tempfile.mkstemp(prefix=f".{dest.name}.", dir=dest.parent)
             try:
@@ -191,11 +193,10 @@ class GitHub:
                 return dest
             except (requests.RequestException, OSError) as e:
                 Path(temp).unlink(missing_ok=True)
-                if attempt == self.policy.attempts:
+                if attempt + 1 == self.policy.attempts:
                     raise GitHubError(
-                        f"GET {self.url(path)}: {type(e).__name__} after {attempt} attempt(s)",
+                        f"{doing}: {type(e).__name__} after {attempt + 1} attempt(s)",
                         hint="run the same command again: it resumes where it stopped",
                         transient=True,
                     ) from None
-                time.sleep(self.policy.backoff_seconds * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
