@@ -46,6 +46,7 @@ def _validate(args: argparse.Namespace) -> int:
                     "ok": report.ok,
                     "violations": [v.__dict__ for v in sorted(report.violations)],
                     "summary": report.summary(),
+                    "glibc_versions": report.glibc_versions,
                     "seconds": round(elapsed, 2),
                 },
                 indent=2,

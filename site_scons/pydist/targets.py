@@ -35,6 +35,7 @@ class TargetRules:
         macho_cputype: (int | None) Mach-O CPU type (macOS targets).
         deployment_target: (str | None) the required ``minos``.
         allowed_dylibs: (tuple[str, ...]) prefixes of the dylibs a Mach-O file may load.
+        banned_symbols: (frozenset[str]) undefined symbols no ELF file may need.
     """
 
     triple: str
@@ -45,6 +46,7 @@ class TargetRules:
     macho_cputype: int | None = None
     deployment_target: str | None = None
     allowed_dylibs: tuple[str, ...] = ()
+    banned_symbols: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +91,7 @@ def rules_from_tables(triple: str, target: Mapping[str, Any], validate: Mapping[
         macho_cputype=target.get("macho_cputype"),
         deployment_target=target.get("deployment_target"),
         allowed_dylibs=tuple(validate.get("allowed_dylibs", ())),
+        banned_symbols=frozenset(validate.get("banned_symbols", ())),
     )
 
 

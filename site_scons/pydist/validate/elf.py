@@ -5,6 +5,10 @@ Rule ids:
     elf.needed               DT_NEEDED only from the target's allowlist (glibc, loader, libgcc_s, libpython)
     elf.glibc-floor          no GLIBC_x.y symbol version above the toolchain's floor
     elf.glibc-private        no GLIBC_PRIVATE symbol version
+    elf.banned-symbol        no undefined symbol the target bans (pthread_yield: gone from glibc 2.34's headers)
+    elf.unversioned-symbol   every undefined symbol without a version is defined by a shipped file: one that is not
+                             was a libc function newer than the sysroot's floor, which a -shared link leaves
+                             unversioned (and the loader then binds to whatever the host has, or fails)
     elf.rpath                RPATH/RUNPATH entries all start with $ORIGIN
     elf.stack                PT_GNU_STACK present and not executable
     elf.relro                PT_GNU_RELRO present
@@ -21,13 +25,14 @@ Rule ids:
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
 from elftools.elf.constants import P_FLAGS, SH_FLAGS
 from elftools.elf.dynamic import DynamicSection
 from elftools.elf.elffile import ELFFile
-from elftools.elf.gnuversions import GNUVerNeedSection
+from elftools.elf.gnuversions import GNUVerNeedSection, GNUVerSymSection
 from elftools.elf.sections import SymbolTableSection
 
 from pydist.catalog import symbol_prefixes
@@ -58,6 +63,45 @@ def exported_symbols(elf: ELFFile) -> set[str]:
             continue
         names.add(symbol.name)
     return names
+
+
+@dataclass
+class Linkage:
+    """What one shared object or executable exports and what it needs without a symbol version."""
+
+    exported: set[str] = field(default_factory=set)
+    unversioned: set[str] = field(default_factory=set)
+
+
+def unversioned_undefined(elf: ELFFile) -> set[str]:
+    """Names of the strong undefined dynamic symbols that carry no version (VER_NDX_GLOBAL, or no .gnu.version)."""
+    table = elf.get_section_by_name(".dynsym")
+    if not isinstance(table, SymbolTableSection):
+        return set()
+    versions = elf.get_section_by_name(".gnu.version")
+    names = set()
+    for index, symbol in enumerate(table.iter_symbols()):
+        if not symbol.name or symbol["st_shndx"] != "SHN_UNDEF" or symbol["st_info"]["bind"] != "STB_GLOBAL":
+            continue
+        ndx = versions.get_symbol(index)["ndx"] if isinstance(versions, GNUVerSymSection) else "VER_NDX_GLOBAL"
+        if ndx in ("VER_NDX_GLOBAL", "VER_NDX_LOCAL"):
+            names.add(symbol.name)
+    return names
+
+
+def check_unversioned(linkages: dict[str, Linkage], report: Report) -> None:
+    """elf.unversioned-symbol across one archive: what no shipped file defines must have come from libc."""
+    defined = set().union(*(linkage.exported for linkage in linkages.values()))
+    for member, linkage in sorted(linkages.items()):
+        missing = sorted(linkage.unversioned - defined)
+        if missing:
+            shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            report.add(
+                member,
+                "elf.unversioned-symbol",
+                f"needs {shown} without a symbol version, and no shipped file defines it (a libc function newer "
+                "than the glibc floor, left unresolved by the link?)",
+            )
 
 
 def undefined_symbols(elf: ELFFile) -> set[str]:
@@ -98,18 +142,20 @@ def check_object(data: bytes, member: str, rules: TargetRules, report: Report) -
 
 def check_elf(
     path: Path, member: str, role: Role, rules: TargetRules, report: Report, *, pristine_module: bool = False
-) -> None:
-    """Every ELF rule on one shared object or executable. With `pristine_module`, the FIPS provider module was
-    built from its own pristine tree as its Security Policy prescribes (``fips_provider=``), linked without
-    this project's flags: BIND_NOW (our ``-z now``) is not asked of it, every other rule is."""
+) -> Linkage | None:
+    """Every ELF rule on one shared object or executable; returns what it exports and needs unversioned (None for
+    an object file), for :func:`check_unversioned`. With `pristine_module`, the FIPS provider module was built
+    from its own pristine tree as its Security Policy prescribes (``fips_provider=``), linked without this
+    project's flags: BIND_NOW (our ``-z now``) is not asked of it, every other rule is."""
     report.checked_elf += 1
     with open(path, "rb") as f:
         try:
             elf = ELFFile(f)
         except ELFError as e:
             report.add(member, "elf.unreadable", f"not a readable ELF file: {e}")
-            return
+            return None
         _check_machine(elf, member, rules, report)
+        _check_banned(elf, member, rules, report)
         tags = _dynamic_tags(elf)
         _check_needed(tags, member, rules, report)
         _check_versions(elf, member, rules, report)
@@ -124,6 +170,15 @@ def check_elf(
             missing = [name for name in PYTHON_API if name not in exported_symbols(elf)]
             if missing:
                 report.add(member, "elf.python-api", f"libpython does not export {', '.join(missing)}")
+        if elf.header["e_type"] not in ("ET_DYN", "ET_EXEC"):
+            return None
+        return Linkage(exported=exported_symbols(elf), unversioned=unversioned_undefined(elf))
+
+
+def _check_banned(elf: ELFFile, member: str, rules: TargetRules, report: Report) -> None:
+    banned = sorted(undefined_symbols(elf) & rules.banned_symbols)
+    if banned:
+        report.add(member, "elf.banned-symbol", f"needs {', '.join(banned)}, which {rules.triple} does not allow")
 
 
 def _check_machine(elf: ELFFile, member: str, rules: TargetRules, report: Report) -> None:
@@ -143,6 +198,9 @@ def _check_needed(tags: list[tuple[str, object]], member: str, rules: TargetRule
 
 def _check_versions(elf: ELFFile, member: str, rules: TargetRules, report: Report) -> None:
     versions = _versions_needed(elf)
+    glibc = [key for v in versions if (key := glibc_version_key(v)) is not None]
+    if glibc:
+        report.glibc_versions[member] = ".".join(map(str, max(glibc)))
     if "GLIBC_PRIVATE" in versions:
         report.add(member, "elf.glibc-private", "uses GLIBC_PRIVATE symbols (tied to one glibc build)")
     if rules.glibc_floor is None:

@@ -32,6 +32,8 @@ class Report:
     checked_files: int = 0
     checked_elf: int = 0
     checked_macho: int = 0
+    # The highest GLIBC_x.y each ELF file needs ("2.17"), by member.
+    glibc_versions: dict[str, str] = field(default_factory=dict)
 
     def add(self, file: str, rule: str, message: str) -> None:
         """Record a violation."""
@@ -42,9 +44,18 @@ class Report:
         """Whether nothing was found."""
         return not self.violations
 
+    def highest_glibc(self) -> tuple[str, str] | None:
+        """(version, member) of the highest GLIBC_x.y any ELF file needs, or None without glibc symbols."""
+        if not self.glibc_versions:
+            return None
+        member = max(self.glibc_versions, key=lambda m: tuple(int(p) for p in self.glibc_versions[m].split(".")))
+        return self.glibc_versions[member], member
+
     def summary(self) -> str:
-        """One line: how much was checked and how many violations were found."""
+        """One line: how much was checked, the highest glibc symbol version needed, how many violations."""
+        highest = self.highest_glibc()
+        glibc = f", needing at most GLIBC_{highest[0]} ({highest[1]})" if highest else ""
         return (
             f"{len(self.archives)} archive(s), {self.checked_files} files ({self.checked_elf} ELF, "
-            f"{self.checked_macho} Mach-O): {len(self.violations)} violation(s)"
+            f"{self.checked_macho} Mach-O){glibc}: {len(self.violations)} violation(s)"
         )

@@ -152,6 +152,7 @@ def _check_binaries(
     report.checked_files += len(unpacked.regular)
     for label, head in unpacked.objects:
         _check_object_header(label, head, rules, report)
+    linkages: dict[str, elf_checks.Linkage] = {}
     for name in sorted(unpacked.binaries):
         path = unpacked.root / name
         member = f"{unpacked.label}:{name}"
@@ -159,13 +160,14 @@ def _check_binaries(
         if is_elf(path):
             if rules.elf_machine is None:
                 report.add(member, "elf.machine", f"an ELF file in a {rules.triple} distribution")
-            else:
-                elf_checks.check_elf(path, member, role, rules, report, pristine_module=pristine_module)
+            elif linkage := elf_checks.check_elf(path, member, role, rules, report, pristine_module=pristine_module):
+                linkages[member] = linkage
         elif macho.is_macho(path):
             if rules.macho_cputype is None:
                 report.add(member, "macho.cpu-type", f"a Mach-O file in a {rules.triple} distribution")
             else:
                 macho.check_macho(path, member, role, rules, report, sdk_version=sdk_version)
+    elf_checks.check_unversioned(linkages, report)
 
 
 def _check_object_header(label: str, head: bytes, rules: Any, report: Report) -> None:

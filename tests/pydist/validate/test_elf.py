@@ -8,7 +8,7 @@ import pytest
 
 from conftest import Toolchain
 from pydist.targets import all_rules
-from pydist.validate.elf import check_elf
+from pydist.validate.elf import Linkage, check_elf, check_unversioned
 from pydist.validate.report import Report
 from pydist.validate.roles import Role
 
@@ -37,6 +37,11 @@ SOURCES = {
     "newglibc.map": "GLIBC_2.99 { global: fake_fn; };\n",
     "private.map": "GLIBC_PRIVATE { global: fake_fn; };\n",
     "calls_fake.c": "void fake_fn(void);\nint PyInit_calls(void) { fake_fn(); return 0; }\n",
+    "yields.c": "int pthread_yield(void);\nint PyInit_yields(void) { return pthread_yield(); }\n",
+    # getrandom came with glibc 2.25: a -shared link that does not find it leaves it without a version.
+    "random.c": "long getrandom(void *b, unsigned long n, unsigned f);\n"
+    "int PyInit_random(void) { char b[8]; return (int)getrandom(b, 8, 0); }\n",
+    "defines_random.c": "long getrandom(void *b, unsigned long n, unsigned f) { return 0; }\n",
 }
 
 SCRIPT = f"""
@@ -66,6 +71,9 @@ clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fno-pic -mcmodel=large -
 {CC} {HARDENED} -shared {LINK} -o leaky-ext.so ext.c ssl.c
 llvm-ar rcs libssl-static.a ssl.o 2>/dev/null || ({CC} -c ssl.c -o ssl.o && llvm-ar rcs libssl-static.a ssl.o)
 {CC} {HARDENED} -shared {LINK} -Wl,--exclude-libs,ALL -o hidden-ext.so uses_ssl.c libssl-static.a
+{CC} {HARDENED} -shared {LINK} -o yields.so yields.c -lpthread
+{CC} -shared -nostdlib {LINK} -o unversioned-random.so random.c
+{CC} -shared {LINK} -o defines-random.so defines_random.c
 """
 
 
@@ -113,6 +121,7 @@ def test_good_files_pass_clean(built: Path) -> None:
         ("nopie-python", Role.INTERPRETER, "elf.pie", "ET_EXEC"),
         ("leaky-ext.so", Role.EXTENSION, "elf.dependency-symbols", "OpenSSL"),
         ("good-ext.so", Role.LIBPYTHON, "elf.python-api", "Py_Initialize"),
+        ("yields.so", Role.EXTENSION, "elf.banned-symbol", "needs pthread_yield"),
     ],
 )
 def test_each_rule_reports_its_violation(built: Path, name: str, role: Role, rule: str, fragment: str) -> None:
@@ -142,3 +151,33 @@ def test_hidden_static_dependency_is_not_reported(built: Path) -> None:
     # The same OpenSSL-named symbol, linked from a static archive with --exclude-libs,ALL (as the build
     # links its dependencies), is not exported and not reported.
     assert rules_of(built / "hidden-ext.so") == {}
+
+
+def _linkage(path: Path) -> Linkage:
+    linkage = check_elf(path, path.name, Role.EXTENSION, RULES, Report())
+    assert linkage is not None
+    return linkage
+
+
+def test_an_unversioned_libc_symbol_nothing_shipped_defines_is_reported(built: Path) -> None:
+    random = _linkage(built / "unversioned-random.so")
+    assert "getrandom" in random.unversioned
+    report = Report()
+    check_unversioned({"unversioned-random.so": random, "good-ext.so": _linkage(built / "good-ext.so")}, report)
+    [violation] = report.violations
+    assert violation.rule == "elf.unversioned-symbol" and violation.file == "unversioned-random.so"
+    assert "needs getrandom without a symbol version" in violation.message
+    # Shipped beside a file that defines it (as libpython defines the C API its modules need), it is fine.
+    report = Report()
+    check_unversioned(
+        {"unversioned-random.so": random, "defines-random.so": _linkage(built / "defines-random.so")}, report
+    )
+    assert report.violations == []
+
+
+def test_versioned_libc_symbols_are_not_unversioned_and_the_highest_version_is_recorded(built: Path) -> None:
+    report = Report()
+    linkage = check_elf(built / "good-python", "good-python", Role.INTERPRETER, RULES, report)
+    assert linkage is not None and linkage.unversioned == set()  # printf, strcpy: all GLIBC_x.y
+    assert report.glibc_versions["good-python"].startswith("2.")
+    assert f"needing at most GLIBC_{report.glibc_versions['good-python']} (good-python)" in report.summary()
