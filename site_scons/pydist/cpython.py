@@ -181,7 +181,7 @@ def _nodist_flags(levers: Tuning) -> tuple[list[str], list[str]]:
     ldflags = [flag for _, link_flags in chosen for flag in link_flags]
     # The hardening swaps come after CFLAGS, whose target flags they override (the last of a pair wins), and
     # stay out of sysconfig's CFLAGS: extensions built later for this Python keep the target's full hardening.
-    cflags += [new for lever, (_, new) in tuning.FLAG_SWAPS.items() if lever in levers]
+    cflags += [flag for lever, (_, new) in tuning.FLAG_SWAPS.items() if lever in levers for flag in new]
     return cflags, ldflags
 
 

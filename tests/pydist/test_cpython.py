@@ -15,7 +15,7 @@ from elftools.elf.elffile import ELFFile
 from conftest import Toolchain
 from hermetic.errors import ConfigError
 from hermetic.lock import load_lock
-from pydist import bolt, cpython, matrix, tuning
+from pydist import bolt, cpython, matrix, targets, tuning
 from pydist.compile_env import CompileEnv
 from pydist.paths import LOCK_FILE, PINS_SCHEMA
 from pydist.platforms import load_platform
@@ -140,7 +140,8 @@ def test_each_lever_changes_what_it_names() -> None:
     assert "CFLAGS_NODIST=-fno-semantic-interposition" in nsi
     assert "LDFLAGS_NODIST=-fno-semantic-interposition" in nsi
     swaps = _levers("stack-protector", "no-frame-pointer")
-    assert "CFLAGS_NODIST=-fstack-protector -fomit-frame-pointer" in cpython.configure_args(request, ce, swaps)
+    expected = "CFLAGS_NODIST=-fstack-protector -fomit-frame-pointer -momit-leaf-frame-pointer"
+    assert expected in cpython.configure_args(request, ce, swaps)
     assert cpython.cpython_env(request, ce, "x", swaps)["CFLAGS"] == cpython.cpython_env(request, ce, "x")["CFLAGS"]
     no_clash = cpython.configure_args(request, ce, _levers("no-stack-clash"))
     assert "CFLAGS_NODIST=-fno-stack-clash-protection" in no_clash
@@ -168,16 +169,18 @@ def test_each_lever_changes_what_it_names() -> None:
     assert "LDFLAGS_NODIST=-Wl,--call-graph-profile-sort=cdsort -fno-plt" in linking
 
 
-def test_the_default_build_keeps_a_stack_protector_pie_and_fortify_but_not_clash_probes_or_frame_pointers() -> None:
+def test_the_default_build_keeps_frame_pointers_a_stack_protector_pie_and_fortify_but_not_clash_probes() -> None:
     request, ce = _request(), _ce()
     levers = cpython.tuning_for("default", request, ce)
     [nodist] = [
         a.split("=", 1)[1].split() for a in cpython.configure_args(request, ce, levers) if "CFLAGS_NODIST=" in a
     ]
-    assert nodist[-3:] == ["-fstack-protector", "-fomit-frame-pointer", "-fno-stack-clash-protection"]
+    assert nodist[-2:] == ["-fstack-protector", "-fno-stack-clash-protection"]
+    assert not any("omit" in flag for flag in nodist)  # frame pointers stay, for perf and python -X perf
     # sysconfig's CFLAGS, which extensions built for this Python get, keep the target's hardening.
     cflags = cpython.cpython_env(request, ce, "x", levers)["CFLAGS"].split()
     assert {"-fstack-protector-strong", "-fstack-clash-protection", "-fno-omit-frame-pointer"} <= set(cflags)
+    assert "-mno-omit-leaf-frame-pointer" in cflags
     assert "-D_FORTIFY_SOURCE=2" in cflags
     assert "-no-pie" not in _make_variable(cpython.make_overrides(request, ce, levers), "LINKFORSHARED")
     # macOS has neither flag to drop (arm64 keeps frame pointers by ABI): only the stack-protector swap applies.
@@ -205,11 +208,14 @@ def test_the_swaps_in_cflags_nodist_override_the_targets_flags_in_the_pinned_cla
     """CFLAGS_NODIST comes after CFLAGS on CPython's compile lines: with the pinned clang the later flag of each
     pair must win, giving the same object as the target's flags with the swaps made in place."""
     target = load_platform(X86_64, "x86_64-linux").cflags
-    swaps = {old: new for old, new in tuning.FLAG_SWAPS.values()}
+    added = [flag for _, new in tuning.FLAG_SWAPS.values() for flag in new]
+    # Each swapped flag replaced where it stands (the leaf frame pointer goes with the frame pointer).
+    in_place = {old: new[0] for old, new in tuning.FLAG_SWAPS.values()}
+    in_place["-mno-omit-leaf-frame-pointer"] = "-momit-leaf-frame-pointer"
     variants = {
         "target": list(target),
-        "overridden": [*target, *swaps.values()],
-        "swapped": [swaps.get(flag, flag) for flag in target],
+        "overridden": [*target, *added],
+        "swapped": [in_place.get(flag, flag) for flag in target],
     }
     (tmp_path / "f.c").write_text(_HARDENED_FUNCTION)
     compile_lines = [
@@ -352,7 +358,7 @@ def test_levers_compose_with_3_14s_tail_calling_interpreter() -> None:
         assert {"--enable-optimizations", f"--with-lto={cpython.lto_mode(levers)}"} <= set(args)
     args = cpython.configure_args(request, ce, every)
     assert "--with-lto=full" in args
-    swaps = "-fstack-protector -fomit-frame-pointer -fno-stack-clash-protection"
+    swaps = "-fstack-protector -fomit-frame-pointer -momit-leaf-frame-pointer -fno-stack-clash-protection"
     split, isa = "-fsplit-machine-functions", "-march=x86-64-v3"
     tsp, align = f"-mllvm {cpython.EXT_TSP}", f"-mllvm {cpython.ALIGN_JUMPS}"
     assert f"CFLAGS_NODIST=-fno-semantic-interposition {split} {tsp} {align} -fno-plt {isa} {swaps}" in args
@@ -413,13 +419,14 @@ def _computed_goto_loop(handlers: int) -> str:
     )
 
 
-def _dispatch_checks(toolchain, tmp_path: Path, build: str) -> int:
+def _dispatch_checks(toolchain, tmp_path: Path, build: str, target: str = X86_64) -> int:
     """Write the 150-opcode loop and the dispatch check, run the shell `build` (which makes ``merged`` without
     the tail-dup flags and ``duplicated`` with ``$TAIL_DUP``), check both; assert that the check refused the first
     and passed the second, and return the second's count of indirect jumps."""
     cflags, ldflags = cpython._nodist_flags(_levers("tail-dup"))
     (tmp_path / "loop.c").write_text(_computed_goto_loop(150))
-    (tmp_path / "check.sh").write_text(cpython._check_dispatch('"$1"').argv[-1])
+    jump = targets.all_targets()[target].dispatch_jump
+    (tmp_path / "check.sh").write_text(cpython._check_dispatch('"$1"', jump).argv[-1])
     toolchain.run(
         tmp_path,
         f"TAIL_DUP='{' '.join(cflags)}'; TAIL_DUP_LINK='{' '.join(ldflags)}'\n{build}\n"
@@ -450,7 +457,8 @@ def test_the_dispatch_check_reads_aarch64_code_too(toolchain, tmp_path: Path) ->
     """AArch64 dispatches with ``br xN``: objects compiled for it (code generated at compile time) pass with the
     lever's flags and are refused without them."""
     compile_ = "aarch64-linux-gnu-clang -O2 -c loop.c"
-    jumps = _dispatch_checks(toolchain, tmp_path, f"{compile_} -o merged && {compile_} $TAIL_DUP -o duplicated")
+    build = f"{compile_} -o merged && {compile_} $TAIL_DUP -o duplicated"
+    jumps = _dispatch_checks(toolchain, tmp_path, build, "aarch64-unknown-linux-gnu")
     assert jumps >= 150
 
 
