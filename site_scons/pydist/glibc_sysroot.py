@@ -20,6 +20,13 @@ The floor is a parameter (data, e.g. ``glibc_floor`` in a target's pin), not par
 runtime is not in the sysroot: it is the compiler's, from clang's resource directory (``--rtlib=compiler-rt``,
 see :data:`CONSUMER_FLAGS`).
 
+What the floor does not stop: the headers still declare some newer functions (gettid, explicit_bzero, getentropy,
+preadv2, renameat2, ...), and a function no stub defines links into a *shared* object as an undefined symbol with
+no version (an executable's link fails). Such an object passes a check of the newest ``GLIBC_`` version it needs
+and fails only when loaded on an old glibc: link shared objects with ``-Wl,-z,defs`` or have the validator reject
+unversioned undefined symbols that libc would have to provide. Configure scripts are not fooled by the
+declarations: their link tests fail against the stubs.
+
 The generator's toolchain is the target's compiler (for ``clang``, ``llvm-objcopy`` and ``llvm-ar``) and the
 ``zig`` tool pin the target names for the build host, with an empty sysroot: the sysroot it replaces is not an
 input, and neither are the target's compile flags or emulator, so changing those regenerates nothing.
