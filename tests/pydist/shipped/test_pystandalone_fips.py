@@ -76,6 +76,16 @@ def test_a_weaker_policy_than_the_builds_is_refused(tmp_path: Path) -> None:
         step.check_policy(install, shipped, SECTION_3_0)
 
 
+def test_the_step_imports_nothing_that_fips_mode_guards() -> None:
+    # In the validated setup hashlib, hmac and ssl refuse to import until the step has run.
+    code = (
+        f"import sys; sys.path.insert(0, {str(SHIPPED.parent)!r}); import pystandalone_fips; "
+        "print(sorted({'hashlib', '_hashlib', 'hmac', 'ssl', '_ssl'} & set(sys.modules)))"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
 def test_read_section() -> None:
     text = "openssl_conf = x\n[other]\nactivate = 0\n[ fips_sect ]\nactivate = 1 # on\nmodule-mac=AA:BB\n"
     assert step.read_section(text) == {"activate": "1", "module-mac": "AA:BB"}
