@@ -42,6 +42,8 @@ OPENSSL = Path("share", "ssl", "bin", "openssl")
 PROVIDER_NAME = "fips"
 SECTION = "fips_sect"
 STEP = "python -m pystandalone_fips install"
+# Seconds a child process may take: the self-tests take well under one on any machine this runs on.
+TIMEOUT = 600
 
 # Keys of the section that record the installation rather than a policy.
 RECORD_KEYS = frozenset({"activate", "install-version", "module-mac", "install-mac", "install-status"})
@@ -137,7 +139,10 @@ def config_dir(prefix: Path, named: Path | None) -> tuple[Path, bool]:
     from_env = os.environ.get(INSTALLED_DIR_VAR, "")
     if from_env:
         if not Path(from_env).is_absolute():
-            raise StepError(f"{INSTALLED_DIR_VAR}={from_env} is not an absolute path: set it to the directory's")
+            raise StepError(
+                f"{INSTALLED_DIR_VAR}={from_env} is not an absolute path: set it to the absolute path of the "
+                "directory to use, or pass --dir"
+            )
         return Path(from_env), True
     return prefix / INSTALLED_DIR, False
 
@@ -192,11 +197,13 @@ def run_openssl(install: Install, *args: str) -> subprocess.CompletedProcess[str
     argv = [str(install.openssl), "fipsinstall", "-module", str(install.module)]
     argv += ["-provider_name", PROVIDER_NAME, "-section_name", SECTION, *args]
     try:
-        return subprocess.run(argv, env=openssl_env(), capture_output=True, text=True, timeout=600)
+        return subprocess.run(argv, env=openssl_env(), capture_output=True, text=True, timeout=TIMEOUT)
     except OSError as e:
         raise StepError(
             f"{install.openssl} cannot run: {e.strerror}; pass a working `openssl` as --openssl PATH"
         ) from None
+    except subprocess.TimeoutExpired:
+        raise StepError(f"{install.openssl} fipsinstall did not finish in {TIMEOUT} s; run it again") from None
 
 
 def last_error(output: str) -> str:
@@ -309,8 +316,11 @@ def fips_mode_config(install: Install, directory: Path, named: bool) -> str:
     if named:
         env[INSTALLED_DIR_VAR] = str(directory)
     python = install.prefix / "bin" / "python3"
-    code = "import _hashlib; print(_hashlib.get_fips_config())"
-    result = subprocess.run([str(python), "-I", "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    argv = [str(python), "-I", "-c", "import _hashlib; print(_hashlib.get_fips_config())"]
+    try:
+        result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise StepError(f"{python} did not run: {e}; run verify with the install's own bin/python3") from None
     if result.returncode != 0:
         raise StepError(f"FIPS mode does not activate: {last_error(result.stderr)}")
     return result.stdout.strip()
@@ -353,6 +363,10 @@ def main(argv: list[str] | None = None) -> int:
         print(run(install, directory, named))
     except StepError as e:
         print(f"pystandalone_fips {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        # A file the step reads or writes (other than those it reports itself): name it and why.
+        print(f"pystandalone_fips {args.command}: error: {e.filename}: {e.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"pystandalone_fips {args.command}: interrupted; nothing was changed", file=sys.stderr)
