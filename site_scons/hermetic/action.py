@@ -15,7 +15,8 @@ Inside the sandbox every action sees the same paths:
 ``/build/files``        helper files from the repository (scripts)       read-only
 ``/build/tmp``          HOME and TMPDIR                                  read-write
 ``/toolchain``          the pinned compiler                              read-only
-``/sysroot``            the pinned sysroot                               read-only
+``/sysroot``            the sysroot (pinned packages, or an artifact)     read-only
+``/guest``              the target's runtime libraries for the emulator  read-only
 ``/tools/<name>``       a pinned tool the action asks for (BOLT)         read-only
 ======================  ==============================================  ==========
 """
@@ -43,7 +44,14 @@ from hermetic.errors import ActionError, HermeticError
 from hermetic.fetch import Fetcher
 from hermetic.pins import Pin
 from hermetic.sandbox import Bubblewrap, Emulator, Mount, Sandbox, Unsandboxed, host_tools_identity
-from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Materialized, Toolchain, materialize_toolchain
+from hermetic.toolchain import (
+    COMPILER_MOUNT,
+    GUEST_MOUNT,
+    SYSROOT_MOUNT,
+    Materialized,
+    Toolchain,
+    materialize_toolchain,
+)
 
 # Bump when the runner changes in a way that can change outputs: part of every action key.
 RUNNER_VERSION = 1
@@ -492,7 +500,11 @@ class _WorkTree:
             Mount(self.files, FILES),
         ]
         if toolchain is not None:
-            mounts += [Mount(toolchain.compiler, COMPILER_MOUNT), Mount(toolchain.sysroot, SYSROOT_MOUNT)]
+            mounts.append(Mount(toolchain.compiler, COMPILER_MOUNT))
+            if toolchain.sysroot is not None:
+                mounts.append(Mount(toolchain.sysroot, SYSROOT_MOUNT))
+            if toolchain.guest is not None:
+                mounts.append(Mount(toolchain.guest, GUEST_MOUNT))
             mounts += [Mount(unpacked, mount) for mount, unpacked in sorted(toolchain.tools.items())]
         return mounts
 
@@ -504,9 +516,11 @@ def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | N
     program = materialized.emulators.get(toolchain.arch) if materialized is not None else None
     if program is None:
         return Bubblewrap(scratch)
-    # The target's ELF machine (its toolchain file's [target], checked when the targets were read).
+    # The target's ELF machine (its toolchain file's [target], checked when the targets were read). The emulator
+    # runs programs with the guest's libraries; a sysroot of pinned packages serves when there are none.
     machine = ENUM_E_MACHINE[toolchain.target["elf_machine"]]
-    return Bubblewrap(scratch, [Emulator(toolchain.arch, program, SYSROOT_MOUNT, machine)])
+    libraries = GUEST_MOUNT if materialized is not None and materialized.guest is not None else SYSROOT_MOUNT
+    return Bubblewrap(scratch, [Emulator(toolchain.arch, program, libraries, machine)])
 
 
 _WORK_DIRS = ("src", "out", "deps", "patches", "files", "tmp", "sandbox")
