@@ -53,7 +53,9 @@ def declare_distribution(
         return scons_glue.declare_function(env, [str(t) for t in targets], sources, key, work)[0]
 
     # The license tarballs are pinned by sha256, and the pins are part of ctx.identity().
-    full = declare(names.full, [cpython_node, fips_node], steps.full)
+    # OpenSSL's artifact gives the full archive its `openssl` program (the same node as fips_node by default).
+    full_sources = [cpython_node, fips_node, *([openssl_node] if openssl_node is not fips_node else [])]
+    full = declare(names.full, full_sources, steps.full)
     install_only = declare(names.install_only, [full, openssl_node], steps.install_only, tested=True)
     stripped = declare(names.install_only_stripped, [install_only, openssl_node, full], steps.stripped, tested=True)
     archives = [full, install_only, stripped]

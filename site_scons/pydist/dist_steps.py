@@ -75,14 +75,16 @@ class DistSteps:
     build_python_artifacts: tuple[Path, ...] = ()
 
     def full(self, targets: list[Path], sources: list[Path]) -> None:
-        """The full archive, from the CPython artifact, the shipped provider's artifact and the license sources."""
+        """The full archive, from the CPython artifact, the shipped provider's artifact, OpenSSL's (for its ``openssl``
+        program) and the license sources."""
         [archive] = targets
-        cpython_artifact, fips_artifact = sources
+        cpython_artifact, fips_artifact = sources[:2]
         work = self.ctx.work_root / f"dist-{self.names.directory}"
         shutil.rmtree(work, ignore_errors=True)
         with log.step(f"unpack {cpython_artifact.name}"):
             extract_tar(cpython_artifact, work / "cpython")
         extract_tar(fips_artifact, work / "fips")
+        extract_tar(self.openssl_artifact, work / "openssl")
         licenses = [(pin, self.ctx.fetcher.fetch(pin)) for pin in self.ctx.license_pins]
         staged = scratch.staged_path(archive)
         with log.step(f"assemble {archive.name}"):
@@ -91,6 +93,7 @@ class DistSteps:
                 work=work / "tree",
                 cpython_tree=work / "cpython",
                 fips_tree=work / "fips",
+                openssl_tree=work / "openssl",
                 licenses=licenses,
                 request=self.ctx.request,
                 platform=self.ctx.platform,

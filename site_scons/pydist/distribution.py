@@ -30,6 +30,7 @@ from hermetic.errors import HermeticError
 from hermetic.pins import Pin
 from pydist import buildpaths, elfinfo
 from pydist.matrix import BuildRequest
+from pydist.paths import SHIPPED
 from pydist.platforms import Platform
 from pydist.python_json import validate_python_json
 
@@ -70,6 +71,13 @@ FIPS_CONFIG_NAME = "openssl-fips.cnf"
 FIPS_ENV_VAR = "PYSTANDALONE_FIPS"
 FIPS_XOPTION = "pystandalone_fips"
 FIPS_MARKER = "share/ssl/fips-mode"
+# The Security Policy's installation step on the user's machine: OpenSSL's own program runs `openssl fipsinstall`,
+# driven by the shipped module pystandalone_fips, which writes into FIPSINSTALL_DIR (or the directory that
+# FIPSINSTALL_DIR_VAR names); the switch patches load what it wrote instead of the build's module section.
+FIPSINSTALL_PROGRAM = "share/ssl/bin/openssl"
+FIPSINSTALL_MODULE = "pystandalone_fips.py"
+FIPSINSTALL_DIR = "share/ssl/fipsinstall"
+FIPSINSTALL_DIR_VAR = "PYSTANDALONE_FIPSINSTALL_DIR"
 
 # Pinned compression level of the full archive (python-build-standalone uses 22; 19 is much faster and
 # within a few percent of its size).
@@ -134,6 +142,9 @@ def fips_config(fipsmodule_cnf: str) -> str:
         "# program of the environment. The FIPS provider (share/ssl/ossl-modules/fips.so) is found relative\n"
         "# to the interpreter unless OPENSSL_MODULES names another directory. Non-approved algorithms stay\n"
         "# reachable only through explicit non-FIPS requests (hashlib's usedforsecurity=False).\n"
+        f"# After `python -m {FIPSINSTALL_MODULE.removesuffix('.py')} install` (openssl fipsinstall on this machine),\n"
+        f"# this Python loads the sections above [fips_sect] with the fipsmodule.cnf it wrote in {FIPSINSTALL_DIR}/\n"
+        f"# (or in ${FIPSINSTALL_DIR_VAR}) in place of the section below, which must stay last.\n"
         "config_diagnostics = 1\n"
         "openssl_conf = openssl_init\n"
         "\n"
@@ -170,6 +181,19 @@ def install_fips_files(install: Path, provider: Path, module: str = "fips.so") -
     module_cnf = (provider / "ssl" / "fipsmodule.cnf").read_text()
     (ssl_dir / "fipsmodule.cnf").write_text(module_cnf)
     (ssl_dir / FIPS_CONFIG_NAME).write_text(fips_config(module_cnf))
+
+
+def install_fipsinstall_step(install: Path, stdlib: Path, openssl_program: Path) -> None:
+    """Ship what the site needs to install the FIPS provider on each machine, as its Security Policy says: OpenSSL's
+    ``openssl`` program (for ``openssl fipsinstall``), and the standard-library module that runs it and puts its
+    output where FIPS mode finds it. The program goes under share/ssl/, not bin/, so an install on PATH does not
+    stand in for the host's own ``openssl``."""
+    program = install / FIPSINSTALL_PROGRAM
+    program.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(openssl_program, program)
+    program.chmod(0o755)
+    shutil.copyfile(SHIPPED / FIPSINSTALL_MODULE, stdlib / FIPSINSTALL_MODULE)
+    (stdlib / FIPSINSTALL_MODULE).chmod(0o644)
 
 
 # ------------------------------------------------------------------------------------------ relocation
@@ -365,6 +389,7 @@ def assemble_full(
     work: Path,
     cpython_tree: Path,
     fips_tree: Path,
+    openssl_tree: Path,
     licenses: list[tuple[Pin, Path]],
     request: BuildRequest,
     platform: Platform,
@@ -372,7 +397,8 @@ def assemble_full(
     source_date_epoch: int,
     fips_provider: dict[str, Any],
 ) -> dict[str, Any]:
-    """Lay out ``python/`` in `work` from the unpacked CPython and FIPS provider artifacts, then pack `out`.
+    """Lay out ``python/`` in `work` from the unpacked CPython, FIPS provider and OpenSSL artifacts (the last for its
+    ``openssl`` program), then pack `out`.
 
     Returns the PYTHON.json written. Raises DistributionError when PYTHON.json does not validate or a
     build path is left in a shipped text file.
@@ -383,6 +409,7 @@ def assemble_full(
     facts = json.loads((root / "build-info.json").read_text())
     (root / "build-info.json").unlink()
     install_fips_files(install, fips_tree, platform.fips_module)
+    install_fipsinstall_step(install, root / facts["python_paths"]["stdlib"], openssl_tree / "bin" / "openssl")
     link_interpreter_aliases(install)
     relocatable_shebangs(install)
     relocatable_build_settings(install, root / facts["python_paths"]["stdlib"], platform)

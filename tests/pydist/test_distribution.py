@@ -291,6 +291,30 @@ def test_the_shipped_provider_files_come_from_the_provider_artifact(tmp_path: Pa
     assert (ssl_dir / "openssl-fips.cnf").read_text() == distribution.fips_config(module_cnf)
 
 
+def test_the_module_section_is_last_in_the_shipped_configuration() -> None:
+    # FIPS mode keeps what precedes the line "[fips_sect]" and puts the installed module section after it.
+    module_cnf = "[fips_sect]\nactivate = 1\nmodule-mac = AB\n"
+    text = distribution.fips_config(module_cnf)
+    headers = [line for line in text.splitlines() if line.startswith("[")]
+    assert headers[-1] == "[fips_sect]" and headers.count("[fips_sect]") == 1
+    assert text.endswith(module_cnf)
+
+
+def test_the_fipsinstall_step_ships_under_share_ssl_and_in_the_standard_library(tmp_path: Path) -> None:
+    program = tmp_path / "openssl"
+    program.write_bytes(b"\x7fELF OpenSSL's openssl program")
+    install, stdlib = tmp_path / "install", tmp_path / "install" / "lib" / "python3.13"
+    stdlib.mkdir(parents=True)
+    distribution.install_fipsinstall_step(install, stdlib, program)
+    shipped = install / distribution.FIPSINSTALL_PROGRAM
+    assert shipped.read_bytes() == program.read_bytes()
+    assert shipped.stat().st_mode & 0o777 == 0o755
+    assert not (install / "bin" / "openssl").exists()  # never on PATH in place of the host's openssl
+    module = stdlib / distribution.FIPSINSTALL_MODULE
+    assert module.read_text() == (distribution.SHIPPED / distribution.FIPSINSTALL_MODULE).read_text()
+    assert module.stat().st_mode & 0o777 == 0o644
+
+
 def test_schema_is_valid_json_schema() -> None:
     import jsonschema
 

@@ -319,9 +319,14 @@ CHECK_NAME = re.compile(r"\b[a-z0-9]+(?:-[a-z0-9]+)*-(?:check|disabled)\b")
 
 def module_config(root: Path) -> dict[str, str]:
     """The [fips_sect] of the shipped fipsmodule.cnf (the one the provider's own install_fips wrote)."""
+    return module_section(root / "share" / "ssl" / "fipsmodule.cnf")
+
+
+def module_section(path: Path) -> dict[str, str]:
+    """The [fips_sect] of the OpenSSL configuration file `path`."""
     section: dict[str, str] = {}
     current = ""
-    for raw in (root / "share" / "ssl" / "fipsmodule.cnf").read_text().splitlines():
+    for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if line.startswith("[") and line.endswith("]"):
             current = line[1:-1].strip()
@@ -582,6 +587,217 @@ def fips_request_fails_closed(root: Path, args: argparse.Namespace, tmp: Path) -
     finally:
         shutil.rmtree(broken)
     return f"tampered, missing module and missing config each refuse hashlib, ssl, hmac, _md5: {line[:160]}"
+
+
+# ---------------------------------------------------------------- the Security Policy's step: fipsinstall
+
+# The step shipped in the standard library (site_scons/pydist/shipped/pystandalone_fips.py), where it writes, and
+# what FIPS mode then uses (patches/cpython/*/*-openssl-fips-switch.patch).
+FIPSINSTALL_STEP = "pystandalone_fips"
+INSTALLED_CONFIG = Path("share") / "ssl" / "fipsinstall" / "fipsmodule.cnf"
+INSTALLED_DIR_VAR = "PYSTANDALONE_FIPSINSTALL_DIR"
+VALIDATED_ENV = {FIPS_ENV_VAR: "validated"}
+# Keys of a module section that record its installation rather than a policy switch.
+RECORD_KEYS = frozenset({"activate", "install-version", "module-mac", "install-mac", "install-status"})
+# The file FIPS mode was activated with, as this Python reports it.
+FIPS_CONFIG_CODE = """
+import _hashlib, hashlib
+assert _hashlib.get_fips_mode() == 1, "FIPS mode is not on"
+print(_hashlib.get_fips_config())
+"""
+
+
+def step_command(root: Path, *args: str) -> list[str]:
+    """``python -I -m pystandalone_fips ARGS`` of the distribution at `root`."""
+    return [str(python_of(root)), "-I", "-m", FIPSINSTALL_STEP, *args]
+
+
+def run_command(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    base = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
+    return subprocess.run(argv, env={**base, **(env or {})}, capture_output=True, text=True, timeout=600)
+
+
+def step_succeeded(result: subprocess.CompletedProcess[str], what: str) -> str:
+    """The one line a successful step printed."""
+    lines = result.stdout.splitlines()
+    if result.returncode != 0 or len(lines) != 1 or result.stderr:
+        raise CheckFailed(f"{what}: exit {result.returncode}, {(result.stderr or result.stdout).strip()[-600:]}")
+    return lines[0]
+
+
+def step_refused(result: subprocess.CompletedProcess[str], what: str, cause: str) -> str:
+    """The one line a refusing step printed: exit 1, on stderr, naming `cause`, no traceback."""
+    lines = result.stderr.splitlines()
+    if result.returncode != 1 or len(lines) != 1 or result.stdout or cause not in lines[0]:
+        raise CheckFailed(f"{what} was not refused in one line naming {cause!r}: exit {result.returncode}, {lines}")
+    return lines[0]
+
+
+def installed_matches_shipped(root: Path, args: argparse.Namespace, installed: Path) -> str:
+    """The section fipsinstall wrote keeps every policy switch of the build's, and records the self-tests at
+    install time exactly for a FIPS 140-2 provider (3.0.x); returns what it records."""
+    written, shipped = module_section(installed), module_config(root)
+    weaker = sorted(k for k, v in shipped.items() if k not in RECORD_KEYS and written.get(k) != v)
+    if weaker or written.get("module-mac") is None:
+        raise CheckFailed(f"{installed}: switches unlike the build's {weaker}, or no module-mac: {written}")
+    fips_140_2 = args.fips_provider.startswith("3.0.")
+    if ("install-status" in written) != fips_140_2:
+        raise CheckFailed(f"provider {args.fips_provider}: install-status {'missing' if fips_140_2 else 'written'}")
+    return "module-mac and install-status" if fips_140_2 else "module-mac, no install-status"
+
+
+def validated_switches_refuse_without_fipsinstall(root: Path) -> None:
+    """Each switch asking for the validated setup refuses FIPS mode before fipsinstall ran."""
+    missing = f"activated with {root / INSTALLED_CONFIG}: the configuration file is missing: the validated setup"
+    assert_fails_closed(root, VALIDATED_ENV, [], missing)
+    assert_fails_closed(root, {}, ["-X", f"{FIPS_XOPTION}=validated"], missing)
+    (root / FIPS_MARKER).write_text("validated\n")
+    try:
+        marker = f"marker file {root / FIPS_MARKER} (validated)) but the OpenSSL FIPS provider could not be "
+        assert_fails_closed(root, {}, [], marker + missing)
+    finally:
+        (root / FIPS_MARKER).unlink()
+
+
+def validated_request_passes_on_to_children(root: Path) -> None:
+    code = (
+        "import _hashlib, os, subprocess, sys; print(_hashlib.get_fips_request(), '|', os.environ['PYSTANDALONE_FIPS'],"
+        " '|', subprocess.run([sys.executable, '-c', 'import _hashlib; print(_hashlib.get_fips_config())'],"
+        " capture_output=True, text=True, check=True).stdout.strip())"
+    )
+    out = run(root, code, python_args=["-X", f"{FIPS_XOPTION}=validated"])
+    if out != f"-X {FIPS_XOPTION}=validated | validated | {root / INSTALLED_CONFIG}":
+        raise CheckFailed(f"-X {FIPS_XOPTION}=validated: {out!r}")
+
+
+@check
+def fipsinstall_step_is_what_fips_mode_uses(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    site = tmp / f"fipsinstall-{root.parent.name}"
+    shutil.copytree(root, site, symlinks=True)
+    installed = site / INSTALLED_CONFIG
+    try:
+        validated_switches_refuse_without_fipsinstall(site)
+        # The step runs where the validated setup is already asked for: it imports neither hashlib nor ssl.
+        (site / FIPS_MARKER).write_text("validated\n")
+        line = step_succeeded(run_command(step_command(site, "install")), "pystandalone_fips install")
+        (site / FIPS_MARKER).unlink()
+        if not line.startswith(f"wrote {installed}: openssl fipsinstall ran the self-tests of OpenSSL FIPS Provider"):
+            raise CheckFailed(f"pystandalone_fips install said: {line}")
+        records = installed_matches_shipped(site, args, installed)
+        for env in (VALIDATED_ENV, SWITCH_ENV):
+            used = run(site, FIPS_CONFIG_CODE, env=env)
+            if used != str(installed):
+                raise CheckFailed(f"{env}: FIPS mode was activated with {used}, not {installed}")
+        validated_request_passes_on_to_children(site)
+        run(site, FIPS_CODE, env=VALIDATED_ENV)
+        cert, key = certificate(args, tmp)
+        tls = run(site, TLS_CODE, argv=[str(cert), str(key)], env=VALIDATED_ENV)
+        verified = step_succeeded(run_command(step_command(site, "verify")), "pystandalone_fips verify")
+        if not verified.startswith(f"ok: {installed} matches "):
+            raise CheckFailed(f"pystandalone_fips verify said: {verified}")
+        # The installed file is what the module checks: a wrong module-mac there stops FIPS mode, while the
+        # build's own section (still shipped) would have loaded.
+        good = installed.read_text()
+        installed.write_text(re.sub(r"(?m)^module-mac = \S+$", "module-mac = 00:11:22", good))
+        assert_fails_closed(site, SWITCH_ENV, [], f"with {installed}: the provider is not active")
+    finally:
+        shutil.rmtree(site)
+    provider = re.search(r"self-tests of (.+?) \(", line)
+    return (
+        f"install: {provider.group(1) if provider else '?'} self-tested, {INSTALLED_CONFIG} records {records}; "
+        f"PYSTANDALONE_FIPS=1 and =validated use it (MD5 refused, TLS {tls}); verify ok; a wrong module-mac there "
+        "is refused"
+    )
+
+
+def another_module(args: argparse.Namespace, shipped: Path, tmp: Path) -> tuple[bytes, str]:
+    """Another copy of a FIPS provider module, loadable but not the shipped one: OpenSSL's own (beside
+    --openssl-cli) when it is another build, as with fips_provider=, else the shipped module with a byte appended
+    (past its last section: the loader never reads it, the MAC does)."""
+    deps_module = Path(args.openssl_cli).parent.parent / "lib" / "ossl-modules" / "fips.so"
+    if deps_module.is_file() and deps_module.read_bytes() != shipped.read_bytes():
+        return deps_module.read_bytes(), f"OpenSSL {args.openssl}'s own provider"
+    return shipped.read_bytes() + b"\0", "the shipped module with a byte appended"
+
+
+def give_the_build_configuration_to(site: Path, args: argparse.Namespace, tmp: Path) -> None:
+    """Rewrite the install's build-time module section for the module now in it (as a build of that module would
+    ship it), with OpenSSL's fipsinstall, in share/ssl/fipsmodule.cnf and share/ssl/openssl-fips.cnf."""
+    ssl_dir = site / "share" / "ssl"
+    section = tmp / f"another-section-{site.name}.cnf"
+    subprocess.run(
+        [args.openssl_cli, "fipsinstall", "-module", str(ssl_dir / "ossl-modules" / "fips.so"), "-out", str(section)],
+        env={"PATH": "/usr/bin:/bin", "OPENSSL_CONF": "/dev/null"},
+        check=True,
+        capture_output=True,
+        timeout=600,
+    )
+    (ssl_dir / "fipsmodule.cnf").write_text(section.read_text())
+    shipped = (ssl_dir / "openssl-fips.cnf").read_text()
+    activation = shipped[: shipped.index("\n[fips_sect]\n") + 1]
+    (ssl_dir / "openssl-fips.cnf").write_text(activation + section.read_text())
+
+
+@check
+def fipsinstall_refuses_a_replaced_module(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    site = tmp / f"replaced-{root.parent.name}"
+    shutil.copytree(root, site, symlinks=True)
+    module = site / "share" / "ssl" / "ossl-modules" / "fips.so"
+    installed = site / INSTALLED_CONFIG
+    try:
+        step_succeeded(run_command(step_command(site, "install")), "pystandalone_fips install")
+        other, what = another_module(args, module, tmp)
+        module.write_bytes(other)
+        give_the_build_configuration_to(site, args, tmp)
+        # Before fipsinstall (no installed file), the build's configuration takes any module it is given.
+        aside = tmp / f"aside-{root.parent.name}.cnf"
+        installed.rename(aside)
+        before = run(site, FIPS_CONFIG_CODE, env=SWITCH_ENV)
+        if before != str(site / "share" / "ssl" / "openssl-fips.cnf"):
+            raise CheckFailed(f"{what}: without the installed file FIPS mode used {before}")
+        aside.rename(installed)
+        # After it, the file fipsinstall wrote on this machine names the module it installed.
+        line = assert_fails_closed(site, VALIDATED_ENV, [], f"{installed}: the provider is not active: its self-test")
+        assert_fails_closed(site, SWITCH_ENV, [], "module integrity failure")
+        verify = step_refused(run_command(step_command(site, "verify")), "verify", "Module integrity mismatch")
+    finally:
+        shutil.rmtree(site)
+    failed = line[line.index("its self-test") :][:60] if "its self-test" in line else line[-60:]
+    return (
+        f"{what} in place of the module: loaded with a build-time configuration for it; after fipsinstall refused "
+        f"({failed}...), verify: {verify[verify.index('(') :][:40]}"
+    )
+
+
+def read_only(root: Path, argv: list[str]) -> list[str]:
+    """`argv` in new user and mount namespaces where `root` is a read-only bind mount of itself (root, which may
+    write to any file whatever its mode, cannot write to a read-only file system)."""
+    script = 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" && shift && exec "$@"'
+    return ["unshare", "--user", "--map-root-user", "--mount", "sh", "-c", script, "sh", str(root), *argv]
+
+
+@check
+def fipsinstall_on_a_read_only_install(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    site = tmp / f"read-only-{root.parent.name}"
+    shutil.copytree(root, site, symlinks=True)
+    target = tmp / f"fipsinstall-dir-{root.parent.name}"
+    try:
+        refused = step_refused(
+            run_command(read_only(site, step_command(site, "install"))), "install", "the install is read-only"
+        )
+        if f"--dir DIR` with a writable DIR on this machine, and set {INSTALLED_DIR_VAR}=DIR" not in refused:
+            raise CheckFailed(f"the refusal does not say what to do: {refused}")
+        if (site / INSTALLED_CONFIG).exists():
+            raise CheckFailed("a read-only install was written to")
+        step_succeeded(run_command(read_only(site, step_command(site, "install", "--dir", str(target)))), "--dir")
+        env = {**VALIDATED_ENV, INSTALLED_DIR_VAR: str(target)}
+        used = run_command(read_only(site, [str(python_of(site)), "-c", FIPS_CONFIG_CODE]), env=env)
+        if used.returncode != 0 or used.stdout.strip() != str(target / "fipsmodule.cnf"):
+            raise CheckFailed(f"{INSTALLED_DIR_VAR}={target}: {(used.stderr or used.stdout).strip()[-400:]}")
+    finally:
+        shutil.rmtree(site)
+        shutil.rmtree(target, ignore_errors=True)
+    return f"without --dir: {refused.split(': error: ', 1)[1][:90]}...; with --dir and {INSTALLED_DIR_VAR}: used"
 
 
 def kernel_flag_command(flag: str, argv: list[str]) -> list[str]:

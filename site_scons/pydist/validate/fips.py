@@ -6,13 +6,18 @@ Rule ids:
     fips.exports         the module exports OSSL_provider_init and nothing else
     fips.module-mac      fipsmodule.cnf's module-mac is HMAC-SHA256 of the module's bytes (FIPS integrity key)
     fips.identical       the module is byte-identical across the archives validated together
-    fips.config          openssl-fips.cnf loads the module's section, activates it, and sets fips=yes
+    fips.config          openssl-fips.cnf loads the module's section, activates it, and sets fips=yes; the module
+                         section comes last, on a line of its own, since FIPS mode replaces it with the installed one
+    fips.fipsinstall     the install can run the Security Policy's step: share/ssl/bin/openssl and the standard
+                         library's pystandalone_fips.py (``python -m pystandalone_fips install``) are shipped
+    fips.installed       no share/ssl/fipsinstall/: ``openssl fipsinstall`` writes it on each machine, never a build
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 import re
 from pathlib import Path
 
@@ -28,6 +33,12 @@ FIPS_INTEGRITY_KEY = bytes.fromhex("f4556650ac31d35461610bac4ed81b1a181b2d8a43ea
 MODULE_DIR = "share/ssl/ossl-modules"
 MODULE_CONFIG = "share/ssl/fipsmodule.cnf"
 SHIPPED_CONFIG = "share/ssl/openssl-fips.cnf"
+# The module section of the shipped configuration, which FIPS mode replaces with the one fipsinstall wrote on the
+# machine (patches/cpython/*/*-openssl-fips-switch.patch: PY_FIPS_MODULE_SECTION).
+MODULE_SECTION = "fips_sect"
+FIPSINSTALL_PROGRAM = "share/ssl/bin/openssl"
+FIPSINSTALL_MODULE = "pystandalone_fips.py"
+FIPSINSTALL_DIR = "share/ssl/fipsinstall"
 
 
 def parse_openssl_config(text: str) -> tuple[dict[str, dict[str, str]], list[str]]:
@@ -110,7 +121,42 @@ def check_fips(install: Path, prefix: str, report: Report) -> str | None:
                 f"module-mac in fipsmodule.cnf is {recorded}, the module's HMAC is {expected}",
             )
     _check_shipped_config(install, prefix, report)
+    _check_fipsinstall_step(install, prefix, report)
     return hashlib.sha256(data).hexdigest()
+
+
+def _check_fipsinstall_step(install: Path, prefix: str, report: Report) -> None:
+    """What a site runs to install the module on its machine is shipped, and no machine's output is."""
+    program = install / FIPSINSTALL_PROGRAM
+    if not (program.is_file() and os.access(program, os.X_OK)):
+        report.add(
+            f"{prefix}{FIPSINSTALL_PROGRAM}",
+            "fips.fipsinstall",
+            "no executable openssl program, which `python -m pystandalone_fips install` runs (openssl fipsinstall)",
+        )
+    if not any(install.glob(f"lib/python3*/{FIPSINSTALL_MODULE}")):
+        report.add(
+            f"{prefix}lib/python3.X/{FIPSINSTALL_MODULE}",
+            "fips.fipsinstall",
+            "the standard library lacks pystandalone_fips (python -m pystandalone_fips install)",
+        )
+    if (install / FIPSINSTALL_DIR).exists():
+        report.add(
+            f"{prefix}{FIPSINSTALL_DIR}",
+            "fips.installed",
+            "a module configuration from openssl fipsinstall is shipped: it must be written on each machine",
+        )
+
+
+def _module_section_problem(text: str, name: str) -> str | None:
+    """Why FIPS mode could not replace section `name` of the shipped configuration `text` with the installed one
+    (it keeps what precedes the line ``[name]``), or None."""
+    headers = [line for line in text.splitlines() if re.fullmatch(r"\s*\[[^\]]*\]\s*", line)]
+    if headers.count(f"[{name}]") != 1:
+        return f"[{name}] is not on a line of its own exactly once, so FIPS mode cannot replace it"
+    if headers[-1] != f"[{name}]":
+        return f"sections follow [{name}]; FIPS mode would drop them when it replaces it with the installed one"
+    return None
 
 
 def _check_shipped_config(install: Path, prefix: str, report: Report) -> None:
@@ -133,6 +179,10 @@ def _check_shipped_config(install: Path, prefix: str, report: Report) -> None:
     if not fips_section_name:
         problems.append("the fips provider is not configured")
     else:
+        if fips_section_name != MODULE_SECTION:
+            problems.append(f"the fips provider's section is {fips_section_name}, not {MODULE_SECTION}")
+        elif (problem := _module_section_problem(path.read_text(), MODULE_SECTION)) is not None:
+            problems.append(problem)
         included = any(Path(i).name == "fipsmodule.cnf" for i in includes)
         fips_section = module_sections.get(fips_section_name, {}) if included else sections.get(fips_section_name, {})
         if not fips_section:

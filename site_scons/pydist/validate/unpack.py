@@ -24,6 +24,7 @@ from hermetic.errors import ArchiveTooLargeError, CorruptArchiveError
 from pydist import buildpaths
 from pydist.options import ALL as OPTIONS
 from pydist.targets import all_targets
+from pydist.validate.fips import FIPSINSTALL_MODULE
 from pydist.validate.report import Report
 from pydist.validate.roles import install_relative
 
@@ -186,7 +187,9 @@ def _read_member(unpacked: Unpacked, member: tarfile.TarInfo, source: IO[bytes],
     if name.endswith(".o") and magic not in MACHO_MAGICS:
         unpacked.objects.append((f"{unpacked.label}:{name}", data.head[:64]))
         return
-    kept = is_binary or name == "python/PYTHON.json" or "/share/ssl/" in f"/{rel or ''}"
+    # Binaries, PYTHON.json, the FIPS files, and the standard library's fipsinstall step (fips.fipsinstall).
+    fips_step = re.fullmatch(rf"lib/python3[^/]*/{re.escape(FIPSINSTALL_MODULE)}", rel or "") is not None
+    kept = is_binary or name == "python/PYTHON.json" or "/share/ssl/" in f"/{rel or ''}" or fips_step
     limit = MAX_BINARY_BYTES if is_binary else MAX_WHOLE_TEXT_BYTES
     if kept and member.size > limit:
         message = f"is {member.size} bytes, more than the {limit} the validator reads for its checks"

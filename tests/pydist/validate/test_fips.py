@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import Toolchain
-from pydist.distribution import fips_config
+from pydist.distribution import fips_config, install_fipsinstall_step
 from pydist.validate.fips import check_fips, module_mac, parse_openssl_config
 from pydist.validate.report import Report
 
@@ -22,13 +22,16 @@ def openssl(openssl_tree: Path) -> Path:
 
 
 def install_tree(openssl: Path, dest: Path) -> Path:
-    """share/ssl as the distribution ships it."""
+    """share/ssl as the distribution ships it, with the openssl program and the standard library module of the
+    fipsinstall step."""
     ssl = dest / "share" / "ssl"
     (ssl / "ossl-modules").mkdir(parents=True)
     shutil.copyfile(openssl / "lib" / "ossl-modules" / "fips.so", ssl / "ossl-modules" / "fips.so")
     module_cnf = (openssl / "ssl" / "fipsmodule.cnf").read_text()
     (ssl / "fipsmodule.cnf").write_text(module_cnf)
     (ssl / "openssl-fips.cnf").write_text(fips_config(module_cnf))
+    (dest / "lib" / "python3.13").mkdir(parents=True)
+    install_fipsinstall_step(dest, dest / "lib" / "python3.13", openssl / "bin" / "openssl")
     return dest
 
 
@@ -120,7 +123,8 @@ def test_incomplete_shipped_config(openssl: Path, tmp_path: Path, edit: object, 
     assert any(fragment in message for message in found["fips.config"])
 
 
-def test_config_that_includes_the_module_config_is_complete(openssl: Path, tmp_path: Path) -> None:
+def test_config_that_includes_the_module_config_has_no_section_to_replace(openssl: Path, tmp_path: Path) -> None:
+    # Complete for OpenSSL, but FIPS mode could not put the installed module section in place of the build's.
     install = install_tree(openssl, tmp_path)
     config = install / "share" / "ssl" / "openssl-fips.cnf"
     text = config.read_text()
@@ -128,7 +132,44 @@ def test_config_that_includes_the_module_config_is_complete(openssl: Path, tmp_p
     config.write_text(
         header.replace("openssl_conf = openssl_init\n", "openssl_conf = openssl_init\n.include fipsmodule.cnf\n")
     )
-    assert rules(install) == {}
+    assert rules(install) == {
+        "fips.config": ["[fips_sect] is not on a line of its own exactly once, so FIPS mode cannot replace it"]
+    }
+
+
+def test_a_section_after_the_module_section_would_be_dropped(openssl: Path, tmp_path: Path) -> None:
+    install = install_tree(openssl, tmp_path)
+    config = install / "share" / "ssl" / "openssl-fips.cnf"
+    config.write_text(config.read_text() + "\n[extra_sect]\nkey = value\n")
+    found = rules(install)
+    assert list(found) == ["fips.config"]
+    assert "sections follow [fips_sect]" in found["fips.config"][0]
+
+
+@pytest.mark.parametrize(
+    ("missing", "fragment"),
+    [("share/ssl/bin/openssl", "no executable openssl"), ("lib/python3.13/pystandalone_fips.py", "pystandalone_fips")],
+)
+def test_the_fipsinstall_step_is_shipped(openssl: Path, tmp_path: Path, missing: str, fragment: str) -> None:
+    install = install_tree(openssl, tmp_path)
+    (install / missing).unlink()
+    found = rules(install)
+    assert list(found) == ["fips.fipsinstall"]
+    assert fragment in found["fips.fipsinstall"][0]
+
+
+def test_a_non_executable_openssl_is_not_the_step(openssl: Path, tmp_path: Path) -> None:
+    install = install_tree(openssl, tmp_path)
+    (install / "share" / "ssl" / "bin" / "openssl").chmod(0o644)
+    assert list(rules(install)) == ["fips.fipsinstall"]
+
+
+def test_a_machines_fipsinstall_output_is_never_shipped(openssl: Path, tmp_path: Path) -> None:
+    install = install_tree(openssl, tmp_path)
+    (install / "share" / "ssl" / "fipsinstall").mkdir()
+    (install / "share" / "ssl" / "fipsinstall" / "fipsmodule.cnf").write_text("[fips_sect]\n")
+    found = rules(install)
+    assert list(found) == ["fips.installed"]
 
 
 def test_parse_openssl_config() -> None:

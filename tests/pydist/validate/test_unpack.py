@@ -151,6 +151,16 @@ def test_the_same_archive_intact_is_read_to_its_end(tmp_path: Path) -> None:
     assert (tmp_path / "work" / "python" / "install" / "bin" / "python3.13").read_bytes()[:4] == b"\x7fELF"
 
 
+def test_the_fipsinstall_step_is_kept_for_the_fips_rules_and_other_modules_are_not(tmp_path: Path) -> None:
+    step = b"def main() -> int:\n    return 0\n"
+    members = [*small_distribution(), (info("python/install/lib/python3.13/pystandalone_fips.py"), step)]
+    archive = write_archive(tmp_path / FULL_NAME, members)
+    unpack_module.unpack(archive, tmp_path / "work", Report())
+    stdlib = tmp_path / "work" / "python" / "install" / "lib" / "python3.13"
+    assert (stdlib / "pystandalone_fips.py").read_bytes() == step
+    assert not (stdlib / "os.py").exists()
+
+
 def big_text(size: int, needle: bytes, at: int) -> bytes:
     """`size` bytes of short lines with `needle` written over them at byte `at`."""
     filler = (b"x" * 63 + b"\n") * (size // 64 + 1)
