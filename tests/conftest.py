@@ -279,9 +279,9 @@ class Toolchain:
         return subprocess.CompletedProcess(script, rc, output, "")
 
 
-def generated_sysroot(triple: str) -> Path:
-    """The glibc sysroot the build generates for `triple`, made (or reused) with the real action in the user
-    cache, unpacked in a directory named after the action's key."""
+def generated_sysroot_artifact(triple: str) -> Path:
+    """The artifact of the glibc sysroot the build generates for `triple`, made (or reused) with the real action
+    in the user cache, in a directory named after the action's key; unpacked beside it, in ``unpacked/``."""
     from hermetic.action import ActionRunner
     from hermetic.archive_extract import extract_tar
     from hermetic.lock import load_lock
@@ -305,7 +305,13 @@ def generated_sysroot(triple: str) -> Path:
         artifact = root / glibc_sysroot.artifact_name(target.arch, str(target.target["glibc_floor"]))
         runner.run(action, artifact, [])
         extract_tar(artifact, root / "unpacked")
-    return root / "unpacked"
+    [artifact] = root.glob("*.tar.zst")
+    return artifact
+
+
+def generated_sysroot(triple: str) -> Path:
+    """The glibc sysroot the build generates for `triple`, unpacked (see :func:`generated_sysroot_artifact`)."""
+    return generated_sysroot_artifact(triple).parent / "unpacked"
 
 
 @pytest.fixture(scope="session")

@@ -110,7 +110,7 @@ def test_config_dir_python_config_finds_the_interpreter_in_bin(tmp_path: Path) -
 
 def test_build_flags_are_scrubbed() -> None:
     recorded = (
-        "CC='clang --target=x86_64-linux-gnu --sysroot=/sysroot' "
+        "CC='x86_64-linux-gnu-clang' "
         "LDFLAGS='-fuse-ld=lld -Wl,-z,relro -L/build/deps/lib -Wl,--exclude-libs,ALL' "
         "CFLAGS='-O2 -ffile-prefix-map=/build/src=/usr/src/cpython-3.13.15 -I/build/deps/include/ncursesw'"
     )

@@ -86,7 +86,8 @@ def test_a_pinned_provider_adds_exactly_one_action_built_from_its_pristine_tree(
     assert keys(actions) == keys(default)  # libcrypto, every library and CPython: unchanged
     pin = load_lock(LOCK_FILE, PINS_SCHEMA).get("openssl-fips", "3.0.20")
     assert provider.rule == "fips-provider" and provider.source == pin
-    assert provider.patches == () and provider.deps == () and provider.files == ()
+    # Its only input besides its source: the glibc sysroot every compiling action gets.
+    assert provider.patches == () and provider.deps == ("sysroot",) and provider.files == ()
     assert [(step.name, step.argv) for step in provider.steps[:3]] == [
         ("configure", ("./Configure", "linux-x86_64", "enable-fips")),
         ("build", ("make",)),

@@ -88,9 +88,14 @@ def test_a_floor_that_is_no_glibc_release_is_refused(floor: str) -> None:
 
 
 def test_a_host_without_a_zig_pin_and_a_macos_target_are_refused() -> None:
-    # The aarch64 target can be built on aarch64 hosts, but no zig is pinned for them.
-    with pytest.raises(ConfigError, match="pins no zig for the build host aarch64-linux"):
-        generator_toolchain(target("aarch64", build_host="aarch64-linux"), "2.17")
+    # A pin that names no zig for the build host (as before the aarch64 host had one).
+    without_zig = dataclasses.replace(target("aarch64"), available_tools={})
+    with pytest.raises(ConfigError, match="pins no zig for the build host x86_64-linux"):
+        generator_toolchain(without_zig, "2.17")
+    native = generator_toolchain(target("aarch64", build_host="aarch64-linux"), "2.17")
+    assert [tool.packages.packages[0].filename for tool in native.tools] == [
+        "ziglang-0.17.1-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl"
+    ]
     macos = load_toolchain(TOOLCHAINS_DIR, "aarch64-apple-darwin", PINS_SCHEMA, build_host="aarch64-macos")
     with pytest.raises(ConfigError, match="no glibc sysroot can be generated"):
         generator_toolchain(macos, "2.17")
@@ -179,7 +184,7 @@ def generate(tmp_path_factory: pytest.TempPathFactory) -> Generate:
 @pytest.fixture(scope="module")
 def materialized() -> Callable[[str], Materialized]:
     """The target's own toolchain for this host: its compiler (the aarch64 one with the arm64 compiler runtime),
-    the Debian sysroot (a real glibc 2.31 for qemu to run aarch64 programs on) and the emulator."""
+    the emulator and its guest libraries (a real glibc 2.31, for qemu to run aarch64 programs on)."""
     cache = default_cache_root()
     return lambda arch: materialize_toolchain(target(arch), make_fetcher(cache), cache / "toolchains")
 
