@@ -215,14 +215,22 @@ def test_fips_dylib_is_signed_exports_only_its_entry_point_and_matches_its_mac(
     ours = tmp_path / "fipsmodule.cnf"
     fipsmodule.write_fipsmodule_cnf(module, ours)
     assert ours.read_text() == shipped
-    install = tmp_path / "install"
-    (install / "share/ssl/ossl-modules").mkdir(parents=True)
-    shutil.copy(module, install / "share/ssl/ossl-modules/fips.dylib")
-    shutil.copy(ours, install / "share/ssl/fipsmodule.cnf")
-    (install / "share/ssl/openssl-fips.cnf").write_text(distribution.fips_config(ours.read_text()))
+    install = shipped_ssl(evidence, module, ours, tmp_path / "install")
     fips_report = Report()
     assert check_fips(install, "python/install/", fips_report)
     assert fips_report.violations == []
+
+
+def shipped_ssl(evidence: Evidence, module: Path, module_cnf: Path, install: Path) -> Path:
+    """share/ssl as the distribution ships it around `module`, with the fipsinstall step (the openssl program and
+    the standard library's pystandalone_fips)."""
+    (install / "share/ssl/ossl-modules").mkdir(parents=True)
+    shutil.copy(module, install / "share/ssl/ossl-modules/fips.dylib")
+    shutil.copy(module_cnf, install / "share/ssl/fipsmodule.cnf")
+    (install / "share/ssl/openssl-fips.cnf").write_text(distribution.fips_config(module_cnf.read_text()))
+    (install / "lib/python3.13").mkdir(parents=True)
+    distribution.install_fipsinstall_step(install, install / "lib/python3.13", evidence.deps / "bin/openssl")
+    return install
 
 
 def ad_hoc_flags(path: Path) -> set[str]:
@@ -463,13 +471,8 @@ def test_each_rule_fails_on_an_artifact_built_to_break_it(evidence: Evidence, ca
     path, member = make(evidence)
     report = check(path, member)
     if classify(member) is Role.FIPS_MODULE:
-        install = tmp_path / "install"
-        (install / "share/ssl/ossl-modules").mkdir(parents=True)
-        shutil.copy(path, install / "share/ssl/ossl-modules/fips.dylib")
         # The MAC OpenSSL's build took over the module as it was signed and installed.
-        shutil.copy(evidence.deps / "ssl/fipsmodule.cnf", install / "share/ssl/fipsmodule.cnf")
-        config = distribution.fips_config((install / "share/ssl/fipsmodule.cnf").read_text())
-        (install / "share/ssl/openssl-fips.cnf").write_text(config)
+        install = shipped_ssl(evidence, path, evidence.deps / "ssl/fipsmodule.cnf", tmp_path / "install")
         check_fips(install, "python/install/", report)
     assert rules_of(report) == expected, report.violations
     assert any(message in v.message for v in report.violations), report.violations
