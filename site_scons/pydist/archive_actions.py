@@ -10,9 +10,20 @@ from typing import Any
 
 from hermetic.action import DEPS, FILES, OUT, Action, InputFile, Step, bash, sh
 from pydist.dist_context import DistContext
-from pydist.paths import IN_SANDBOX, repo_label
+from pydist.paths import IN_SANDBOX, RUNTIME_CHILDREN, repo_label
 
-RUNTIME_TESTS = InputFile(path=IN_SANDBOX / "runtime_tests.py", label=repo_label(IN_SANDBOX / "runtime_tests.py"))
+
+def repo_file(path: Path) -> InputFile:
+    """A file of the repository given to an action, named by its repository path."""
+    return InputFile(path=path, label=repo_label(path))
+
+
+RUNTIME_TESTS = repo_file(IN_SANDBOX / "runtime_tests.py")
+# The programs runtime_tests.py runs with the interpreter under test, which it finds in children/ beside itself.
+CHILD_PROGRAMS = tuple(repo_file(path) for path in sorted(RUNTIME_CHILDREN.glob("*.py")))
+# Where the runtime tests' step lays out runtime_tests.py and children/ as in the repository: the sandbox shows the
+# action's files in one flat directory.
+RUNTIME_TESTS_DIR = "/build/tmp/runtime-tests-program"
 # Rule version of these actions: bump when what they do changes in a way their steps would not show.
 ARCHIVE_RULE_VERSION = 1
 
@@ -57,9 +68,10 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
                 + " ".join(f"'python/install/lib/python3*/lib-dynload/{m}'" for m in test_modules)
                 + f" && mv {stdlib}/test {tests}/ && mv {stdlib}/lib-dynload/* {tests}/",
             ),
+            sh("lay out the runtime tests", lay_out_runtime_tests()),
             sh(
                 "runtime tests",
-                f"/build/tmp/dist/python/bin/python3 -E -s {FILES}/{RUNTIME_TESTS.path.name} "
+                f"/build/tmp/dist/python/bin/python3 -E -s {RUNTIME_TESTS_DIR}/{RUNTIME_TESTS.name_inside} "
                 "/build/tmp/dist/python "
                 f"--openssl {openssl.version} --fips-provider {ctx.fips_provider.version} "
                 f"--sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
@@ -70,10 +82,21 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
         ),
         helpers=(
             RUNTIME_TESTS,
-            InputFile(path=skips, label=repo_label(skips)),
+            *CHILD_PROGRAMS,
+            repo_file(skips),
             InputFile(path=full, label=full.name),
         ),
         output=OUT,
+    )
+
+
+def lay_out_runtime_tests() -> str:
+    """The script that copies runtime_tests.py and its child programs from the sandbox's files to
+    RUNTIME_TESTS_DIR, the child programs in children/ beside the script."""
+    children = " ".join(f"{FILES}/{program.name_inside}" for program in CHILD_PROGRAMS)
+    return (
+        f"mkdir -p {RUNTIME_TESTS_DIR}/children && cp {FILES}/{RUNTIME_TESTS.name_inside} {RUNTIME_TESTS_DIR}/ "
+        f"&& cp {children} {RUNTIME_TESTS_DIR}/children/"
     )
 
 
