@@ -5,12 +5,18 @@ Each is an action like any other (same sandbox, same key), with the archive it w
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hermetic.action import DEPS, FILES, OUT, Action, InputFile, Step, bash, sh
+from pydist import catalog
+from pydist.catalog import Library
 from pydist.dist_context import DistContext
 from pydist.paths import IN_SANDBOX, RUNTIME_CHILDREN, repo_label
+from pydist.python_minors import PythonMinor
 
 
 def repo_file(path: Path) -> InputFile:
@@ -47,8 +53,7 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
     full archive beside it, so test_hashlib, test_hmac and test_ssl run against the archive under test, in and
     outside FIPS mode, with the reviewed FIPS skip list. A foreign target's programs run under the sandbox's
     emulator, so the same steps test an aarch64 archive on an x86_64 host."""
-    sqlite = ctx.lock.get("sqlite")
-    openssl = ctx.lock.get("openssl")
+    libraries = library_version_facts(catalog.used_on(ctx.toolchain.os), ctx.request.minor)
     full = full_archive_beside(archive)
     skips = IN_SANDBOX / f"fips_skips_{ctx.request.python_minor}.txt"
     tests = "/build/tmp/cpython-tests"
@@ -73,8 +78,8 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
                 "runtime tests",
                 f"/build/tmp/dist/python/bin/python3 -E -s {RUNTIME_TESTS_DIR}/{RUNTIME_TESTS.name_inside} "
                 "/build/tmp/dist/python "
-                f"--openssl {openssl.version} --fips-provider {ctx.fips_provider.version} "
-                f"--sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
+                f"--libraries {shlex.quote(json.dumps(libraries, separators=(',', ':')))} "
+                f"--fips-provider {ctx.fips_provider.version} --openssl-cli {DEPS}/bin/openssl "
                 f"--cpython-tests {tests} --fips-skips {FILES}/{skips.name} "
                 f"--allocator {ctx.request.minor.allocator_of(ctx.request.freethreaded)} "
                 f"--report {OUT}/report.json",
@@ -88,6 +93,25 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
         ),
         output=OUT,
     )
+
+
+def library_version_facts(libraries: Mapping[str, Library], minor: PythonMinor) -> list[dict[str, str]]:
+    """What the runtime tests' pinned_library_versions check is told of each library of `libraries` (those the
+    target uses), from its catalogue row: ``library``, ``display`` and the pinned ``version``, then either how the
+    interpreter reads its version (``module``, ``expression``) or why nothing is read: ``not_built`` when `minor`
+    builds none of its extension modules, else ``unreadable`` when its row says why the version cannot be read."""
+    facts = []
+    for name, library in libraries.items():
+        row = {"library": name, "display": library.display, "version": library.pin.version}
+        missing = [reason for module in library.modules if (reason := minor.lacks(module)) is not None]
+        if len(missing) == len(library.modules):
+            row["not_built"] = "; ".join(missing)
+        elif isinstance(library.runtime_version, str):
+            row["unreadable"] = library.runtime_version
+        else:
+            row |= {"module": library.runtime_version.module, "expression": library.runtime_version.expression}
+        facts.append(row)
+    return facts
 
 
 def lay_out_runtime_tests() -> str:

@@ -1,9 +1,11 @@
 """The sandboxed steps on a build's archives, as declared for a real configuration (nothing runs): the runtime
-tests get every file they run, laid out as in the repository."""
+tests get every file they run, laid out as in the repository, and what the catalogue says of each library."""
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import shlex
 import subprocess
 from pathlib import Path
@@ -12,9 +14,17 @@ import pytest
 from declared_graph import declared_build
 
 from hermetic.action import FILES, Action
-from pydist.archive_actions import CHILD_PROGRAMS, RUNTIME_TESTS, RUNTIME_TESTS_DIR, runtime_test_action
+from pydist import catalog
+from pydist.archive_actions import (
+    CHILD_PROGRAMS,
+    RUNTIME_TESTS,
+    RUNTIME_TESTS_DIR,
+    library_version_facts,
+    runtime_test_action,
+)
 from pydist.dist_context import RULE_DATA_FILES
 from pydist.paths import RUNTIME_CHILDREN
+from pydist.python_minors import MINORS
 
 
 @pytest.fixture(scope="module")
@@ -77,3 +87,52 @@ def test_laid_out_runtime_tests_finds_every_child_program(action: Action, tmp_pa
     for file in CHILD_PROGRAMS:
         found = Path(laid_out.child(file.path.stem))
         assert found.is_file() and found.read_bytes() == file.path.read_bytes(), found
+
+
+def by_library(facts: list[dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {row.pop("library"): row for row in facts}
+
+
+def test_the_library_facts_follow_the_catalogue_rows() -> None:
+    facts = by_library(library_version_facts(catalog.used_on("linux"), MINORS["3.13"]))
+    assert list(facts) == list(catalog.used_on("linux"))  # every library the target uses, in the lock's order
+    assert facts["openssl"] == {
+        "display": "OpenSSL",
+        "version": catalog.libraries()["openssl"].pin.version,
+        "module": "ssl",
+        "expression": "ssl.OPENSSL_VERSION.split()[1]",
+    }
+    assert facts["sqlite"]["module"] == "sqlite3" and facts["zlib"]["expression"] == "zlib.ZLIB_RUNTIME_VERSION"
+    assert facts["bzip2"]["unreadable"] == catalog.libraries()["bzip2"].runtime_version
+    assert "util-linux" in facts and "util-linux" not in by_library(
+        library_version_facts(catalog.used_on("macos"), MINORS["3.13"])
+    )
+    # Each row is read, or says why not; never both, never neither.
+    for row in facts.values():
+        assert len({"module", "unreadable", "not_built"} & set(row)) == 1, row
+        assert ("module" in row) == ("expression" in row), row
+
+
+def test_a_library_whose_modules_the_minor_lacks_is_skipped_with_the_minors_reason() -> None:
+    zstd = catalog.libraries()["zstd"]
+    assert isinstance(zstd.runtime_version, catalog.RuntimeVersion)  # readable where the minor has _zstd
+    assert by_library(library_version_facts({"zstd": zstd}, MINORS["3.13"]))["zstd"] == {
+        "display": "zstd",
+        "version": zstd.pin.version,
+        "not_built": "_zstd comes with Python 3.14",
+    }
+    newer = by_library(library_version_facts({"zstd": zstd}, MINORS["3.14"]))["zstd"]
+    assert (newer["module"], newer["expression"]) == ("_zstd", "_zstd.zstd_version")
+    # Not built wins over a row's own reason; one module of two left is enough to read the version.
+    unreadable = dataclasses.replace(zstd, runtime_version="not exposed: for this test")
+    assert "not_built" in by_library(library_version_facts({"zstd": unreadable}, MINORS["3.13"]))["zstd"]
+    two = dataclasses.replace(zstd, modules=("_zstd", "_sqlite3"))
+    assert "module" in by_library(library_version_facts({"zstd": two}, MINORS["3.13"]))["zstd"]
+
+
+def test_the_runtime_tests_get_the_facts_as_one_json_argument(action: Action) -> None:
+    argv = shlex.split(step_script(action, "runtime tests"))
+    facts = json.loads(argv[argv.index("--libraries") + 1])
+    assert facts == library_version_facts(catalog.used_on("linux"), MINORS["3.13"])
+    # No library has a flag of its own any more.
+    assert not {"--openssl", "--sqlite"} & set(argv)

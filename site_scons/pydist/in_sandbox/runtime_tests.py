@@ -1,7 +1,11 @@
 """Runtime tests of an unpacked distribution; run inside the sandbox with the distribution's own Python.
 
-    python/bin/python3 -E -s runtime_tests.py PYTHON_DIR --openssl X.Y.Z --fips-provider X.Y.Z --sqlite X.Y.Z \
+    python/bin/python3 -E -s runtime_tests.py PYTHON_DIR --libraries JSON --fips-provider X.Y.Z \
         --openssl-cli PATH --cpython-tests DIR --fips-skips FILE --allocator NAME --report FILE
+
+--libraries is what the build knows of each library the target uses (pydist.archive_actions.library_version_facts):
+a JSON list of {library, display, version} with either module and expression (how to read the version) or why
+nothing is read (not_built, unreadable).
 
 Every check runs in a child interpreter of the distribution under test, first where it was unpacked and
 then after moving the whole tree elsewhere (relocation). What a child interpreter runs is a program of
@@ -128,17 +132,40 @@ def default_object_allocator(root: Path, args: argparse.Namespace, tmp: Path) ->
     return f"{default} by default"
 
 
+def pinned_version(args: argparse.Namespace, library: str) -> str:
+    """The version of `library` the build pinned (from --libraries)."""
+    return next(row["version"] for row in args.libraries if row["library"] == library)
+
+
+def listed(rows: list[dict[str, str]], reason: str) -> str:
+    """The libraries of `rows` with their `reason`, or ``none``."""
+    return "; ".join(f"{row['display']} ({row[reason]})" for row in rows if reason in row) or "none"
+
+
+def version_read(found: dict[str, str]) -> str:
+    """A library's version as library_versions.py read it, or why it could not."""
+    return found.get("version") or f"unreadable ({found.get('error')})"
+
+
 @check
 def pinned_library_versions(root: Path, args: argparse.Namespace, tmp: Path) -> str:
-    return run(
-        root,
-        f"""
-        import ssl, sqlite3
-        assert ssl.OPENSSL_VERSION.startswith("OpenSSL {args.openssl} "), ssl.OPENSSL_VERSION
-        assert sqlite3.sqlite_version == "{args.sqlite}", sqlite3.sqlite_version
-        print(ssl.OPENSSL_VERSION, "/ SQLite", sqlite3.sqlite_version)
-        """,
-    )
+    """Every library whose module reports its version (its catalogue row's runtime_version) is the pinned one;
+    the others are listed with why they are not checked."""
+    readable = [row for row in args.libraries if "module" in row]
+    if not readable:
+        raise CheckFailed(f"no library version to check in --libraries: {args.libraries}")
+    asked = {row["library"]: {"module": row["module"], "expression": row["expression"]} for row in readable}
+    found = json.loads(run(root, "library_versions", argv=[json.dumps(asked)]))
+    wrong = [
+        f"{row['display']} {version_read(found[row['library']])}, pinned {row['version']}"
+        for row in readable
+        if found[row["library"]] != {"version": row["version"]}
+    ]
+    if wrong:
+        raise CheckFailed(f"not the pinned version: {'; '.join(wrong)}")
+    checked = ", ".join(f"{row['display']} {row['version']}" for row in readable)
+    unreadable, not_built = listed(args.libraries, "unreadable"), listed(args.libraries, "not_built")
+    return f"pinned versions: {checked}; not checkable: {unreadable}; not built by this minor: {not_built}"
 
 
 @check
@@ -346,8 +373,9 @@ def shipped_fips_provider_is_the_requested_one(root: Path, args: argparse.Namesp
     shipped = ssl_dir / "ossl-modules" / "fips.so"
     if not loaded.is_file() or not loaded.samefile(shipped):
         raise CheckFailed(f"in FIPS mode this Python mapped {loaded}, not the shipped {shipped}")
+    libcrypto = pinned_version(args, "openssl")
     return (
-        f"{fips['name']} {fips['version']} is active under libcrypto {args.openssl}; this Python in FIPS mode "
+        f"{fips['name']} {fips['version']} is active under libcrypto {libcrypto}; this Python in FIPS mode "
         f"mapped {loaded.relative_to(root)}; policy switches on: {len(switches)}"
     )
 
@@ -604,7 +632,7 @@ def another_module(args: argparse.Namespace, shipped: Path, tmp: Path) -> tuple[
     (past its last section: the loader never reads it, the MAC does)."""
     deps_module = Path(args.openssl_cli).parent.parent / "lib" / "ossl-modules" / "fips.so"
     if deps_module.is_file() and deps_module.read_bytes() != shipped.read_bytes():
-        return deps_module.read_bytes(), f"OpenSSL {args.openssl}'s own provider"
+        return deps_module.read_bytes(), f"OpenSSL {pinned_version(args, 'openssl')}'s own provider"
     return shipped.read_bytes() + b"\0", "the shipped module with a byte appended"
 
 
@@ -971,9 +999,8 @@ def run_checks(root: Path, args: argparse.Namespace, tmp: Path, where: str) -> l
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("root", type=Path)
-    parser.add_argument("--openssl", required=True)
+    parser.add_argument("--libraries", type=json.loads, required=True, help="the libraries' facts, as JSON")
     parser.add_argument("--fips-provider", required=True, help="the version of the FIPS provider that ships")
-    parser.add_argument("--sqlite", required=True)
     parser.add_argument("--openssl-cli", required=True)
     parser.add_argument("--cpython-tests", type=Path, required=True, help="holds CPython's test package")
     parser.add_argument("--fips-skips", type=Path, required=True, help="the reviewed FIPS skip list")

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import zlib
 from pathlib import Path
 from types import ModuleType
 
@@ -128,6 +129,20 @@ def test_builtin_hashes_are_allowed_outside_fips_mode_and_the_fips_expectation_f
 def test_crypto_imports_use_each_in_turn_and_know_no_other_use() -> None:
     assert child_run("crypto_imports", "hashlib", "ssl", "hmac", "_md5", "md5").returncode == 0
     assert "KeyError: 'sha1'" in child_run("crypto_imports", "sha1").stderr
+
+
+def test_library_versions_reads_each_row_and_reports_what_fails() -> None:
+    rows = {
+        "zlib": {"module": "zlib", "expression": "zlib.ZLIB_RUNTIME_VERSION"},
+        "nested": {"module": "xml.parsers.expat", "expression": "xml.parsers.expat.EXPAT_VERSION"},
+        "missing": {"module": "_no_such_module", "expression": "_no_such_module.VERSION"},
+        "broken": {"module": "zlib", "expression": "zlib.NO_SUCH_ATTRIBUTE"},
+    }
+    found = json.loads(child_output("library_versions", json.dumps(rows)))
+    assert found["zlib"] == {"version": zlib.ZLIB_RUNTIME_VERSION}
+    assert found["nested"]["version"].startswith("expat_")
+    assert found["missing"]["error"].startswith("_no_such_module: ModuleNotFoundError(")
+    assert "AttributeError" in found["broken"]["error"]
 
 
 @pytest.mark.parametrize("name", sorted(path.stem for path in CHILDREN.glob("*.py")))
