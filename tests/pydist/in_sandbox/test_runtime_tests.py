@@ -169,7 +169,7 @@ def test_openssl_list_providers_output_is_read_per_provider() -> None:
 @pytest.mark.parametrize("minor", ["3.11", "3.13"])
 def test_the_shipped_skip_lists_cite_real_policy_switches(minor: str) -> None:
     # A rule's switch names decide whether it applies to an older provider: they must be fipsmodule.cnf's.
-    from pydist.fipsmodule import CHECKS
+    from fipsmodule import CHECKS
 
     rules = rt.read_skip_list(IN_SANDBOX / f"fips_skips_{minor}.txt").values()
     names = {name for rule in rules for name in rt.CHECK_NAME.findall(rule)}
