@@ -134,7 +134,10 @@ def default_object_allocator(root: Path, args: argparse.Namespace, tmp: Path) ->
 
 def pinned_version(args: argparse.Namespace, library: str) -> str:
     """The version of `library` the build pinned (from --libraries)."""
-    return next(row["version"] for row in args.libraries if row["library"] == library)
+    for row in args.libraries:
+        if row["library"] == library:
+            return str(row["version"])
+    raise CheckFailed(f"--libraries names no {library}")
 
 
 def listed(rows: list[dict[str, str]], reason: str) -> str:

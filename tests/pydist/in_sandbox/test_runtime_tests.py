@@ -241,3 +241,5 @@ def test_a_library_not_at_its_pinned_version_or_unreadable_fails_the_check(tmp_p
 def test_the_pinned_version_of_a_library_comes_from_the_libraries_argument() -> None:
     args = argparse.Namespace(libraries=library_rows(zlib="9.9"))
     assert rt.pinned_version(args, "zlib") == "9.9" and rt.pinned_version(args, "zstd") == "1.5.7"
+    with pytest.raises(rt.CheckFailed, match="--libraries names no openssl"):
+        rt.pinned_version(args, "openssl")
