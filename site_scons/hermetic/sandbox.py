@@ -209,11 +209,14 @@ class Bubblewrap:
 
     kind = "bubblewrap"
 
-    def __init__(self, scratch: Path, emulators: Sequence[Emulator] = ()) -> None:
+    def __init__(self, scratch: Path, emulators: Sequence[Emulator] = (), host_etc: Sequence[str] = ()) -> None:
         """`scratch` holds the generated /etc files and the poison script; it must exist. `emulators` run
-        foreign programs (a cross build's target programs) transparently inside the sandbox."""
+        foreign programs (a cross build's target programs) transparently inside the sandbox. `host_etc` names
+        files of the host's /etc copied into the generated one (where present), for steps that run programs the
+        way a user does (CPython's test suite looks up /etc/services and /etc/protocols); builds get none."""
         self.bwrap = require_bubblewrap()
         self.emulators = tuple(emulators)
+        self.host_etc = tuple(host_etc)
         self.scratch = scratch
         self._etc = scratch / "etc"
         self._poison = scratch / "host-compiler-blocked"
@@ -230,6 +233,9 @@ class Bubblewrap:
         (self._etc / "group").write_text(f"root:x:0:\nbuild:x:{SANDBOX_UID}:\n")
         (self._etc / "hosts").write_text(f"127.0.0.1 localhost {SANDBOX_HOSTNAME}\n::1 localhost\n")
         (self._etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+        for name in self.host_etc:
+            if (Path("/etc") / name).is_file():
+                shutil.copyfile(Path("/etc") / name, self._etc / name)
         # Debian's alternatives (awk -> mawk, ...) are shown; the compilers they lead to stay blocked.
         (self._etc / "alternatives").mkdir(exist_ok=True)
         self._link_guest_roots()
