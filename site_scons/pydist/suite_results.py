@@ -97,9 +97,12 @@ def normalize_case_id(name: str) -> str:
     """A JUnit test case name as a dotted test id: a subtest counts as its test method, a class or module
     fixture (``setUpClass (test.test_x.C)``) as ``test.test_x.C.setUpClass``, a module unittest could not load
     (``unittest.loader._FailedTest.test_x``) as ``test.test_x``."""
-    fixture = re.fullmatch(r"(setUpClass|tearDownClass|setUpModule|tearDownModule) \((.+)\)", name)
+    fixture = re.fullmatch(r"(setUpClass|tearDownClass|setUpModule|tearDownModule) \(([\w.]+)\).*", name)
     if fixture:
         return f"{fixture[2]}.{fixture[1]}"
+    unittest_name = re.fullmatch(r"\w+ \(([\w.]+)\).*", name)  # as unittest prints a test: "test_a (test.x.C.test_a)"
+    if unittest_name:
+        name = unittest_name[1]
     name = name.split(" ", 1)[0]
     if name.startswith("unittest.loader._FailedTest."):
         return module_id(name.removeprefix("unittest.loader._FailedTest."))
@@ -127,8 +130,10 @@ def parse_junit(data: bytes) -> dict[str, Case]:
     failure wins over a pass, a pass over a skip)."""
     cases: dict[str, Case] = {}
     for element in ElementTree.fromstring(data).iter("testcase"):
+        if element.get("name") is None:
+            continue  # a test whose subtests failed: regrtest never completes its element (see FileResult)
         case = _case(element)
-        test_id = normalize_case_id(element.get("name", "?"))
+        test_id = normalize_case_id(element.get("name", ""))
         held = cases.get(test_id)
         if held is None or _RANK[case.outcome] > _RANK[held.outcome]:
             cases[test_id] = case
@@ -161,11 +166,13 @@ _FRAME = re.compile(r'^\s+File "(?P<path>[^"]+)", line (?P<line>\d+) in (?P<func
 @dataclass(frozen=True)
 class FileResult:
     """One test file's result: regrtest's state word (``passed``, ``failed``, ``timed out``, ...), its own
-    words, and for a hang the test functions faulthandler found running."""
+    words, the test cases its output reports failed (test id, exception line), and for a hang the test functions
+    faulthandler found running."""
 
     state: str
     said: str
     hung_in: tuple[str, ...] = ()
+    failed_cases: tuple[tuple[str, str], ...] = ()
 
     @property
     def failed(self) -> bool:
@@ -234,13 +241,47 @@ def _summary_line(run: RegrtestRun, line: str) -> None:
 
 
 def _close_block(run: RegrtestRun, test: str | None, block: list[str]) -> None:
-    """Attach what the output of a failed file says about a hang: faulthandler's dump of a --timeout."""
+    """Attach what the output of a failed file says: the test cases unittest reports failed, and a hang
+    (faulthandler's dump of a --timeout)."""
     if test is None or not run.files[test].failed:
         return
+    held = run.files[test]
     hung_in = hang_location(block)
-    if hung_in is not None:
-        held = run.files[test]
-        run.files[test] = FileResult("timed out", held.said, hung_in)
+    state = held.state if hung_in is None else "timed out"
+    cases = tuple(failed_cases_in_output(block).items())
+    run.files[test] = FileResult(state, held.said, hung_in or (), cases)
+
+
+# unittest's header of a failure or error in a failed file's output: "FAIL: test_a (test.test_x.C.test_a) (i=1)".
+_FAILURE_HEADER = re.compile(r"^(?:FAIL|ERROR): (?P<name>\w+) \((?P<id>[\w.]+)\)")
+
+
+def failed_cases_in_output(lines: list[str]) -> dict[str, str]:
+    """Test id -> exception line of each failure unittest reports in a file's output (regrtest's JUnit XML leaves
+    out a test whose subtests failed). A header counts after unittest's separator line only: test_regrtest's
+    output quotes nested runs. The ids need not be the file's own (test_xml_etree_c runs test_xml_etree's tests)."""
+    found: dict[str, str] = {}
+    for index, line in enumerate(lines):
+        header = _FAILURE_HEADER.match(line)
+        if not header or index == 0 or lines[index - 1] != "=" * 70:
+            continue
+        test_id = normalize_case_id(f"{header['name']} ({header['id']})")
+        if test_id not in found:
+            found[test_id] = _exception_line(lines[index + 1 :])
+    return found
+
+
+def _exception_line(lines: list[str]) -> str:
+    """The exception a traceback ends with (the first unindented line after it starts), or ''."""
+    in_traceback = False
+    for line in lines:
+        if line.startswith("Traceback (most recent call last):"):
+            in_traceback = True
+        elif in_traceback and line and not line.startswith(" "):
+            return line[:200]
+        elif line.startswith("=" * 20):
+            break
+    return ""
 
 
 def hang_location(lines: Iterable[str]) -> tuple[str, ...] | None:
@@ -269,10 +310,11 @@ def failures(run: RegrtestRun, cases: Mapping[str, Case]) -> dict[str, str]:
     by itself when it has none (a hang, a crash, a module that could not be loaded)."""
     found = {test_id: case.detail for test_id, case in cases.items() if case.outcome == "failed"}
     for name, result in run.files.items():
+        for test_id, detail in result.failed_cases:
+            found.setdefault(test_id, detail)
         module = module_id(name)
-        if not result.failed or any(_within(test_id, module) for test_id in found):
-            continue
-        found[module] = _file_failure(result)
+        if result.failed and not result.failed_cases and not any(_within(test_id, module) for test_id in found):
+            found[module] = _file_failure(result)
     return dict(sorted(found.items()))
 
 

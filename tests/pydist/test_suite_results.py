@@ -123,10 +123,12 @@ JUNIT = b"""<testsuites tests="5" errors="1" failures="1">
   <testcase name="test.test_os.T.test_sub (i=2)" status="run" result="completed">
     <error type="OSError" message="OSError: [Errno 22] Invalid argument">tb</error></testcase>
   <testcase name="test.test_os.T.test_sub (i=3)" status="run" result="completed" />
+  <testcase />
 </testsuite></testsuites>"""
 
 
 def test_junit_outcomes_fold_subtests_into_their_test() -> None:
+    """(The nameless element is what regrtest writes for a test whose subtests failed: the output names it.)"""
     assert parse_junit(JUNIT) == {
         "test.test_os.T.test_pass": Case("passed"),
         "test.test_os.T.test_skip": Case("skipped"),
@@ -311,3 +313,43 @@ def test_a_rerun_confirms_failures_that_happen_again_and_sets_aside_the_others()
 def test_the_most_specific_file_holds_a_test() -> None:
     run = _run(**{"test_asyncio": "passed", "test.test_asyncio.test_tasks": "failed"})
     assert file_of("test.test_asyncio.test_tasks.T.t", run) == "test.test_asyncio.test_tasks"
+
+
+# A failed file's output under -W: a subtest failure (absent from the JUnit XML), an error in a class fixture,
+# another file's tests (test_xml_etree_c runs test_xml_etree's), and a nested run quoted without unittest's
+# separator line above it, which does not count.
+FAILED_FILE = """\
+0:00:14 load avg: 4.70 [1/1/1] test_xml_etree_c failed (2 failures)
+test_simple_xml (test.test_xml_etree.XMLPullParserTest.test_simple_xml) ... FAIL
+FAIL: test_quoted (test.test_xml_etree_c.Quoted.test_quoted)
+======================================================================
+FAIL: test_simple_xml (test.test_xml_etree.XMLPullParserTest.test_simple_xml) (chunk_size=1)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+  File "/x/test/test_xml_etree.py", line 1431, in test_simple_xml
+    self.assert_event_tags(parser, [('end', 'element')])
+AssertionError: Lists differ: [] != [('end', 'element')]
+
+Second list contains 1 additional elements.
+======================================================================
+ERROR: setUpClass (test.test_xml_etree_c.MiscTests)
+----------------------------------------------------------------------
+Traceback (most recent call last):
+  File "/x/test/test_xml_etree_c.py", line 9, in setUpClass
+OSError: [Errno 22] Invalid argument
+----------------------------------------------------------------------
+Ran 188 tests in 2.604s
+
+FAILED (failures=2, skipped=5)
+
+== Tests result: FAILURE ==
+"""
+
+
+def test_a_failed_file_s_output_names_its_failed_tests() -> None:
+    run = parse_regrtest_output(FAILED_FILE)
+    lists_differ = "AssertionError: Lists differ: [] != [('end', 'element')]"
+    assert failures(run, {}) == {
+        "test.test_xml_etree.XMLPullParserTest.test_simple_xml": lists_differ,
+        "test.test_xml_etree_c.MiscTests.setUpClass": "OSError: [Errno 22] Invalid argument",
+    }
