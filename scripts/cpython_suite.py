@@ -51,6 +51,7 @@ from pydist.suite_gate import (
     usable_cores,
 )
 from pydist.suite_results import (
+    ListContext,
     Verdict,
     compare,
     confirm,
@@ -92,9 +93,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def settings_for(args: argparse.Namespace, facts: ArchiveFacts) -> SuiteSettings:
+def settings_for(args: argparse.Namespace, emulated: bool) -> SuiteSettings:
     """regrtest's settings from the command line; the time limit grows under the emulator."""
-    _, emulated = suite_toolchain(facts.target)
     timeout = args.timeout or DEFAULT_TIMEOUT * (EMULATED_SLOWDOWN if emulated else 1)
     for name in args.test:
         if not name.replace(".", "").replace("_", "").isalnum() or not name.startswith("test"):
@@ -145,12 +145,14 @@ def print_verdict(verdict: Verdict) -> None:
 def gate(args: argparse.Namespace) -> int:
     """Run the suite, compare, print; 0 when the gate passes."""
     facts = read_archive_facts(args.archive)
+    _, emulated = suite_toolchain(facts.target)
     list_path = args.expected or expected_list_path(facts.minor, facts.freethreaded)
-    expected = read_expected(list_path, facts.target)
-    settings = settings_for(args, facts)
+    expected = read_expected(list_path, ListContext(facts.target, facts.version, emulated))
+    settings = settings_for(args, emulated)
     work = args.work or default_work_dir(args.archive)
     print(
-        f"suite: {args.archive.name} ({facts.version}, {facts.target}, {facts.options}); {len(expected)} entries of "
+        f"suite: {args.archive.name} ({facts.version}, {facts.target}, {facts.options}"
+        f"{', under the emulator' if emulated else ''}); {len(expected)} entries of "
         f"{list_path.name} apply; regrtest {' '.join(settings.regrtest_args('junit.xml'))}; work: {work}",
         flush=True,
     )

@@ -209,14 +209,24 @@ class Bubblewrap:
 
     kind = "bubblewrap"
 
-    def __init__(self, scratch: Path, emulators: Sequence[Emulator] = (), host_etc: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        emulators: Sequence[Emulator] = (),
+        host_etc: Sequence[str] = (),
+        host_compilers: bool = False,
+    ) -> None:
         """`scratch` holds the generated /etc files and the poison script; it must exist. `emulators` run
-        foreign programs (a cross build's target programs) transparently inside the sandbox. `host_etc` names
-        files of the host's /etc copied into the generated one (where present), for steps that run programs the
-        way a user does (CPython's test suite looks up /etc/services and /etc/protocols); builds get none."""
+        foreign programs (a cross build's target programs) transparently inside the sandbox.
+
+        For steps that run programs the way a user's machine does (CPython's test suite), never for builds:
+        `host_etc` names files of the host's /etc copied into the generated one where present (/etc/services,
+        the loader's cache), and `host_compilers` shows the host's compilers, headers and GCC runtime instead
+        of blocking them (the suite builds C extensions and asks gcc where libraries are)."""
         self.bwrap = require_bubblewrap()
         self.emulators = tuple(emulators)
         self.host_etc = tuple(host_etc)
+        self.host_compilers = host_compilers
         self.scratch = scratch
         self._etc = scratch / "etc"
         self._poison = scratch / "host-compiler-blocked"
@@ -282,10 +292,10 @@ class Bubblewrap:
                 cmd += ["--symlink", os.readlink(host), f"/{name}"]
             elif host.is_dir():
                 cmd += ["--ro-bind", str(host), f"/{name}"]
-        for hidden in _HIDDEN_DIRS:
+        for hidden in () if self.host_compilers else _HIDDEN_DIRS:
             if Path(hidden).is_dir():
                 cmd += ["--tmpfs", hidden]
-        for program in _poisoned_programs():
+        for program in [] if self.host_compilers else _poisoned_programs():
             cmd += ["--ro-bind", str(self._poison), program]
         cmd += ["--ro-bind", str(self._etc), "/etc"]
         if Path("/etc/alternatives").is_dir():

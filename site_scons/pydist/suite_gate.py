@@ -38,8 +38,9 @@ KNOWN_RESOURCES = frozenset(
 # A test file's time limit in seconds (CPython's own --slow-ci value); under the emulator, EMULATED_SLOWDOWN times it.
 DEFAULT_TIMEOUT = 1200
 EMULATED_SLOWDOWN = 4
-# The host's /etc files the tests read as a user's programs would (services and protocol names).
-HOST_ETC = ("services", "protocols")
+# The host's /etc files the tests read as a user's programs would: service and protocol names, and the dynamic
+# loader's cache (ctypes.util.find_library asks ldconfig -p, which reads it).
+HOST_ETC = ("services", "protocols", "ld.so.cache")
 SUITE_RULE_VERSION = 1
 # What the step leaves in its output.
 JUNIT = "junit.xml"
@@ -148,7 +149,7 @@ def suite_toolchain(target: str) -> tuple[Toolchain, bool]:
 
 
 def suite_action(
-    archive: Path, facts: ArchiveFacts, toolchain: Toolchain, settings: SuiteSettings, label: str
+    archive: Path, facts: ArchiveFacts, toolchain: Toolchain, settings: SuiteSettings, label: str, emulated: bool
 ) -> Action:
     """The sandboxed run of regrtest on the interpreter of `archive`; its output holds the JUnit XML, regrtest's
     output and its exit status. The step itself always succeeds: the verdict is the host's."""
@@ -178,6 +179,10 @@ def suite_action(
         output=OUT,
         record=False,
         host_etc=HOST_ETC,
+        # A user's machine has a compiler: the suite builds C and C++ extensions with sysconfig's (test_cppext) and
+        # ctypes asks gcc and ld where libraries are. The archive's sysconfig names the host's cc and c++. Under the
+        # emulator the host's compilers make code for the host, not the target: none then.
+        host_compilers=not emulated,
     )
 
 
@@ -193,7 +198,7 @@ class SuiteRun:
 
 def run_suite(archive: Path, facts: ArchiveFacts, settings: SuiteSettings, work: Path, label: str) -> SuiteRun:
     """Run regrtest on the archive's interpreter in the sandbox; read what it left (kept under `work`)."""
-    toolchain, _ = suite_toolchain(facts.target)
+    toolchain, emulated = suite_toolchain(facts.target)
     cache = default_cache_root()
     runner = ActionRunner(
         fetcher=make_fetcher(resolve({})),
@@ -202,7 +207,7 @@ def run_suite(archive: Path, facts: ArchiveFacts, settings: SuiteSettings, work:
         log_root=work / "logs",
         jobs=max(settings.jobs, 1),
     )
-    action = suite_action(archive, facts, toolchain, settings, label)
+    action = suite_action(archive, facts, toolchain, settings, label, emulated)
     artifact = work / f"{label}.tar.zst"
     runner.run(action, artifact, [])
     results = work / label

@@ -29,7 +29,27 @@ EXPECTED_DIR = Path(__file__).resolve().parent / "suite_expected"
 
 # An entry's test id: ``test.`` and dotted Python names (a file, a class in it, or one test case).
 _TEST_ID = re.compile(r"test(\.\w+)+")
-_SECTION = re.compile(r"\[(?P<target>[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+)\]")
+# A section's conditions: a target triple, a CPython release, or how the interpreter runs (emulated or native).
+_SECTION = re.compile(r"\[(?P<conditions>[^\]]+)\]")
+_TRIPLE = re.compile(r"[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+-[a-z0-9_]+")
+_RELEASE = re.compile(r"\d+\.\d+\.\d+")
+_HOW = ("emulated", "native")
+
+
+@dataclass(frozen=True)
+class ListContext:
+    """What a run's list entries are chosen by: the archive's target and CPython release, and whether its
+    interpreter runs under the emulator."""
+
+    target: str
+    version: str
+    emulated: bool = False
+
+    def satisfies(self, condition: str) -> bool:
+        """Whether this run meets one section condition."""
+        if condition in _HOW:
+            return self.emulated == (condition == "emulated")
+        return condition in (self.target, self.version)
 
 
 # ----------------------------------------------------------------------------------- the expected lists
@@ -40,15 +60,16 @@ def expected_list_path(minor: str, freethreaded: bool) -> Path:
     return EXPECTED_DIR / f"{minor}{'t' if freethreaded else ''}.txt"
 
 
-def parse_expected(text: str, source: str, target: str) -> dict[str, str]:
-    """The entries of an expected-failure list that apply to `target`: test id -> reason.
+def parse_expected(text: str, source: str, context: ListContext) -> dict[str, str]:
+    """The entries of an expected-failure list that apply to the run `context` describes: test id -> reason.
 
     Lines are ``<test id>  # <reason>``; blank lines and lines starting with ``#`` are comments. A line
-    ``[<target triple>]`` starts a section whose entries apply to that target only; entries before the first
-    section apply to every target. A malformed line raises a ConfigError naming `source` and the line.
+    ``[<condition> ...]`` starts a section whose entries apply only where every condition holds: a target triple
+    (``aarch64-unknown-linux-gnu``), a CPython release (``3.11.2``), ``emulated`` or ``native``. Entries before
+    the first section apply everywhere. A malformed line raises a ConfigError naming `source` and the line.
     """
     entries: dict[str, str] = {}
-    section: str | None = None
+    applies = True
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -56,10 +77,10 @@ def parse_expected(text: str, source: str, target: str) -> dict[str, str]:
         where = f"{source}:{number}"
         header = _SECTION.fullmatch(line)
         if header:
-            section = header["target"]
+            applies = all(context.satisfies(c) for c in _conditions(header["conditions"], where))
             continue
         test_id, reason = _entry(line, where)
-        if section is not None and section != target:
+        if not applies:
             continue
         if test_id in entries:
             raise ConfigError(f"{where}: {test_id} is listed twice", hint="keep one entry with its reason")
@@ -67,13 +88,23 @@ def parse_expected(text: str, source: str, target: str) -> dict[str, str]:
     return entries
 
 
+def _conditions(text: str, where: str) -> list[str]:
+    """A section header's conditions, each checked for its form."""
+    conditions = text.split()
+    for condition in conditions:
+        if not (_TRIPLE.fullmatch(condition) or _RELEASE.fullmatch(condition) or condition in _HOW):
+            raise ConfigError(
+                f"{where}: {condition!r} is not a section condition",
+                hint="use target triples, CPython releases (3.11.2), emulated or native, e.g. [3.11.2 native]",
+            )
+    return conditions
+
+
 def _entry(line: str, where: str) -> tuple[str, str]:
     """(test id, reason) of one entry line."""
     test_id, _, reason = (part.strip() for part in line.partition("#"))
     if line.startswith("["):
-        raise ConfigError(
-            f"{where}: {line!r} is not a section", hint="write [<target triple>], e.g. [x86_64-unknown-linux-gnu]"
-        )
+        raise ConfigError(f"{where}: {line!r} is not a section", hint="write [<condition> ...], e.g. [3.11.2 native]")
     if not _TEST_ID.fullmatch(test_id):
         raise ConfigError(f"{where}: {test_id!r} is not a test id", hint="write test.<file>[.<class>[.<test>]]")
     if not reason:
@@ -81,13 +112,13 @@ def _entry(line: str, where: str) -> tuple[str, str]:
     return test_id, reason
 
 
-def read_expected(path: Path, target: str) -> dict[str, str]:
-    """The entries of the list at `path` that apply to `target` (a missing file is a ConfigError)."""
+def read_expected(path: Path, context: ListContext) -> dict[str, str]:
+    """The entries of the list at `path` that apply to the run (a missing file is a ConfigError)."""
     try:
         text = path.read_text()
     except OSError as e:
         raise ConfigError(f"cannot read the expected-failure list {path}: {e.strerror or e}") from None
-    return parse_expected(text, path.name, target)
+    return parse_expected(text, path.name, context)
 
 
 # ------------------------------------------------------------------------------------------- test cases

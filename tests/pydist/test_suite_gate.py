@@ -94,13 +94,13 @@ def test_regrtest_runs_every_file_with_a_time_limit_and_junit() -> None:
 
 
 @pytest.mark.skipif(host_platform() != "x86_64-linux", reason="the x86_64 target runs natively on x86_64 hosts only")
-def test_the_action_runs_natively_without_a_compiler_in_a_clean_environment(tmp_path: Path) -> None:
+def test_the_action_runs_natively_with_the_host_s_compiler_in_a_clean_environment(tmp_path: Path) -> None:
     archive = full_archive(tmp_path / "x.tar.zst")
     toolchain, emulated = suite_toolchain("x86_64-unknown-linux-gnu")
-    assert not emulated and toolchain.compiler is None  # nothing to fetch, no /toolchain in the sandbox
-    action = suite_action(archive, read_archive_facts(archive), toolchain, SuiteSettings(jobs=2), "t")
+    assert not emulated and toolchain.compiler is None  # nothing to fetch, no pinned clang in the sandbox
+    action = suite_action(archive, read_archive_facts(archive), toolchain, SuiteSettings(jobs=2), "t", emulated)
     description = action.description()
-    assert description["host_etc"] == list(HOST_ETC)
+    assert description["host_etc"] == list(HOST_ETC) and description["host_compilers"] is True
     [step] = description["steps"]
     script = step["argv"][-1]
     assert "env -i PATH=/usr/bin:/bin HOME=/build/tmp/home TMPDIR=/build/tmp/tmp" in script

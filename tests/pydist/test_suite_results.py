@@ -8,11 +8,14 @@ from pathlib import Path
 import pytest
 
 from hermetic.errors import ConfigError
+from hermetic.lock import load_lock
 from pydist import matrix
+from pydist.paths import LOCK_FILE, PINS_SCHEMA
 from pydist.suite_results import (
     EXPECTED_DIR,
     Case,
     FileResult,
+    ListContext,
     RegrtestRun,
     compare,
     confirm,
@@ -27,13 +30,13 @@ from pydist.suite_results import (
     read_expected,
 )
 
-X86 = "x86_64-unknown-linux-gnu"
-ARM = "aarch64-unknown-linux-gnu"
+X86 = ListContext("x86_64-unknown-linux-gnu", "3.13.15")
+ARM = ListContext("aarch64-unknown-linux-gnu", "3.13.15")
 
 # ----------------------------------------------------------------------------------------- the lists
 
 
-def test_entries_with_reasons_and_target_sections() -> None:
+def test_entries_with_reasons_and_sections_by_target_release_and_emulation() -> None:
     text = textwrap.dedent(
         """\
         # a comment
@@ -43,15 +46,30 @@ def test_entries_with_reasons_and_target_sections() -> None:
         test.test_socket.ThreadedVSOCKSocketStreamTest  # no VSOCK under qemu
         [x86_64-unknown-linux-gnu]
         test.test_perf_profiler  # perf not in the sandbox # (a hash in the reason is kept)
+        [3.11.2]
+        test.test_xml_etree  # an old release
+        [aarch64-unknown-linux-gnu emulated]
+        test.test_cppext  # no target compiler under qemu
         """
     )
+    everywhere = {"test.test_readline.TestReadline.test_a": "libedit writes it differently"}
     assert parse_expected(text, "3.13.txt", ARM) == {
-        "test.test_readline.TestReadline.test_a": "libedit writes it differently",
+        **everywhere,
         "test.test_socket.ThreadedVSOCKSocketStreamTest": "no VSOCK under qemu",
     }
     assert parse_expected(text, "3.13.txt", X86) == {
-        "test.test_readline.TestReadline.test_a": "libedit writes it differently",
+        **everywhere,
         "test.test_perf_profiler": "perf not in the sandbox # (a hash in the reason is kept)",
+    }
+    assert parse_expected(text, "3.11.txt", ListContext("x86_64-unknown-linux-gnu", "3.11.2")) == {
+        **everywhere,
+        "test.test_perf_profiler": "perf not in the sandbox # (a hash in the reason is kept)",
+        "test.test_xml_etree": "an old release",
+    }
+    assert parse_expected(text, "3.13.txt", ListContext("aarch64-unknown-linux-gnu", "3.13.15", emulated=True)) == {
+        **everywhere,
+        "test.test_socket.ThreadedVSOCKSocketStreamTest": "no VSOCK under qemu",
+        "test.test_cppext": "no target compiler under qemu",
     }
 
 
@@ -62,7 +80,9 @@ def test_entries_with_reasons_and_target_sections() -> None:
         ("test.test_os.T.test_a  #   ", "has no reason"),
         ("test_os  # reason", "'test_os' is not a test id"),
         ("test.test_os.T test_a  # reason", "'test.test_os.T test_a' is not a test id"),
-        ("[x86_64]", "'[x86_64]' is not a section"),
+        ("[x86_64]", "3.13.txt:2: 'x86_64' is not a section condition"),
+        ("[3.11 native]", "'3.11' is not a section condition"),
+        ("[native", "'[native' is not a section"),
         ("test.test_x  # one\ntest.test_x  # two", "3.13.txt:3: test.test_x is listed twice"),
     ],
 )
@@ -85,13 +105,16 @@ def test_the_list_of_each_minor_and_build_kind() -> None:
 
 @pytest.mark.parametrize("name", ["3.11.txt", "3.13.txt", "3.13t.txt"])
 @pytest.mark.parametrize("target", [t for t in matrix.TARGETS if "linux" in t])
-def test_the_reviewed_lists_parse_for_every_linux_target(name: str, target: str) -> None:
-    """Every shipped list is well formed (each entry has its reason) and names only real section targets."""
+@pytest.mark.parametrize("emulated", [False, True])
+def test_the_reviewed_lists_parse_for_every_linux_target(name: str, target: str, emulated: bool) -> None:
+    """Every shipped list is well formed (each entry has its reason) and names only real targets and releases."""
     text = (EXPECTED_DIR / name).read_text()
-    entries = parse_expected(text, name, target)
+    entries = parse_expected(text, name, ListContext(target, name.removesuffix(".txt").rstrip("t") + ".0", emulated))
     assert all(reason for reason in entries.values())
-    sections = {line.strip()[1:-1] for line in text.splitlines() if line.startswith("[")}
-    assert sections <= set(matrix.TARGETS), sections - set(matrix.TARGETS)
+    lock = load_lock(LOCK_FILE, PINS_SCHEMA)
+    known = {*matrix.TARGETS, *lock.versions("cpython"), "emulated", "native"}
+    conditions = {c for line in text.splitlines() if line.startswith("[") for c in line.strip()[1:-1].split()}
+    assert conditions <= known, conditions - known
 
 
 # ------------------------------------------------------------------------------------------- JUnit

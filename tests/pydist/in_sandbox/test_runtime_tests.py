@@ -194,3 +194,25 @@ def test_the_allocator_is_read_from_the_interpreters_own_statistics(tmp_path: Pa
     assert rt.default_object_allocator(root, args, tmp_path) == "pymalloc by default"
     with pytest.raises(AssertionError, match="the default object allocator is pymalloc, not mimalloc"):
         rt.default_object_allocator(root, argparse.Namespace(allocator="mimalloc"), tmp_path)
+
+
+def test_a_skipped_check_is_reported_as_skipped_never_as_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def cannot_run_here(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+        raise rt.CheckSkipped("the kernel forbids it")
+
+    monkeypatch.setattr(rt, "CHECKS", [cannot_run_here])
+    [result] = rt.run_checks(tmp_path, argparse.Namespace(), tmp_path, "unpacked")
+    assert result == {
+        "where": "unpacked",
+        "check": "cannot_run_here",
+        "status": "skipped",
+        "detail": "skipped: the kernel forbids it",
+    }
+    assert "[skipped] unpacked: cannot_run_here" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="asks what an interpreter without -X perf is told")
+def test_perf_is_not_used_before_3_12(tmp_path: Path) -> None:
+    assert rt.perf_unusable(tmp_path) == "python -X perf came with 3.12"
