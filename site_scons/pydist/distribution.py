@@ -334,8 +334,27 @@ def host_config_vars(config: Mapping[str, Any], tools: Mapping[str, str]) -> dic
     return result
 
 
-def host_sysconfigdata(text: str, tools: Mapping[str, str]) -> str:
-    """A ``_sysconfigdata_*.py`` (``build_time_vars = {...}``, as CPython writes it) for a host's compiler."""
+# Where a value names a directory of the prefix CPython was configured with: the prefix at the start of the value or
+# of one of its words, and not inside another path (/usr/bin/install, ./install).
+_PREFIX_PATH = re.compile(r"(?<![^\s'\"=])" + re.escape(buildpaths.PREFIX) + r"(?![^/\s'\"])")
+# Appended to the shipped sysconfigdata: the values that name directories of the configured prefix are taken under
+# the prefix the file is in when it is imported (<prefix>/lib/python3.X/_sysconfigdata_*.py), so INCLUDEPY, LIBDIR
+# and LIBPL name real directories wherever the install was unpacked or moved, and setuptools finds Python.h.
+_RELOCATION = """
+# The install is relocatable: these values name directories of the prefix it was configured with ({configured}),
+# taken under the prefix this file is in now, three directories up.
+import os as _os
+
+_prefix = _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+for _name, _parts in {parts}.items():
+    build_time_vars[_name] = _prefix.join(_parts)
+del _os, _prefix, _name, _parts
+"""
+
+
+def shipped_sysconfigdata(text: str, tools: Mapping[str, str]) -> str:
+    """A ``_sysconfigdata_*.py`` (``build_time_vars = {...}``, as CPython writes it) for a host's compiler
+    (`tools`, see host_value), whose directories follow the install (see _RELOCATION)."""
     module = ast.parse(text)
     [assignment] = [
         node
@@ -343,9 +362,15 @@ def host_sysconfigdata(text: str, tools: Mapping[str, str]) -> str:
         if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["build_time_vars"]
     ]
     config = host_config_vars(ast.literal_eval(assignment.value), tools)
+    parts = {
+        name: _PREFIX_PATH.split(value)
+        for name, value in sorted(config.items())
+        if isinstance(value, str) and name not in _BUILD_RECORDS and _PREFIX_PATH.search(value)
+    }
+    relocation = _RELOCATION.format(configured=buildpaths.PREFIX, parts=pprint.pformat(parts)) if parts else ""
     return (
         "# system configuration generated and used by the sysconfig module\n"
-        f"build_time_vars = {pprint.pformat(config)}\n"
+        f"build_time_vars = {pprint.pformat(config)}\n" + relocation
     )
 
 
@@ -363,17 +388,16 @@ def host_makefile(text: str, tools: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def host_build_settings(stdlib: Path, platform: Platform) -> list[str]:
-    """Make the shipped sysconfigdata and config Makefile name the host's compiler and tools (see host_value);
-    return the files changed, relative to `stdlib`."""
+def shipped_build_settings(stdlib: Path, platform: Platform) -> list[str]:
+    """Make the shipped sysconfigdata name the host's compiler and tools (see host_value) and follow the install
+    (see _RELOCATION), and the config Makefile name the same compiler; return the files changed, relative to
+    `stdlib`."""
     tools = platform.host_tools()
-    if not tools:
-        return []
     changed = []
     for path in sorted(stdlib.glob("_sysconfigdata_*.py")):
-        path.write_text(host_sysconfigdata(path.read_text(), tools))
+        path.write_text(shipped_sysconfigdata(path.read_text(), tools))
         changed.append(str(path.relative_to(stdlib)))
-    for path in sorted(stdlib.glob("config-*/Makefile")):
+    for path in sorted(stdlib.glob("config-*/Makefile")) if tools else []:
         path.write_text(host_makefile(path.read_text(), tools))
         changed.append(str(path.relative_to(stdlib)))
     return changed
@@ -505,7 +529,7 @@ def assemble_full(
     link_interpreter_aliases(install)
     relocatable_shebangs(install)
     relocatable_build_settings(install, root / facts["python_paths"]["stdlib"], platform)
-    host_build_settings(root / facts["python_paths"]["stdlib"], platform)
+    shipped_build_settings(root / facts["python_paths"]["stdlib"], platform)
     relocatable_pkgconfig(install)
     remove_bytecode_caches(install)
     shutil.rmtree(root / ".hermetic", ignore_errors=True)

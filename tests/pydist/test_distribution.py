@@ -410,20 +410,34 @@ def test_the_build_s_values_are_kept_beside_the_host_s() -> None:
     assert distribution.host_config_vars(config, {}) == config
 
 
-def test_a_sysconfigdata_module_is_rewritten_and_still_loads() -> None:
+def test_the_shipped_sysconfigdata_names_the_host_s_compiler_and_follows_the_install(tmp_path: Path) -> None:
     text = (
         "# system configuration generated and used by the sysconfig module\n"
-        "build_time_vars = {'CC': 'clang -pthread',\n 'LDCXXSHARED': 'clang++ -shared', 'SIZEOF_INT': 4}\n"
+        "build_time_vars = {'CC': 'clang -pthread',\n 'LDCXXSHARED': 'clang++ -shared', 'SIZEOF_INT': 4,\n"
+        " 'INCLUDEPY': '/install/include/python3.13', 'prefix': '/install',\n"
+        " 'DESTDIRS': '/install /install/lib', 'INSTALL': '/usr/bin/install -c', 'WASM_ASSETS_DIR': './install',\n"
+        " 'CONFIG_ARGS': \"'--prefix=/install' 'CC=clang'\"}\n"
     )
-    namespace: dict[str, Any] = {}
-    exec(distribution.host_sysconfigdata(text, LINUX_TOOLS), namespace)
+    module = tmp_path / "elsewhere" / "lib" / "python3.13" / "_sysconfigdata__linux_x86_64-linux-gnu.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(distribution.shipped_sysconfigdata(text, LINUX_TOOLS))
+    namespace: dict[str, Any] = {"__file__": str(module)}
+    exec(module.read_text(), namespace)
+    prefix = str(tmp_path / "elsewhere")
     assert namespace["build_time_vars"] == {
         "CC": "cc -pthread",
         "LDCXXSHARED": "c++ -shared",
         "PYSTANDALONE_BUILD_CC": "clang -pthread",
         "PYSTANDALONE_BUILD_LDCXXSHARED": "clang++ -shared",
         "SIZEOF_INT": 4,
+        "INCLUDEPY": f"{prefix}/include/python3.13",
+        "prefix": prefix,
+        "DESTDIRS": f"{prefix} {prefix}/lib",
+        "INSTALL": "/usr/bin/install -c",
+        "WASM_ASSETS_DIR": "./install",
+        "CONFIG_ARGS": "'--prefix=/install' 'CC=clang'",  # the record of how it was configured stays
     }
+    assert set(namespace) == {"__file__", "__builtins__", "build_time_vars"}
 
 
 def test_the_config_makefile_names_the_host_s_compiler() -> None:

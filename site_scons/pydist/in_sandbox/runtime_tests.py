@@ -253,6 +253,26 @@ def relocatable_prefix(root: Path, args: argparse.Namespace, tmp: Path) -> str:
 
 
 @check
+def sysconfig_follows_the_install(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    """What extensions built later read from sysconfig names this install's directories (moved or not) and, on
+    Linux, the host's compiler (cc, c++) rather than the build's clang."""
+    return run(
+        root,
+        """
+        import os, sys, sysconfig
+        var = sysconfig.get_config_var
+        for name in ("INCLUDEPY", "LIBDIR", "LIBPL", "BINDIR"):
+            assert var(name).startswith(sys.base_prefix + "/"), (name, var(name), sys.base_prefix)
+            assert os.path.isdir(var(name)), (name, var(name))
+        assert os.path.isfile(os.path.join(var("INCLUDEPY"), "Python.h")), var("INCLUDEPY")
+        if sys.platform == "linux":
+            assert (var("CC").split()[0], var("CXX")) == ("cc", "c++"), (var("CC"), var("CXX"))
+        print(f"INCLUDEPY, LIBDIR, LIBPL and BINDIR under {sys.base_prefix}; CC={var('CC')!r}, CXX={var('CXX')!r}")
+        """,
+    )
+
+
+@check
 def scripts_run_from_anywhere(root: Path, args: argparse.Namespace, tmp: Path) -> str:
     for script in sorted((root / "bin").iterdir()):
         if script.is_file() and not script.is_symlink() and script.read_bytes()[:2] == b"#!":
