@@ -168,6 +168,10 @@ class Action:
             merged into ``/build/deps``: name -> (a directory inside the artifact, where the sandbox shows it),
             e.g. a cross build's build Python at its configured prefix.
         tmpfs: (tuple[str, ...]) empty directories laid over paths of the sandbox (hiding what is under them).
+        host_etc: (tuple[str, ...]) files of the host's /etc the sandbox's /etc gets (e.g. ``services``), for steps
+            that run programs as a user would; build steps get none.
+        host_compilers: (bool) the sandbox shows the host's compilers and headers instead of blocking them, for
+            steps that run programs as a user's machine would (CPython's test suite); never for builds.
     """
 
     name: str
@@ -188,6 +192,8 @@ class Action:
     record: bool = True
     dep_mounts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     tmpfs: tuple[str, ...] = ()
+    host_etc: tuple[str, ...] = ()
+    host_compilers: bool = False
 
     @property
     def label(self) -> str:
@@ -231,6 +237,8 @@ class Action:
             "steps": [s.describe() for s in self.steps],
             **({"dep_mounts": {k: list(v) for k, v in sorted(self.dep_mounts.items())}} if self.dep_mounts else {}),
             **({"tmpfs": list(self.tmpfs)} if self.tmpfs else {}),
+            **({"host_etc": list(self.host_etc)} if self.host_etc else {}),
+            **({"host_compilers": True} if self.host_compilers else {}),
             "output": {
                 "dir": self.output,
                 "prefix": self.output_prefix,
@@ -317,7 +325,7 @@ class ActionRunner:
             toolchain = materialize_toolchain(action.toolchain, self.fetcher, self.toolchain_root)
         dep_digests = self._prepare_inputs(action, work, dep_artifacts)
         cancel.check(f"preparing {action.label}")
-        sandbox = _sandbox(action.toolchain, work.sandbox, toolchain)
+        sandbox = _sandbox(action.toolchain, work.sandbox, toolchain, action)
         mounts = work.mounts(toolchain)
         mounts += [Mount(work.mounted(name) / inner, target) for name, (inner, target) in action.dep_mounts.items()]
         mounts += [Mount(None, target) for target in action.tmpfs]
@@ -509,18 +517,19 @@ class _WorkTree:
         return mounts
 
 
-def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | None) -> Sandbox:
+def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | None, action: Action) -> Sandbox:
     """The sandbox the toolchain's pin asks for; a foreign target's programs run under its emulators."""
     if toolchain.sandbox == "unsandboxed":
-        return Unsandboxed(scratch)
+        return Unsandboxed(scratch)  # the host's own /etc and compilers are there already
     program = materialized.emulators.get(toolchain.arch) if materialized is not None else None
-    if program is None:
-        return Bubblewrap(scratch)
-    # The target's ELF machine (its toolchain file's [target], checked when the targets were read). The emulator
-    # runs programs with the guest's libraries; a sysroot of pinned packages serves when there are none.
-    machine = ENUM_E_MACHINE[toolchain.target["elf_machine"]]
-    libraries = GUEST_MOUNT if materialized is not None and materialized.guest is not None else SYSROOT_MOUNT
-    return Bubblewrap(scratch, [Emulator(toolchain.arch, program, libraries, machine)])
+    emulators = []
+    if program is not None:
+        # The target's ELF machine (its toolchain file's [target], checked when the targets were read). The
+        # emulator runs programs with the guest's libraries; a sysroot of pinned packages serves when there are none.
+        machine = ENUM_E_MACHINE[toolchain.target["elf_machine"]]
+        libraries = GUEST_MOUNT if materialized is not None and materialized.guest is not None else SYSROOT_MOUNT
+        emulators = [Emulator(toolchain.arch, program, libraries, machine)]
+    return Bubblewrap(scratch, emulators, host_etc=action.host_etc, host_compilers=action.host_compilers)
 
 
 _WORK_DIRS = ("src", "out", "deps", "patches", "files", "tmp", "sandbox")

@@ -243,3 +243,25 @@ def test_the_pinned_version_of_a_library_comes_from_the_libraries_argument() -> 
     assert rt.pinned_version(args, "zlib") == "9.9" and rt.pinned_version(args, "zstd") == "1.5.7"
     with pytest.raises(rt.CheckFailed, match="--libraries names no openssl"):
         rt.pinned_version(args, "openssl")
+
+
+def test_a_skipped_check_is_reported_as_skipped_never_as_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def cannot_run_here(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+        raise rt.CheckSkipped("the kernel forbids it")
+
+    monkeypatch.setattr(rt, "CHECKS", [cannot_run_here])
+    [result] = rt.run_checks(tmp_path, argparse.Namespace(), tmp_path, "unpacked")
+    assert result == {
+        "where": "unpacked",
+        "check": "cannot_run_here",
+        "status": "skipped",
+        "detail": "skipped: the kernel forbids it",
+    }
+    assert "[skipped] unpacked: cannot_run_here" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="asks what an interpreter without -X perf is told")
+def test_perf_is_not_used_before_3_12(tmp_path: Path) -> None:
+    assert rt.perf_unusable(tmp_path) == "python -X perf came with 3.12"
