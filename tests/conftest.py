@@ -279,6 +279,16 @@ class Toolchain:
         return subprocess.CompletedProcess(script, rc, output, "")
 
 
+def generated_sysroot_name(triple: str) -> str:
+    """The name of the action (and artifact) that generates the glibc sysroot of `triple` in a build."""
+    from hermetic.toolchain import load_toolchain
+    from pydist import glibc_sysroot
+    from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
+
+    target = load_toolchain(TOOLCHAINS_DIR, triple, PINS_SCHEMA)
+    return glibc_sysroot.sysroot_name(target.arch, str(target.target["glibc_floor"]))
+
+
 def generated_sysroot_artifact(triple: str) -> Path:
     """The artifact of the glibc sysroot the build generates for `triple`, made (or reused) with the real action
     in the user cache, in a directory named after the action's key; unpacked beside it, in ``unpacked/``."""

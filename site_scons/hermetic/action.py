@@ -352,7 +352,8 @@ class ActionRunner:
             rc = self._run_step(sandbox, step.argv, mounts, {**base_env, **step.env}, step.cwd, log_file)
             self._check_step(action, step.name, rc, log_file, work)
             if rc != 0:
-                self._fail(action, log_file, work.root, f"{action.label}: step '{step.name}' failed (exit code {rc})")
+                message, hint = _step_failure(action, step.name, rc, log_file, work.root)
+                self._fail(action, log_file, work.root, message, hint)
 
         progress.step = "packing"
         self._pack(action, artifact, work, dep_digests, sandbox, log_file)
@@ -440,7 +441,28 @@ class ActionRunner:
         if not self.keep_failed:
             shutil.rmtree(work, ignore_errors=True)
         kept = f"; its work tree is kept in {work}" if self.keep_failed else ""
-        raise ActionError(message, hint=hint or f"full log: {log_file}{kept}")
+        raise ActionError(message, hint=f"{hint or f'full log: {log_file}'}{kept}")
+
+
+# How the tools of a step say that the disk filled up (strerror of ENOSPC and EDQUOT).
+_DISK_FULL_SAYINGS = ("No space left on device", "Disk quota exceeded")
+
+
+def _step_failure(action: Action, step: str, rc: int, log_file: Path, work: Path) -> tuple[str, str | None]:
+    """The one line and hint for a step that exited `rc`: a full disk is named as such (the step's tools said so,
+    or nothing is left where its work tree is), since the tool's own exit code says nothing about it."""
+    try:
+        said = any(saying in line for line in log.tail(log_file, 200) for saying in _DISK_FULL_SAYINGS)
+        stat = shutil.disk_usage(work)
+        full = said or stat.free < 64 * 1024
+    except OSError:
+        full = False
+    if full:
+        return (
+            f"{action.label}: step '{step}' failed (exit code {rc}): no space left on the device holding {work}",
+            f"free space there, or pass build_dir= on a larger file system; full log: {log_file}",
+        )
+    return f"{action.label}: step '{step}' failed (exit code {rc})", None
 
 
 def _patch_path(index: int, patch: Patch) -> str:

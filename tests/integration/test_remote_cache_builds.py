@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 from webdav_server import WebDavServer, free_port, start_webdav_server
 
-from conftest import NOOPT_TARGET, copy_repository, run_scons, scons_command
+from conftest import NOOPT_TARGET, copy_repository, generated_sysroot_name, run_scons, scons_command
 
 pytestmark = pytest.mark.integration
 
 TARGETS = ("zlib", "bzip2")
-ALL = {"zlib-1.3.1", "bzip2-1.0.8"}
+# The libraries and the generated glibc sysroot they compile against.
+ALL = {generated_sysroot_name(NOOPT_TARGET), "zlib-1.3.1", "bzip2-1.0.8"}
 DEPS = Path(f"build/{NOOPT_TARGET}/deps")
 
 
