@@ -242,6 +242,30 @@ def relocatable_prefix(root: Path, args: argparse.Namespace, tmp: Path) -> str:
 
 
 @check
+def prefix_found_without_argv0(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+    """Started under a name neither argv[0] nor PATH resolves, from an unrelated directory (as a program that execs
+    it with its own argv[0] does), the interpreter still finds its install: getpath takes the running file
+    (/proc/self/exe) instead of falling back to the configured prefix (CPython's test_executable_without_cwd)."""
+    name = "no-such-python"
+    base = {"PATH": "/usr/bin:/bin", "LC_ALL": "C.UTF-8", "HOME": os.environ.get("HOME", "/tmp")}
+    result = subprocess.run(
+        [name, child("install_paths")],
+        executable=str(python_of(root)),
+        cwd=tmp,
+        env=base,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if result.returncode != 0 or "Could not find platform" in result.stderr:
+        raise CheckFailed(f"exit {result.returncode}: {(result.stderr or result.stdout).strip()[-1000:]}")
+    prefix, stdlib, _ = result.stdout.splitlines()
+    real = str(root.resolve())
+    assert prefix == real and stdlib.startswith(real + "/lib/python"), (prefix, stdlib, real)
+    return f"argv[0] {name!r} from {tmp}: prefix {prefix}"
+
+
+@check
 def sysconfig_follows_the_install(root: Path, args: argparse.Namespace, tmp: Path) -> str:
     """What extensions built later read from sysconfig names this install's directories (moved or not) and, on
     Linux, the host's compiler (cc, c++) rather than the build's clang."""
