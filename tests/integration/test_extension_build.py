@@ -157,7 +157,9 @@ def test_sysconfig_names_the_host_s_compiler(user_setup: dict[str, Path | str]) 
 
 
 @pytest.mark.parametrize("where", ["the install", "a venv"])
-def test_pip_builds_c_and_cpp_extensions_with_gcc(user_setup: dict[str, Path | str], where: str) -> None:
+def test_pip_builds_c_and_cpp_extensions_with_gcc(
+    user_setup: dict[str, Path | str], where: str, tmp_path: Path
+) -> None:
     env = user_env(user_setup)
     root = Path(user_setup["root"])
     python = Path(user_setup["python"])
@@ -166,7 +168,9 @@ def test_pip_builds_c_and_cpp_extensions_with_gcc(user_setup: dict[str, Path | s
         run([str(python), "-m", "venv", str(venv)], env, root)
         python = venv / "bin" / "python"
     pip = [str(python), "-m", "pip", "install", "-v", "--no-index", "--find-links", str(user_setup["wheels"])]
-    log = run([*pip, str(user_setup["c"]), str(user_setup["cpp"])], env, root)
+    # Fresh copies of the sources: setuptools reuses the objects an earlier build left in a source tree's build/.
+    sources = [shutil.copytree(Path(user_setup[name]), tmp_path / name) for name in ("c", "cpp")]
+    log = run([*pip, *map(str, sources)], env, root)
     # setuptools ran the host's compiler under sysconfig's names.
     assert any(line.lstrip().startswith("cc -pthread") for line in log.splitlines()), log[-3000:]
     assert any(line.lstrip().startswith("c++ ") for line in log.splitlines()), log[-3000:]
