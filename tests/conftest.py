@@ -279,21 +279,64 @@ class Toolchain:
         return subprocess.CompletedProcess(script, rc, output, "")
 
 
+def generated_sysroot_name(triple: str) -> str:
+    """The name of the action (and artifact) that generates the glibc sysroot of `triple` in a build."""
+    from hermetic.toolchain import load_toolchain
+    from pydist import glibc_sysroot
+    from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
+
+    target = load_toolchain(TOOLCHAINS_DIR, triple, PINS_SCHEMA)
+    return glibc_sysroot.sysroot_name(target.arch, str(target.target["glibc_floor"]))
+
+
+def generated_sysroot_artifact(triple: str) -> Path:
+    """The artifact of the glibc sysroot the build generates for `triple`, made (or reused) with the real action
+    in the user cache, in a directory named after the action's key; unpacked beside it, in ``unpacked/``."""
+    from hermetic.action import ActionRunner
+    from hermetic.archive_extract import extract_tar
+    from hermetic.lock import load_lock
+    from hermetic.toolchain import load_toolchain
+    from pydist import glibc_sysroot
+    from pydist.graph import make_fetcher
+    from pydist.paths import LOCK_FILE, PINS_SCHEMA, TOOLCHAINS_DIR
+    from pydist.settings import default_cache_root, resolve
+
+    cache = default_cache_root()
+    target = load_toolchain(TOOLCHAINS_DIR, triple, PINS_SCHEMA)
+    epoch = load_lock(LOCK_FILE, PINS_SCHEMA).source_date_epoch
+    action = glibc_sysroot.sysroot_action(target, str(target.target["glibc_floor"]), source_date_epoch=epoch)
+    root = cache / "test-sysroots" / action.key()[:20]
+    if not (root / "unpacked" / "usr" / "include" / "features.h").is_file():
+        shutil.rmtree(root, ignore_errors=True)
+        fetcher = make_fetcher(resolve({}))
+        runner = ActionRunner(
+            fetcher=fetcher, toolchain_root=cache / "toolchains", work_root=root / "work", log_root=root, jobs=2
+        )
+        artifact = root / glibc_sysroot.artifact_name(target.arch, str(target.target["glibc_floor"]))
+        runner.run(action, artifact, [])
+        extract_tar(artifact, root / "unpacked")
+    [artifact] = root.glob("*.tar.zst")
+    return artifact
+
+
+def generated_sysroot(triple: str) -> Path:
+    """The glibc sysroot the build generates for `triple`, unpacked (see :func:`generated_sysroot_artifact`)."""
+    return generated_sysroot_artifact(triple).parent / "unpacked"
+
+
 @pytest.fixture(scope="session")
 def toolchain() -> Toolchain:
-    """Materialize (or reuse) the pinned x86_64-unknown-linux-gnu toolchain from the user cache."""
-    from hermetic.content_store import ContentStore
-    from hermetic.debian import archives_from_apt
-    from hermetic.fetch import Fetcher
+    """Materialize (or reuse) the pinned x86_64-unknown-linux-gnu toolchain from the user cache, with the glibc
+    sysroot the build generates for it."""
     from hermetic.toolchain import load_toolchain, materialize_toolchain
+    from pydist.graph import make_fetcher
     from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
-    from pydist.settings import default_cache_root
+    from pydist.settings import default_cache_root, resolve
 
     cache = default_cache_root()
     pins = load_toolchain(TOOLCHAINS_DIR, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
-    fetcher = Fetcher(ContentStore(cache / "downloads"), resolve=archives_from_apt().resolve)
-    dirs = materialize_toolchain(pins, fetcher, cache / "toolchains")
-    return Toolchain(compiler=dirs.compiler, sysroot=dirs.sysroot)
+    dirs = materialize_toolchain(pins, make_fetcher(resolve({})), cache / "toolchains")
+    return Toolchain(compiler=dirs.compiler, sysroot=generated_sysroot("x86_64-unknown-linux-gnu"))
 
 
 NOOPT_TARGET = "x86_64-unknown-linux-gnu"

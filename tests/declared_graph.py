@@ -1,4 +1,4 @@
-"""The actions `scons` would declare for one configuration, without running anything."""
+"""The actions and distribution steps `scons` would declare for one configuration, without running anything."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import SCons.Environment
 from hermetic import scons_glue
 from hermetic.action import Action
 from pydist import graph, settings
+from pydist.dist_steps import DistSteps
 
 
 def declared_actions(
@@ -42,3 +43,31 @@ def declared_actions(
     )
     graph.declare(env, config, checking_host=False, build_host=build_host)
     return {action.name: action for action, _runner in scons_glue._REGISTRY.values()}
+
+
+def declared_build(tmp_path: Path, **arguments: str) -> tuple[dict[str, Action], list[DistSteps]]:
+    """The actions (by name) and distribution steps of ``scons`` with `arguments` (py=3.13 noopt by default)."""
+    scons_glue._REGISTRY.clear()
+    scons_glue._FUNCTIONS.clear()
+    env = SCons.Environment.Environment(ENV={}, tools=[])
+    # SCons's nodes are global: each declaration gets directories of its own.
+    where = tmp_path / "-".join(f"{k}={v}" for k, v in sorted(arguments.items())).replace("/", "_")
+    config = settings.resolve(
+        {
+            "py": "3.13",
+            "options": "noopt",
+            "build_dir": str(where / "build"),
+            "dist_dir": str(where / "dist"),
+            "tag": "t",
+            **arguments,
+        }
+    )
+    build_host = "aarch64-macos" if "apple" in arguments.get("target", "") else "x86_64-linux"
+    graph.declare(env, config, checking_host=False, build_host=build_host)
+    actions = {action.name: action for action, _runner in scons_glue._REGISTRY.values()}
+    steps: list[DistSteps] = []
+    for work in scons_glue._FUNCTIONS.values():
+        owner = work.__self__  # type: ignore[attr-defined]
+        if not any(owner is seen for seen in steps):
+            steps.append(owner)
+    return actions, steps

@@ -14,7 +14,14 @@ from pydist.dist_context import rule_code_files
 
 SITE_SCONS = REPO_ROOT / "site_scons"
 # The modules that say how something is built (a library, OpenSSL, CPython, BOLT) and the graph that wires them.
-RECIPES = ("pydist.libraries", "pydist.openssl", "pydist.cpython", "pydist.bolt", "pydist.graph")
+RECIPES = (
+    "pydist.libraries",
+    "pydist.openssl",
+    "pydist.cpython",
+    "pydist.bolt",
+    "pydist.glibc_sysroot",
+    "pydist.graph",
+)
 
 
 def _names(files: list[Path]) -> set[str]:

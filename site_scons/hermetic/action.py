@@ -15,7 +15,8 @@ Inside the sandbox every action sees the same paths:
 ``/build/files``        helper files from the repository (scripts)       read-only
 ``/build/tmp``          HOME and TMPDIR                                  read-write
 ``/toolchain``          the pinned compiler                              read-only
-``/sysroot``            the pinned sysroot                               read-only
+``/sysroot``            the sysroot (pinned packages, or an artifact)     read-only
+``/guest``              the target's runtime libraries for the emulator  read-only
 ``/tools/<name>``       a pinned tool the action asks for (BOLT)         read-only
 ======================  ==============================================  ==========
 """
@@ -43,7 +44,14 @@ from hermetic.errors import ActionError, HermeticError
 from hermetic.fetch import Fetcher
 from hermetic.pins import Pin
 from hermetic.sandbox import Bubblewrap, Emulator, Mount, Sandbox, Unsandboxed, host_tools_identity
-from hermetic.toolchain import COMPILER_MOUNT, SYSROOT_MOUNT, Materialized, Toolchain, materialize_toolchain
+from hermetic.toolchain import (
+    COMPILER_MOUNT,
+    GUEST_MOUNT,
+    SYSROOT_MOUNT,
+    Materialized,
+    Toolchain,
+    materialize_toolchain,
+)
 
 # Bump when the runner changes in a way that can change outputs: part of every action key.
 RUNNER_VERSION = 1
@@ -160,6 +168,10 @@ class Action:
             merged into ``/build/deps``: name -> (a directory inside the artifact, where the sandbox shows it),
             e.g. a cross build's build Python at its configured prefix.
         tmpfs: (tuple[str, ...]) empty directories laid over paths of the sandbox (hiding what is under them).
+        host_etc: (tuple[str, ...]) files of the host's /etc the sandbox's /etc gets (e.g. ``services``), for steps
+            that run programs as a user would; build steps get none.
+        host_compilers: (bool) the sandbox shows the host's compilers and headers instead of blocking them, for
+            steps that run programs as a user's machine would (CPython's test suite); never for builds.
     """
 
     name: str
@@ -180,6 +192,8 @@ class Action:
     record: bool = True
     dep_mounts: Mapping[str, tuple[str, str]] = field(default_factory=dict)
     tmpfs: tuple[str, ...] = ()
+    host_etc: tuple[str, ...] = ()
+    host_compilers: bool = False
 
     @property
     def label(self) -> str:
@@ -223,6 +237,8 @@ class Action:
             "steps": [s.describe() for s in self.steps],
             **({"dep_mounts": {k: list(v) for k, v in sorted(self.dep_mounts.items())}} if self.dep_mounts else {}),
             **({"tmpfs": list(self.tmpfs)} if self.tmpfs else {}),
+            **({"host_etc": list(self.host_etc)} if self.host_etc else {}),
+            **({"host_compilers": True} if self.host_compilers else {}),
             "output": {
                 "dir": self.output,
                 "prefix": self.output_prefix,
@@ -309,7 +325,7 @@ class ActionRunner:
             toolchain = materialize_toolchain(action.toolchain, self.fetcher, self.toolchain_root)
         dep_digests = self._prepare_inputs(action, work, dep_artifacts)
         cancel.check(f"preparing {action.label}")
-        sandbox = _sandbox(action.toolchain, work.sandbox, toolchain)
+        sandbox = _sandbox(action.toolchain, work.sandbox, toolchain, action)
         mounts = work.mounts(toolchain)
         mounts += [Mount(work.mounted(name) / inner, target) for name, (inner, target) in action.dep_mounts.items()]
         mounts += [Mount(None, target) for target in action.tmpfs]
@@ -336,7 +352,8 @@ class ActionRunner:
             rc = self._run_step(sandbox, step.argv, mounts, {**base_env, **step.env}, step.cwd, log_file)
             self._check_step(action, step.name, rc, log_file, work)
             if rc != 0:
-                self._fail(action, log_file, work.root, f"{action.label}: step '{step.name}' failed (exit code {rc})")
+                message, hint = _step_failure(action, step.name, rc, log_file, work.root)
+                self._fail(action, log_file, work.root, message, hint)
 
         progress.step = "packing"
         self._pack(action, artifact, work, dep_digests, sandbox, log_file)
@@ -424,7 +441,28 @@ class ActionRunner:
         if not self.keep_failed:
             shutil.rmtree(work, ignore_errors=True)
         kept = f"; its work tree is kept in {work}" if self.keep_failed else ""
-        raise ActionError(message, hint=hint or f"full log: {log_file}{kept}")
+        raise ActionError(message, hint=f"{hint or f'full log: {log_file}'}{kept}")
+
+
+# How the tools of a step say that the disk filled up (strerror of ENOSPC and EDQUOT).
+_DISK_FULL_SAYINGS = ("No space left on device", "Disk quota exceeded")
+
+
+def _step_failure(action: Action, step: str, rc: int, log_file: Path, work: Path) -> tuple[str, str | None]:
+    """The one line and hint for a step that exited `rc`: a full disk is named as such (the step's tools said so,
+    or nothing is left where its work tree is), since the tool's own exit code says nothing about it."""
+    try:
+        said = any(saying in line for line in log.tail(log_file, 200) for saying in _DISK_FULL_SAYINGS)
+        stat = shutil.disk_usage(work)
+        full = said or stat.free < 64 * 1024
+    except OSError:
+        full = False
+    if full:
+        return (
+            f"{action.label}: step '{step}' failed (exit code {rc}): no space left on the device holding {work}",
+            f"free space there, or pass build_dir= on a larger file system; full log: {log_file}",
+        )
+    return f"{action.label}: step '{step}' failed (exit code {rc})", None
 
 
 def _patch_path(index: int, patch: Patch) -> str:
@@ -492,21 +530,28 @@ class _WorkTree:
             Mount(self.files, FILES),
         ]
         if toolchain is not None:
-            mounts += [Mount(toolchain.compiler, COMPILER_MOUNT), Mount(toolchain.sysroot, SYSROOT_MOUNT)]
+            mounts.append(Mount(toolchain.compiler, COMPILER_MOUNT))
+            if toolchain.sysroot is not None:
+                mounts.append(Mount(toolchain.sysroot, SYSROOT_MOUNT))
+            if toolchain.guest is not None:
+                mounts.append(Mount(toolchain.guest, GUEST_MOUNT))
             mounts += [Mount(unpacked, mount) for mount, unpacked in sorted(toolchain.tools.items())]
         return mounts
 
 
-def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | None) -> Sandbox:
+def _sandbox(toolchain: Toolchain, scratch: Path, materialized: Materialized | None, action: Action) -> Sandbox:
     """The sandbox the toolchain's pin asks for; a foreign target's programs run under its emulators."""
     if toolchain.sandbox == "unsandboxed":
-        return Unsandboxed(scratch)
+        return Unsandboxed(scratch)  # the host's own /etc and compilers are there already
     program = materialized.emulators.get(toolchain.arch) if materialized is not None else None
-    if program is None:
-        return Bubblewrap(scratch)
-    # The target's ELF machine (its toolchain file's [target], checked when the targets were read).
-    machine = ENUM_E_MACHINE[toolchain.target["elf_machine"]]
-    return Bubblewrap(scratch, [Emulator(toolchain.arch, program, SYSROOT_MOUNT, machine)])
+    emulators = []
+    if program is not None:
+        # The target's ELF machine (its toolchain file's [target], checked when the targets were read). The
+        # emulator runs programs with the guest's libraries; a sysroot of pinned packages serves when there are none.
+        machine = ENUM_E_MACHINE[toolchain.target["elf_machine"]]
+        libraries = GUEST_MOUNT if materialized is not None and materialized.guest is not None else SYSROOT_MOUNT
+        emulators = [Emulator(toolchain.arch, program, libraries, machine)]
+    return Bubblewrap(scratch, emulators, host_etc=action.host_etc, host_compilers=action.host_compilers)
 
 
 _WORK_DIRS = ("src", "out", "deps", "patches", "files", "tmp", "sandbox")

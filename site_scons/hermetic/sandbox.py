@@ -209,11 +209,24 @@ class Bubblewrap:
 
     kind = "bubblewrap"
 
-    def __init__(self, scratch: Path, emulators: Sequence[Emulator] = ()) -> None:
+    def __init__(
+        self,
+        scratch: Path,
+        emulators: Sequence[Emulator] = (),
+        host_etc: Sequence[str] = (),
+        host_compilers: bool = False,
+    ) -> None:
         """`scratch` holds the generated /etc files and the poison script; it must exist. `emulators` run
-        foreign programs (a cross build's target programs) transparently inside the sandbox."""
+        foreign programs (a cross build's target programs) transparently inside the sandbox.
+
+        For steps that run programs the way a user's machine does (CPython's test suite), never for builds:
+        `host_etc` names files of the host's /etc copied into the generated one where present (/etc/services,
+        the loader's cache), and `host_compilers` shows the host's compilers, headers and GCC runtime instead
+        of blocking them (the suite builds C extensions and asks gcc where libraries are)."""
         self.bwrap = require_bubblewrap()
         self.emulators = tuple(emulators)
+        self.host_etc = tuple(host_etc)
+        self.host_compilers = host_compilers
         self.scratch = scratch
         self._etc = scratch / "etc"
         self._poison = scratch / "host-compiler-blocked"
@@ -230,6 +243,9 @@ class Bubblewrap:
         (self._etc / "group").write_text(f"root:x:0:\nbuild:x:{SANDBOX_UID}:\n")
         (self._etc / "hosts").write_text(f"127.0.0.1 localhost {SANDBOX_HOSTNAME}\n::1 localhost\n")
         (self._etc / "nsswitch.conf").write_text("passwd: files\ngroup: files\nhosts: files\n")
+        for name in self.host_etc:
+            if (Path("/etc") / name).is_file():
+                shutil.copyfile(Path("/etc") / name, self._etc / name)
         # Debian's alternatives (awk -> mawk, ...) are shown; the compilers they lead to stay blocked.
         (self._etc / "alternatives").mkdir(exist_ok=True)
         self._link_guest_roots()
@@ -276,10 +292,10 @@ class Bubblewrap:
                 cmd += ["--symlink", os.readlink(host), f"/{name}"]
             elif host.is_dir():
                 cmd += ["--ro-bind", str(host), f"/{name}"]
-        for hidden in _HIDDEN_DIRS:
+        for hidden in () if self.host_compilers else _HIDDEN_DIRS:
             if Path(hidden).is_dir():
                 cmd += ["--tmpfs", hidden]
-        for program in _poisoned_programs():
+        for program in [] if self.host_compilers else _poisoned_programs():
             cmd += ["--ro-bind", str(self._poison), program]
         cmd += ["--ro-bind", str(self._etc), "/etc"]
         if Path("/etc/alternatives").is_dir():

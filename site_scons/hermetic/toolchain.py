@@ -40,6 +40,8 @@ MATERIALIZER_VERSION = 2
 # Where the sandbox shows the compiler and the sysroot, identical on every machine.
 COMPILER_MOUNT = "/toolchain"
 SYSROOT_MOUNT = "/sysroot"
+# Where it shows the libraries an emulator runs the target's programs with (a sysroot may hold only link stubs).
+GUEST_MOUNT = "/guest"
 # Where a tool pin an action asks for is shown: /tools/<name>.
 TOOLS_MOUNT = "/tools"
 
@@ -101,6 +103,9 @@ class PackageSet:
             pairs to unpack, nothing else; empty: the whole archive.
         finish: (tuple[str, ...]) names of :data:`FINISHERS` run over the unpacked tree, in order.
         mount: (str) where the sandbox shows the unpacked set (the launchers in ``bin/`` name programs there).
+        launcher_config: (tuple[tuple[str, tuple[str, ...]], ...]) per target triple, clang options its
+            launchers read from a configuration file (``bin/<triple>.cfg``): options for every compile and link
+            that the driver applies only where they mean something (no unused-argument warnings).
     """
 
     kind: str
@@ -112,6 +117,7 @@ class PackageSet:
     extract: tuple[tuple[str, str], ...] = ()
     finish: tuple[str, ...] = ()
     mount: str = COMPILER_MOUNT
+    launcher_config: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     def __post_init__(self) -> None:
         unknown = [name for name in self.finish if name not in FINISHERS]
@@ -126,6 +132,8 @@ class PackageSet:
             layout += [self.extract, self.finish]
         if self.mount != COMPILER_MOUNT:  # absent for the compiler's sets, whose ids stay what they were
             layout.append(self.mount)
+        if self.launcher_config:
+            layout.append([[triple, list(options)] for triple, options in self.launcher_config])
         return _digest([MATERIALIZER_VERSION, self.kind, sorted(p.sha256 for p in self.packages), layout])[:20]
 
     def identity(self) -> list[dict[str, Any]]:
@@ -134,6 +142,8 @@ class PackageSet:
         identity: list[dict[str, Any]] = [p.identity() for p in self.packages]
         if self.extract or self.finish:
             identity.append({"extract": [list(pair) for pair in self.extract], "finish": list(self.finish)})
+        if self.launcher_config:
+            identity.append({"launcher_config": {triple: list(options) for triple, options in self.launcher_config}})
         return identity
 
 
@@ -211,8 +221,11 @@ class Toolchain:
         build_host: (str) the host this toolchain was chosen for (its compiler and emulator are that host's).
         target: (dict) compiler triple, floors and the hardening flags every action uses.
         compiler: (Compiler | None) pinned compiler packages for the build host (Linux targets).
-        sysroot: (PackageSet | None) pinned sysroot packages (Linux targets).
+        sysroot: (PackageSet | None) pinned sysroot packages; None when the sysroot is an artifact of the build
+            that each action receives as a dependency (Linux targets: pydist.glibc_sysroot generates it).
         emulator: (EmulatorPin | None) runs the target's programs on a build host of another architecture.
+        guest: (PackageSet | None) the target's own runtime libraries (its glibc and loader) the emulator runs
+            the target's programs with, shown at ``/guest``.
         xcode: (dict | None) pinned Xcode, clang and SDK versions (macOS targets).
         sandbox: (str) ``bubblewrap``, or ``unsandboxed`` where the build host has no bubblewrap (macOS).
         platform: (dict) facts about the target that shape the build graph, not an action's output
@@ -235,6 +248,7 @@ class Toolchain:
     xcode: dict[str, str] | None
     source: Path
     emulator: EmulatorPin | None = None
+    guest: PackageSet | None = None
     sandbox: str = "bubblewrap"
     platform: dict[str, Any] = field(default_factory=dict)
     validate: dict[str, Any] = field(default_factory=dict)
@@ -256,17 +270,20 @@ class Toolchain:
         """The canonical description of the toolchain: part of every action key."""
         target = {key: value for key, value in self.target.items() if key not in DESCRIPTIVE_TARGET_KEYS}
         ident: dict[str, Any] = {"triple": self.triple, "target": target}
-        if self.compiler is not None and self.sysroot is not None:
+        if self.compiler is not None:
             ident["compiler"] = {
                 "name": self.compiler.name,
                 "version": self.compiler.version,
                 "packages": self.compiler.packages.identity(),
                 "tools": dict(self.compiler.packages.tools),
             }
-            ident["sysroot"] = self.sysroot.identity()
             ident["materializer"] = MATERIALIZER_VERSION
+        if self.sysroot is not None:
+            ident["sysroot"] = self.sysroot.identity()
         if self.emulator is not None:
             ident["emulator"] = self.emulator.identity()
+            if self.guest is not None:
+                ident["guest"] = self.guest.identity()
         if self.xcode is not None:
             ident["xcode"] = self.xcode
         if self.tools:  # absent when no tool is used, so those actions' keys stay what they were
@@ -279,11 +296,13 @@ class Toolchain:
 
     def all_packages(self) -> list[Pin]:
         """Every pinned file this toolchain needs fetched."""
-        if self.compiler is None or self.sysroot is None:
+        if self.compiler is None:
             return []
+        sysroot = self.sysroot.packages if self.sysroot else ()
         emulator = self.emulator.packages.packages if self.emulator else ()
+        guest = self.guest.packages if self.guest and self.emulator else ()
         tools = [pin for tool in self.tools for pin in tool.packages.packages]
-        return [*self.compiler.packages.packages, *self.sysroot.packages, *emulator, *tools]
+        return [*self.compiler.packages.packages, *sysroot, *emulator, *guest, *tools]
 
     def check_host(self, host: str | None = None) -> None:
         """Stop at once, with the host it needs, when this machine cannot build the target."""
@@ -371,18 +390,18 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
     if data["triple"] != triple:
         raise ToolchainError(f"{path}: declares triple {data['triple']!r}, expected {triple!r}")
     host = build_host or host_platform()
-    compiler = sysroot = emulator = None
+    compiler = sysroot = emulator = guest = None
     if data["os"] == "linux":
-        sysroot = PackageSet(kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"]))
+        if "sysroot" in data:
+            sysroot = PackageSet(
+                kind="sysroot", packages=tuple(Pin.from_mapping(p) for p in data["sysroot"]["package"])
+            )
         if host in data["compilers"]:
-            compiler = load_compiler(toolchains_dir / data["compilers"][host], schema)
-            extras = tuple(Pin.from_mapping(p) for p in data.get("compiler_extras", {}).get(host, ()))
-            if extras:
-                # Unpacked into this target's own copy of the compiler: other targets' keys stay as they were.
-                packages = dataclasses.replace(compiler.packages, packages=(*compiler.packages.packages, *extras))
-                compiler = dataclasses.replace(compiler, packages=packages)
+            compiler = _target_compiler(load_compiler(toolchains_dir / data["compilers"][host], schema), data, host)
         if host in data.get("emulators", {}):
             emulator = load_emulator(toolchains_dir / data["emulators"][host], schema)
+        if "guest" in data:
+            guest = PackageSet(kind="guest", packages=tuple(Pin.from_mapping(p) for p in data["guest"]["package"]))
     tools = {
         name: load_tool(toolchains_dir / pin_file, schema, name)
         for name, pin_file in data.get("tools", {}).get(host, {}).items()
@@ -397,6 +416,7 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
         compiler=compiler,
         sysroot=sysroot,
         emulator=emulator,
+        guest=guest,
         xcode=dict(data["xcode"]) if "xcode" in data else None,
         sandbox=data.get("sandbox", "bubblewrap"),
         platform=dict(data.get("platform", {})),
@@ -404,6 +424,19 @@ def load_toolchain(toolchains_dir: Path, triple: str, schema: Path, *, build_hos
         source=path,
         available_tools=tools,
     )
+
+
+def _target_compiler(compiler: Compiler, data: dict[str, Any], host: str) -> Compiler:
+    """The compiler pin as one target uses it: with that target's extra packages for the build host and its clang
+    options in the launchers' configuration (both in this target's own copy: other targets' keys stay)."""
+    packages = compiler.packages
+    extras = tuple(Pin.from_mapping(p) for p in data.get("compiler_extras", {}).get(host, ()))
+    if extras:
+        packages = dataclasses.replace(packages, packages=(*packages.packages, *extras))
+    options = tuple(data["target"].get("clang_config", ()))
+    if options:
+        packages = dataclasses.replace(packages, launcher_config=((data["target"]["clang_triple"], options),))
+    return dataclasses.replace(compiler, packages=packages)
 
 
 def load_sdk(path: Path, schema: Path) -> PackageSet:
@@ -582,10 +615,14 @@ def _link_tools(root: Path, packages: PackageSet) -> None:
         target = f"{packages.mount}/{packages.tools_dir}/{program}"
         launcher.write_text(f'#!/bin/sh\nLD_LIBRARY_PATH={lib_path} exec {target} "$@"\n')
         launcher.chmod(0o755)
+    config = dict(packages.launcher_config)
     for triple in packages.target_triples:
+        flags = f"--target={triple} --sysroot={SYSROOT_MOUNT}"
+        if triple in config:
+            (bin_dir / f"{triple}.cfg").write_text("".join(f"{option}\n" for option in config[triple]))
+            flags += f" --config={packages.mount}/bin/{triple}.cfg"
         for driver in ("clang", "clang++"):
             launcher = bin_dir / f"{triple}-{driver}"
-            flags = f"--target={triple} --sysroot={SYSROOT_MOUNT}"
             launcher.write_text(f'#!/bin/sh\nexec {COMPILER_MOUNT}/bin/{driver} {flags} "$@"\n')
             launcher.chmod(0o755)
 
@@ -596,29 +633,34 @@ class Materialized:
 
     Attributes:
         compiler: (Path) the unpacked compiler packages with their ``bin/`` launchers.
-        sysroot: (Path) the unpacked sysroot.
+        sysroot: (Path | None) the unpacked sysroot, when it is made of pinned packages.
         emulators: (dict[str, Path]) guest architecture -> the emulator program that runs it on this host.
+        guest: (Path | None) the unpacked runtime libraries the emulator runs the target's programs with.
         tools: (dict[str, Path]) where the sandbox shows each used tool pin -> the directory it is unpacked in.
     """
 
     compiler: Path
-    sysroot: Path
+    sysroot: Path | None
     emulators: dict[str, Path] = field(default_factory=dict)
+    guest: Path | None = None
     tools: dict[str, Path] = field(default_factory=dict)
 
 
 def materialize_toolchain(toolchain: Toolchain, fetcher: Fetcher, root: Path) -> Materialized:
-    """Fetch and unpack the compiler, sysroot, emulator and used tools of a Linux toolchain (idempotent)."""
-    if toolchain.compiler is None or toolchain.sysroot is None:
+    """Fetch and unpack the compiler, sysroot, emulator (and its guest libraries) and used tools of a Linux
+    toolchain (idempotent)."""
+    if toolchain.compiler is None:
         raise ToolchainError(f"{toolchain.triple} has no compiler to materialize on {toolchain.build_host}")
     compiler = materialize(toolchain.compiler.packages, fetcher, root)
-    sysroot = materialize(toolchain.sysroot, fetcher, root)
+    sysroot = materialize(toolchain.sysroot, fetcher, root) if toolchain.sysroot is not None else None
     emulators: dict[str, Path] = {}
+    guest = None
     if toolchain.emulator is not None:
         unpacked = materialize(toolchain.emulator.packages, fetcher, root)
         emulators = {arch: unpacked / program for arch, program in toolchain.emulator.programs.items()}
+        guest = materialize(toolchain.guest, fetcher, root) if toolchain.guest is not None else None
     tools = {tool.mount: materialize(tool.packages, fetcher, root) for tool in toolchain.tools}
-    return Materialized(compiler=compiler, sysroot=sysroot, emulators=emulators, tools=tools)
+    return Materialized(compiler=compiler, sysroot=sysroot, emulators=emulators, guest=guest, tools=tools)
 
 
 def check_xcode(toolchain: Toolchain) -> None:

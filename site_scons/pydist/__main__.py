@@ -90,7 +90,7 @@ def _reported(handler: Callable[[argparse.Namespace], int]) -> Callable[[argpars
 
 
 def _matrix(args: argparse.Namespace) -> int:
-    from pydist.matrix import TARGETS, ci_builds
+    from pydist.matrix import TARGETS, ci_builds, suite_jobs
 
     if args.target and args.target not in TARGETS:
         print(f"error: --target {args.target} is not a target; valid: {', '.join(TARGETS)}", file=sys.stderr)
@@ -100,9 +100,12 @@ def _matrix(args: argparse.Namespace) -> int:
         for b in ci_builds()
         if (not args.target or b.target == args.target) and (not args.runner or b.runner_os == args.runner)
     ]
+    entries: list[dict[str, object]]
     if args.tests:
         # The native test jobs: the same entries, run on their test runner.
         entries = [{**b.as_json(), "runner": b.test_runner} for b in builds if b.test_runner]
+    elif args.suite:
+        entries = [dict(job) for job in suite_jobs(builds)]
     else:
         entries = [b.as_json() for b in builds]
     if args.json:
@@ -168,6 +171,7 @@ def _add_ci_commands(commands: argparse._SubParsersAction[argparse.ArgumentParse
     m.add_argument("--target", help="only this target triple")
     m.add_argument("--runner", choices=("linux", "macos"), help="only the jobs of this workflow")
     m.add_argument("--tests", action="store_true", help="the native test jobs instead of the builds")
+    m.add_argument("--suite", action="store_true", help="the release gate's CPython test-suite jobs (Linux)")
     m.set_defaults(handler=_reported(_matrix))
 
     r = commands.add_parser("release", help="publish one commit's CI builds as a GitHub release")

@@ -5,14 +5,31 @@ Each is an action like any other (same sandbox, same key), with the archive it w
 
 from __future__ import annotations
 
+import json
+import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from hermetic.action import DEPS, FILES, OUT, Action, InputFile, Step, bash, sh
+from pydist import catalog
+from pydist.catalog import Library
 from pydist.dist_context import DistContext
-from pydist.paths import IN_SANDBOX, repo_label
+from pydist.paths import IN_SANDBOX, RUNTIME_CHILDREN, repo_label
+from pydist.python_minors import PythonMinor
 
-RUNTIME_TESTS = InputFile(path=IN_SANDBOX / "runtime_tests.py", label=repo_label(IN_SANDBOX / "runtime_tests.py"))
+
+def repo_file(path: Path) -> InputFile:
+    """A file of the repository given to an action, named by its repository path."""
+    return InputFile(path=path, label=repo_label(path))
+
+
+RUNTIME_TESTS = repo_file(IN_SANDBOX / "runtime_tests.py")
+# The programs runtime_tests.py runs with the interpreter under test, which it finds in children/ beside itself.
+CHILD_PROGRAMS = tuple(repo_file(path) for path in sorted(RUNTIME_CHILDREN.glob("*.py")))
+# Where the runtime tests' step lays out runtime_tests.py and children/ as in the repository: the sandbox shows the
+# action's files in one flat directory.
+RUNTIME_TESTS_DIR = "/build/tmp/runtime-tests-program"
 # Rule version of these actions: bump when what they do changes in a way their steps would not show.
 ARCHIVE_RULE_VERSION = 1
 
@@ -36,8 +53,7 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
     full archive beside it, so test_hashlib, test_hmac and test_ssl run against the archive under test, in and
     outside FIPS mode, with the reviewed FIPS skip list. A foreign target's programs run under the sandbox's
     emulator, so the same steps test an aarch64 archive on an x86_64 host."""
-    sqlite = ctx.lock.get("sqlite")
-    openssl = ctx.lock.get("openssl")
+    libraries = library_version_facts(catalog.used_on(ctx.toolchain.os), ctx.request.minor)
     full = full_archive_beside(archive)
     skips = IN_SANDBOX / f"fips_skips_{ctx.request.python_minor}.txt"
     tests = "/build/tmp/cpython-tests"
@@ -57,12 +73,13 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
                 + " ".join(f"'python/install/lib/python3*/lib-dynload/{m}'" for m in test_modules)
                 + f" && mv {stdlib}/test {tests}/ && mv {stdlib}/lib-dynload/* {tests}/",
             ),
+            sh("lay out the runtime tests", lay_out_runtime_tests()),
             sh(
                 "runtime tests",
-                f"/build/tmp/dist/python/bin/python3 -E -s {FILES}/{RUNTIME_TESTS.path.name} "
+                f"/build/tmp/dist/python/bin/python3 -E -s {RUNTIME_TESTS_DIR}/{RUNTIME_TESTS.name_inside} "
                 "/build/tmp/dist/python "
-                f"--openssl {openssl.version} --fips-provider {ctx.fips_provider.version} "
-                f"--sqlite {sqlite.version} --openssl-cli {DEPS}/bin/openssl "
+                f"--libraries {shlex.quote(json.dumps(libraries, separators=(',', ':')))} "
+                f"--fips-provider {ctx.fips_provider.version} --openssl-cli {DEPS}/bin/openssl "
                 f"--cpython-tests {tests} --fips-skips {FILES}/{skips.name} "
                 f"--allocator {ctx.request.minor.allocator_of(ctx.request.freethreaded)} "
                 f"--report {OUT}/report.json",
@@ -70,10 +87,40 @@ def runtime_test_action(ctx: DistContext, archive: Path) -> Action:
         ),
         helpers=(
             RUNTIME_TESTS,
-            InputFile(path=skips, label=repo_label(skips)),
+            *CHILD_PROGRAMS,
+            repo_file(skips),
             InputFile(path=full, label=full.name),
         ),
         output=OUT,
+    )
+
+
+def library_version_facts(libraries: Mapping[str, Library], minor: PythonMinor) -> list[dict[str, str]]:
+    """What the runtime tests' pinned_library_versions check is told of each library of `libraries` (those the
+    target uses), from its catalogue row: ``library``, ``display`` and the pinned ``version``, then either how the
+    interpreter reads its version (``module``, ``expression``) or why nothing is read: ``not_built`` when `minor`
+    builds none of its extension modules, else ``unreadable`` when its row says why the version cannot be read."""
+    facts = []
+    for name, library in libraries.items():
+        row = {"library": name, "display": library.display, "version": library.pin.version}
+        missing = [reason for module in library.modules if (reason := minor.lacks(module)) is not None]
+        if len(missing) == len(library.modules):
+            row["not_built"] = "; ".join(missing)
+        elif isinstance(library.runtime_version, str):
+            row["unreadable"] = library.runtime_version
+        else:
+            row |= {"module": library.runtime_version.module, "expression": library.runtime_version.expression}
+        facts.append(row)
+    return facts
+
+
+def lay_out_runtime_tests() -> str:
+    """The script that copies runtime_tests.py and its child programs from the sandbox's files to
+    RUNTIME_TESTS_DIR, the child programs in children/ beside the script."""
+    children = " ".join(f"{FILES}/{program.name_inside}" for program in CHILD_PROGRAMS)
+    return (
+        f"mkdir -p {RUNTIME_TESTS_DIR}/children && cp {FILES}/{RUNTIME_TESTS.name_inside} {RUNTIME_TESTS_DIR}/ "
+        f"&& cp {children} {RUNTIME_TESTS_DIR}/children/"
     )
 
 

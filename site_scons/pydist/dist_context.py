@@ -21,7 +21,7 @@ from hermetic.pins import Pin
 from hermetic.toolchain import Toolchain
 from pydist.fips_provider import FipsProvider
 from pydist.matrix import BuildRequest
-from pydist.paths import IN_SANDBOX, PYTHON_JSON_SCHEMA, REPO_ROOT, SHIPPED
+from pydist.paths import IN_SANDBOX, PYTHON_JSON_SCHEMA, REPO_ROOT, RUNTIME_CHILDREN, SHIPPED
 from pydist.platforms import Platform
 
 SITE_SCONS = REPO_ROOT / "site_scons"
@@ -31,9 +31,14 @@ DIST_RULE_VERSION = 1
 
 # The module whose import closure is the code of the in-process steps (it wires all of them).
 RULE_MODULES = ("pydist.dist_graph",)
-# Files the steps read that are not modules of the build: the schema, what runs in the runtime-test sandbox, and
-# the modules shipped into the standard library.
-RULE_DATA_FILES = (PYTHON_JSON_SCHEMA, *sorted(IN_SANDBOX.glob("*.*")), *sorted(SHIPPED.glob("*.py")))
+# Files the steps read that are not modules of the build: the schema, what runs in the runtime-test sandbox (the
+# scripts and the child programs of the runtime tests), and the modules shipped into the standard library.
+RULE_DATA_FILES = (
+    PYTHON_JSON_SCHEMA,
+    *sorted(IN_SANDBOX.glob("*.*")),
+    *sorted(RUNTIME_CHILDREN.glob("*.py")),
+    *sorted(SHIPPED.glob("*.py")),
+)
 
 
 def rule_code_files(source_root: Path = SITE_SCONS, data_files: tuple[Path, ...] = RULE_DATA_FILES) -> list[Path]:

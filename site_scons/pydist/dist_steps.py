@@ -27,6 +27,7 @@ from pydist.archive_actions import report_path, runtime_test_action, strip_actio
 from pydist.dist_context import DistContext, rule_code
 from pydist.distribution import DistNames, DistributionError
 from pydist.paths import REPO_ROOT
+from pydist.targets import SYSROOT_GENERATOR
 from pydist.validate import validate
 
 
@@ -302,17 +303,21 @@ def built_components(ctx: DistContext, artifacts: list[Path]) -> dict[str, sbom.
 
 def build_time_pins(ctx: DistContext) -> list[tuple[Pin, str]]:
     """(package, role) of every compiler, sysroot and tool (BOLT) package the build used, each once: the
-    target's toolchain and, for a cross build, the build Python's. A tool pin repeats the compiler's shared
-    libraries, and a cross compiler is the build host's own, so a package keeps its first role."""
+    target's toolchain and, for a cross build, the build Python's. A generated sysroot's role is the wheel it
+    was generated from (its link stubs and headers); an emulator's guest libraries ran the target's programs. A
+    tool pin repeats the compiler's shared libraries, and a cross compiler is the build host's own, so a package
+    keeps its first role."""
     found: dict[str, tuple[Pin, str]] = {}
     for toolchain in (ctx.toolchain, ctx.build_python_toolchain):
         if toolchain is None:
             continue
-        compiler, sysroot = toolchain.compiler, toolchain.sysroot
+        compiler, sysroot, guest = toolchain.compiler, toolchain.sysroot, toolchain.guest
+        generator = toolchain.available_tools.get(SYSROOT_GENERATOR) if sysroot is None else None
         for role, pins in (
             ("compiler", compiler.packages.packages if compiler else ()),
-            ("sysroot", sysroot.packages if sysroot else ()),
+            ("sysroot", sysroot.packages if sysroot else generator.packages.packages if generator else ()),
             ("tool", [pin for tool in toolchain.tools for pin in tool.packages.packages]),
+            ("emulator", guest.packages if guest and toolchain.emulator else ()),
         ):
             for pin in pins:
                 found.setdefault(pin.sha256, (pin, role))

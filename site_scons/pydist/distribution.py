@@ -11,13 +11,15 @@ It runs no external program.
 
 from __future__ import annotations
 
+import ast
 import filecmp
 import json
 import os
+import pprint
 import re
 import shutil
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -287,6 +289,120 @@ def relocatable_build_settings(install: Path, stdlib: Path, platform: Platform |
         path.write_text(scrub_build_flags(path.read_text(), platform))
 
 
+# What extensions built later compile with is what a user's host has: sysconfig names the host's compiler and tools
+# (the platform's host_tools) and keeps only flags gcc takes too; the build's own values stay, under this prefix
+# (sysconfig.get_config_var("PYSTANDALONE_BUILD_CC") is "clang -pthread").
+BUILD_VALUE_PREFIX = "PYSTANDALONE_BUILD_"
+# Flags clang takes and gcc refuses that can reach sysconfig's flags: the bolt lever's -fdebug-default-version, LLVM
+# options (-mllvm), and the runtime choices of the target's clang configuration (kept in its launcher's
+# configuration file today, so not recorded; dropped should they ever be).
+CLANG_ONLY_FLAGS = (
+    re.compile(r"\s*-fdebug-default-version=\d+"),
+    re.compile(r"\s*-mllvm[= ]\S+"),
+    re.compile(r"\s*-Wl,-mllvm,\S+"),
+    re.compile(r"\s*--rtlib=\S+"),
+    re.compile(r"\s*--unwindlib=\S+"),
+)
+# Records of how the build was configured, not settings anything compiles with: kept as they were.
+_BUILD_RECORDS = frozenset({"CONFIG_ARGS"})
+_MAKEFILE_ASSIGNMENT = re.compile(r"^(?P<name>[A-Za-z_][A-Za-z0-9_]*)=(?P<value>.*)$")
+
+
+def host_value(name: str, value: str, tools: Mapping[str, str]) -> str:
+    """sysconfig variable `name`'s `value` for a host's compiler: its program (the first word) renamed to the host's
+    (``clang -pthread`` -> ``cc -pthread``, ``llvm-ar`` -> ``ar``), clang-only flags dropped."""
+    if name in _BUILD_RECORDS:
+        return value
+    program = re.match(r"^(\s*)(\S+)", value)
+    if program and program[2] in tools:
+        value = program[1] + tools[program[2]] + value[program.end() :]
+    for pattern in CLANG_ONLY_FLAGS:
+        value = pattern.sub("", value)
+    return value
+
+
+def host_config_vars(config: Mapping[str, Any], tools: Mapping[str, str]) -> dict[str, Any]:
+    """sysconfig's variables for a host's compiler; each one changed keeps the build's value under
+    BUILD_VALUE_PREFIX + its name."""
+    result = dict(config)
+    for name, value in config.items():
+        if not isinstance(value, str) or name.startswith(BUILD_VALUE_PREFIX):
+            continue
+        changed = host_value(name, value, tools)
+        if changed != value:
+            result[name], result[BUILD_VALUE_PREFIX + name] = changed, value
+    return result
+
+
+# Where a value names a directory of the prefix CPython was configured with: the prefix at the start of the value or
+# of one of its words, and not inside another path (/usr/bin/install, ./install).
+_PREFIX_PATH = re.compile(r"(?<![^\s'\"=])" + re.escape(buildpaths.PREFIX) + r"(?![^/\s'\"])")
+# Appended to the shipped sysconfigdata: the values that name directories of the configured prefix are taken under
+# the prefix the file is in when it is imported (<prefix>/lib/python3.X/_sysconfigdata_*.py), so INCLUDEPY, LIBDIR
+# and LIBPL name real directories wherever the install was unpacked or moved, and setuptools finds Python.h.
+_RELOCATION = """
+# The install is relocatable: these values name directories of the prefix it was configured with ({configured}),
+# taken under the prefix this file is in now, three directories up.
+import os as _os
+
+_prefix = _os.path.dirname(_os.path.dirname(_os.path.dirname(_os.path.abspath(__file__))))
+for _name, _parts in {parts}.items():
+    build_time_vars[_name] = _prefix.join(_parts)
+del _os, _prefix, _name, _parts
+"""
+
+
+def shipped_sysconfigdata(text: str, tools: Mapping[str, str]) -> str:
+    """A ``_sysconfigdata_*.py`` (``build_time_vars = {...}``, as CPython writes it) for a host's compiler
+    (`tools`, see host_value), whose directories follow the install (see _RELOCATION)."""
+    module = ast.parse(text)
+    [assignment] = [
+        node
+        for node in module.body
+        if isinstance(node, ast.Assign) and [getattr(t, "id", None) for t in node.targets] == ["build_time_vars"]
+    ]
+    config = host_config_vars(ast.literal_eval(assignment.value), tools)
+    parts = {
+        name: _PREFIX_PATH.split(value)
+        for name, value in sorted(config.items())
+        if isinstance(value, str) and name not in _BUILD_RECORDS and _PREFIX_PATH.search(value)
+    }
+    relocation = _RELOCATION.format(configured=buildpaths.PREFIX, parts=pprint.pformat(parts)) if parts else ""
+    return (
+        "# system configuration generated and used by the sysconfig module\n"
+        f"build_time_vars = {pprint.pformat(config)}\n" + relocation
+    )
+
+
+def host_makefile(text: str, tools: Mapping[str, str]) -> str:
+    """The config Makefile for a host's compiler: each one-line assignment changed is followed by the build's value
+    under BUILD_VALUE_PREFIX + its name."""
+    lines = []
+    for line in text.splitlines():
+        assignment = _MAKEFILE_ASSIGNMENT.match(line)
+        changed = host_value(assignment["name"], assignment["value"], tools) if assignment else None
+        if assignment is None or line.endswith("\\") or changed == assignment["value"]:
+            lines.append(line)
+            continue
+        lines += [f"{assignment['name']}={changed}", f"{BUILD_VALUE_PREFIX}{assignment['name']}={assignment['value']}"]
+    return "\n".join(lines) + "\n"
+
+
+def shipped_build_settings(stdlib: Path, platform: Platform) -> list[str]:
+    """Make the shipped sysconfigdata name the host's compiler and tools (see host_value) and follow the install
+    (see _RELOCATION), and the config Makefile name the same compiler; return the files changed, relative to
+    `stdlib`."""
+    tools = platform.host_tools()
+    changed = []
+    for path in sorted(stdlib.glob("_sysconfigdata_*.py")):
+        path.write_text(shipped_sysconfigdata(path.read_text(), tools))
+        changed.append(str(path.relative_to(stdlib)))
+    for path in sorted(stdlib.glob("config-*/Makefile")) if tools else []:
+        path.write_text(host_makefile(path.read_text(), tools))
+        changed.append(str(path.relative_to(stdlib)))
+    return changed
+
+
 def relocatable_pkgconfig(install: Path) -> None:
     """Make the .pc files find the install relative to themselves."""
     for pc in sorted((install / "lib" / "pkgconfig").glob("*.pc")):
@@ -413,6 +529,7 @@ def assemble_full(
     link_interpreter_aliases(install)
     relocatable_shebangs(install)
     relocatable_build_settings(install, root / facts["python_paths"]["stdlib"], platform)
+    shipped_build_settings(root / facts["python_paths"]["stdlib"], platform)
     relocatable_pkgconfig(install)
     remove_bytecode_caches(install)
     shutil.rmtree(root / ".hermetic", ignore_errors=True)

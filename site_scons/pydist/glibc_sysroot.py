@@ -10,6 +10,7 @@ has zig link a trivial program, takes what zig generated, strips what names zig'
     usr/include/                      glibc and Linux uapi headers, __GLIBC_MINOR__ pinned in features.h
     usr/lib/<arch>-linux-gnu/
         libc.so.6 libm.so.6 libpthread.so.0 libdl.so.2 librt.so.1 libutil.so.1 libresolv.so.2
+        libcrypt.so.1                 a stub of glibc's crypt library (crypt, crypt_r), built here; crypt.h too
         ld-linux-x86-64.so.2 | ld-linux-aarch64.so.1      the loader's stub, under its real name
         crt1.o Scrt1.o crti.o crtn.o libc_nonshared.a
         libc.so                       glibc's linker script: libc.so.6, libc_nonshared.a, AS_NEEDED(loader)
@@ -39,21 +40,20 @@ import re
 
 from hermetic.action import FILES, OUT, TMP, Action, InputFile, Step
 from hermetic.errors import ConfigError
-from hermetic.toolchain import PackageSet, Toolchain, ToolPin
+from hermetic.toolchain import Toolchain, ToolPin
 from pydist.paths import IN_SANDBOX, repo_label
+from pydist.targets import SYSROOT_GENERATOR
 
 # The rule's name in action keys and provenance; bump the version when the generated tree changes.
 RULE = "sysroot"
-RULE_VERSION = 1
+RULE_VERSION = 2
 # The tool pin (toolchains/tools/) a target names for each build host that can generate its sysroot.
-ZIG_TOOL = "zig"
+ZIG_TOOL = SYSROOT_GENERATOR
 # The script that runs in the sandbox, and the directory it fills (packed as the artifact).
 SCRIPT = IN_SANDBOX / "make_glibc_sysroot.sh"
 OUTPUT = f"{OUT}/sysroot"
 # Architectures the script knows (their loader names and zig's header directories are in it).
 ARCHITECTURES = ("x86_64", "aarch64")
-# What the generator mounts at /sysroot: nothing (it makes the sysroot; it must not read another one).
-NO_SYSROOT = PackageSet(kind="sysroot", packages=())
 
 # The flags a compile and link against a generated sysroot needs besides --target and --sysroot: there is no GCC
 # in it, so the runtime is compiler-rt's (libclang_rt.builtins and clang_rt.crtbegin/crtend from clang's resource
@@ -101,8 +101,9 @@ def generator_toolchain(target: Toolchain, glibc: str) -> Toolchain:
     return dataclasses.replace(
         with_zig,
         target={"clang_triple": str(target.target["clang_triple"]), "glibc_floor": check_floor(glibc)},
-        sysroot=NO_SYSROOT,
+        sysroot=None,
         emulator=None,
+        guest=None,
         platform={},
         validate={},
     )

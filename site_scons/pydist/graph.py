@@ -7,11 +7,12 @@ build declares the build host's own CPython (same version, noopt) as the build P
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
-from hermetic import log, scons_glue
+from hermetic import log, pypi, scons_glue
 from hermetic.action import Action, ActionRunner, Patch
 from hermetic.content_store import ContentStore
 from hermetic.debian import DebianArchives, archives_from_apt
@@ -20,8 +21,8 @@ from hermetic.fetch import Fetcher
 from hermetic.lock import SourcesLock, load_lock
 from hermetic.pins import Pin
 from hermetic.sandbox import require_bubblewrap
-from hermetic.toolchain import Toolchain, check_xcode, materialize_toolchain
-from pydist import bolt, cpython, dist_graph, fips_provider, matrix, openssl, tuning
+from hermetic.toolchain import SYSROOT_MOUNT, Toolchain, check_xcode, materialize_toolchain
+from pydist import bolt, cpython, dist_graph, fips_provider, glibc_sysroot, matrix, openssl, tuning
 from pydist.compile_env import CompileEnv
 from pydist.dist_context import DistContext
 from pydist.distribution import DistNames
@@ -45,7 +46,7 @@ NAMED_TARGETS = {
     "cpython": "the CPython build (install tree, objects, build facts) for target, py and options",
     "libs": "every dependency library and OpenSSL",
     "fetch": "download (or verify) every pinned file this build needs, nothing else",
-    "toolchain": "fetch and unpack the pinned compiler and sysroot",
+    "toolchain": "fetch and unpack the pinned compiler (and emulator), and generate the glibc sysroot",
     "<library>": f"one library artifact: {', '.join([*RECIPES, 'openssl'])}",
     fips_provider.TARGET: "the FIPS provider that ships (fips_provider=): its own artifact, or OpenSSL's",
 }
@@ -83,6 +84,16 @@ def downloads_dir(settings: Settings) -> Path:
     return settings.cache_root / "downloads"
 
 
+def resolver(archives: DebianArchives) -> Callable[[str], list[str]]:
+    """How pinned URLs become download URLs: ``pypi:`` through pip's index (the ziglang wheel), ``debian:`` and
+    ``debian-security:`` through the Debian archives; others as they are."""
+
+    def resolve(url: str) -> list[str]:
+        return pypi.resolve(url) if pypi.IndexFile.parse(url) else archives.resolve(url)
+
+    return resolve
+
+
 def make_fetcher(settings: Settings) -> Fetcher:
     """The fetcher configured from the command line and the host's apt configuration."""
     apt = archives_from_apt()
@@ -94,7 +105,7 @@ def make_fetcher(settings: Settings) -> Fetcher:
         ContentStore(downloads_dir(settings)),
         distdirs=settings.distdirs,
         mirrors=settings.mirrors,
-        resolve=archives.resolve,
+        resolve=resolver(archives),
     )
 
 
@@ -178,6 +189,45 @@ class GraphContext:
     fips_provider: fips_provider.FipsProvider
 
 
+@dataclass(frozen=True)
+class Sysroot:
+    """A sysroot this build generates: the node of its artifact, which every compiling action depends on and
+    sees at ``/sysroot``."""
+
+    node: Any
+
+    DEP: ClassVar[str] = "sysroot"
+
+    def add_to(self, action: Action) -> Action:
+        """`action` with the sysroot as its first dependency, shown at /sysroot (the rest keep their order)."""
+        return dataclasses.replace(
+            action,
+            deps=(self.DEP, *action.deps),
+            dep_mounts={self.DEP: ("", SYSROOT_MOUNT), **action.dep_mounts},
+        )
+
+
+def declare_sysroot(ctx: GraphContext, platform: Platform, runner: ActionRunner) -> Sysroot | None:
+    """The glibc sysroot of a Linux target whose pin names no sysroot packages, generated for its glibc floor;
+    None for a target whose toolchain brings its sysroot (the macOS SDK)."""
+    toolchain = platform.toolchain
+    if toolchain.os != "linux" or toolchain.sysroot is not None:
+        return None
+    floor = str(toolchain.target["glibc_floor"])
+    action = glibc_sysroot.sysroot_action(toolchain, floor, source_date_epoch=ctx.lock.source_date_epoch)
+    artifact = ctx.settings.build_dir / platform.triple / "deps" / glibc_sysroot.artifact_name(toolchain.arch, floor)
+    return Sysroot(scons_glue.declare_action(ctx.env, action, runner, str(artifact), []))
+
+
+def declare_compiling(
+    ctx: GraphContext, action: Action, runner: ActionRunner, artifact: Path, deps: list[Any], sysroot: Sysroot | None
+) -> Any:
+    """Declare an action that compiles for the target: with the generated sysroot among its inputs, if any."""
+    if sysroot is not None:
+        action, deps = sysroot.add_to(action), [sysroot.node, *deps]
+    return scons_glue.declare_action(ctx.env, action, runner, str(artifact), deps)
+
+
 @dataclass(frozen=True, kw_only=True)
 class PythonNodes:
     """The SCons nodes of one target's libraries and CPython build; a cross build's also name the build Python's
@@ -189,10 +239,11 @@ class PythonNodes:
     levers: Tuning = NO_TUNING
     toolchain: Toolchain | None = None
     build_python: PythonNodes | None = None
+    sysroot: Sysroot | None = None
 
     def nodes(self) -> list[Any]:
-        """Every artifact node: the libraries, then CPython."""
-        return [*self.libraries.values(), self.cpython]
+        """Every artifact node: the sysroot, the libraries, then CPython."""
+        return [*([self.sysroot.node] if self.sysroot else []), *self.libraries.values(), self.cpython]
 
 
 def library_recipes(platform: Platform) -> list[LibraryRecipe]:
@@ -215,13 +266,14 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
         jobs=ctx.settings.jobs,
     )
     ce = CompileEnv(platform=platform)
+    sysroot = declare_sysroot(ctx, platform, runner)
     libraries: dict[str, Any] = {}
     for recipe in library_recipes(platform):
         pin = ctx.lock.get(recipe.name)
         action = library_action(recipe, pin, ce, ctx.lock)
-        artifact = str(target_dir / "deps" / f"{pin.id}.tar.zst")
+        artifact = target_dir / "deps" / f"{pin.id}.tar.zst"
         deps = [libraries[d] for d in recipe.deps]
-        libraries[recipe.name] = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
+        libraries[recipe.name] = declare_compiling(ctx, action, runner, artifact, deps, sysroot)
     deps = list(libraries.values())
     dep_names = tuple(libraries)
     build_python = None
@@ -243,8 +295,7 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
             hint=f"leave pgo_profile= out to train with {training[0]}, or drop it from tuning=",
         )
     action = cpython_action(request, ce, ctx.lock, dep_names, levers, profile)
-    artifact = str(target_dir / f"{action.name}.tar.zst")
-    node = scons_glue.declare_action(ctx.env, action, runner, artifact, deps)
+    node = declare_compiling(ctx, action, runner, target_dir / f"{action.name}.tar.zst", deps, sysroot)
     if named:
         for name, library in libraries.items():
             ctx.env.Alias(name, library)
@@ -257,6 +308,7 @@ def declare_python(ctx: GraphContext, request: matrix.BuildRequest, platform: Pl
         levers=levers,
         toolchain=platform.toolchain,
         build_python=build_python,
+        sysroot=sysroot,
     )
 
 
@@ -313,6 +365,8 @@ def declare(
     nodes = declare_python(ctx, request, platform, named=True)
     declare_dist(ctx, request, platform, nodes)
     declare_tasks(ctx, request, platform, cpython_toolchain(platform, nodes.levers))
+    if nodes.sysroot is not None:
+        env.Alias("toolchain", nodes.sysroot.node)
     return [env.Alias("dist")]
 
 
@@ -338,9 +392,14 @@ def declare_dist(ctx: GraphContext, request: matrix.BuildRequest, platform: Plat
     )
     names = DistNames(request=request, tag=release_tag(ctx.settings.tag, ctx.lock.source_date_epoch))
     openssl = nodes.libraries["openssl"]
-    provider = declare_fips_provider(ctx, platform, nodes.runner)
-    # A provider from its own tree is one more artifact the SBOM and the provenance read, like a library's.
-    libraries = {**nodes.libraries, **({fips_provider.PIN_NAME: provider} if provider is not None else {})}
+    provider = declare_fips_provider(ctx, platform, nodes.runner, nodes.sysroot)
+    # A provider from its own tree is one more artifact the SBOM and the provenance read, like a library's; so
+    # is the generated sysroot (its action and digest go into the provenance; it ships nothing).
+    libraries = {
+        **({Sysroot.DEP: nodes.sysroot.node} if nodes.sysroot else {}),
+        **nodes.libraries,
+        **({fips_provider.PIN_NAME: provider} if provider is not None else {}),
+    }
     dist_nodes = dist_graph.declare_distribution(
         ctx.env,
         dist_ctx,
@@ -360,7 +419,9 @@ def provider_pins(ctx: GraphContext) -> tuple[Pin, ...]:
     return (ctx.fips_provider.pin,) if ctx.fips_provider.pin is not None else ()
 
 
-def declare_fips_provider(ctx: GraphContext, platform: Platform, runner: ActionRunner) -> Any | None:
+def declare_fips_provider(
+    ctx: GraphContext, platform: Platform, runner: ActionRunner, sysroot: Sysroot | None
+) -> Any | None:
     """The FIPS provider built from its own pristine source tree, when ``fips_provider=`` asks for one; None
     when the provider of OpenSSL's own artifact ships (the default, whose graph this leaves untouched)."""
     pin = ctx.fips_provider.pin
@@ -372,8 +433,8 @@ def declare_fips_provider(ctx: GraphContext, platform: Platform, runner: ActionR
             hint="its Security Policy allows no change to the source: remove them",
         )
     action = openssl.provider_action(pin, CompileEnv(platform=platform), ctx.lock)
-    artifact = str(ctx.settings.build_dir / platform.triple / "deps" / f"{pin.id}.tar.zst")
-    return scons_glue.declare_action(ctx.env, action, runner, artifact, [])
+    artifact = ctx.settings.build_dir / platform.triple / "deps" / f"{pin.id}.tar.zst"
+    return declare_compiling(ctx, action, runner, artifact, [], sysroot)
 
 
 def declare_tasks(
@@ -395,9 +456,11 @@ def declare_tasks(
     def toolchain_task() -> None:
         with log.step(f"toolchain {toolchain.triple}"):
             dirs = materialize_toolchain(toolchain, fetcher, ctx.settings.cache_root / "toolchains")
-        log.say(f"  compiler {dirs.compiler}\n  sysroot  {dirs.sysroot}")
+        log.say(f"  compiler {dirs.compiler}")
+        if dirs.sysroot is not None:
+            log.say(f"  sysroot  {dirs.sysroot}")
         for arch, program in dirs.emulators.items():
-            log.say(f"  {arch} emulator {program}")
+            log.say(f"  {arch} emulator {program}" + (f", with the libraries in {dirs.guest}" if dirs.guest else ""))
 
     scons_glue.declare_task(ctx.env, "fetch", fetch_all, NAMED_TARGETS["fetch"])
     scons_glue.declare_task(ctx.env, "toolchain", toolchain_task, NAMED_TARGETS["toolchain"])

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hermetic import log, pypi, scratch
+from hermetic import log, scratch
 from hermetic.action import ActionRunner
 from hermetic.archive_extract import extract_tar
 from hermetic.content_store import ContentStore, sha256_file
@@ -93,12 +93,7 @@ def evidence_platform(build_host: str | None = None) -> MacOSPlatform:
 
 def make_fetcher(cache_root: Path) -> Fetcher:
     """A fetcher for the evidence's pins: Debian packages through apt's archive, wheels through pip's index."""
-    debian = archives_from_apt()
-
-    def resolve(url: str) -> list[str]:
-        return pypi.resolve(url) if pypi.IndexFile.parse(url) else debian.resolve(url)
-
-    return Fetcher(ContentStore(cache_root / "downloads"), resolve=resolve)
+    return Fetcher(ContentStore(cache_root / "downloads"), resolve=graph.resolver(archives_from_apt()))
 
 
 @dataclass(frozen=True)

@@ -225,3 +225,22 @@ def ci_builds(repo_root: Path = _REPO_ROOT) -> list[CiBuild]:
                         )
                     )
     return builds
+
+
+def suite_jobs(builds: list[CiBuild]) -> list[dict[str, str]]:
+    """The release gate's jobs (scripts/cpython_suite.py): CPython's whole test suite once per Linux target, Python
+    minor and release option set, from the artifact of its build on a host of the target's architecture when there
+    is one (the release refuses builds of one archive that differ between hosts), on a runner of that architecture:
+    natively, since the whole suite under qemu takes hours."""
+    jobs: dict[tuple[str, str, str], dict[str, str]] = {}
+    for build in builds:
+        if build.runner_os != "linux":
+            continue
+        arch = build.target.split("-", 1)[0]
+        native = build.host.split("-", 1)[0] == arch
+        runner = build.runner if native else build.test_runner
+        key = (build.target, build.python, build.options)
+        if runner and (key not in jobs or native):
+            jobs[key] = {**dict(zip(("target", "python", "options"), key, strict=True)), "artifact": build.artifact}
+            jobs[key]["runner"] = runner
+    return [jobs[key] for key in sorted(jobs)]

@@ -13,6 +13,8 @@ TOOLCHAINS_DIR = REPO_ROOT / "toolchains"
 PATCHES_DIR = REPO_ROOT / "patches"
 # Scripts that run inside the sandbox with the built interpreter (standard library only).
 IN_SANDBOX = Path(__file__).resolve().parent / "in_sandbox"
+# The child programs in_sandbox/runtime_tests.py runs with the interpreter under test, one file each.
+RUNTIME_CHILDREN = IN_SANDBOX / "children"
 # Modules the distribution ships into the standard library of every install (standard library only).
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 

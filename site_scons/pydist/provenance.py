@@ -61,6 +61,20 @@ def _pin_descriptor(pin: Pin, kind: str) -> slsa.ResourceDescriptor:
     return slsa.ResourceDescriptor(name=pin.filename, sha256=pin.sha256, uri=pin.urls[0], annotations=annotations)
 
 
+def _toolchain_packages(toolchain: dict[str, Any]) -> list[str]:
+    """The sha256 of every package in an action's toolchain identity: compiler, sysroot, emulator and its guest
+    libraries, tools (each group sorted; a group's entries that are not packages, such as how the compiler's
+    launchers are configured, have no sha256)."""
+    groups = [
+        toolchain.get("compiler", {}).get("packages", []),
+        toolchain.get("sysroot", []),
+        toolchain.get("emulator", {}).get("packages", []),
+        toolchain.get("guest", []),
+        *(tool["packages"] for tool in toolchain.get("tools", [])),
+    ]
+    return [digest for group in groups for digest in sorted(p["sha256"] for p in group if "sha256" in p)]
+
+
 def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDescriptor:
     """An executed action, named by its key (the sha256 of its canonical description)."""
     description = record["description"]
@@ -74,14 +88,7 @@ def _action_descriptor(record: dict[str, Any], output: str) -> slsa.ResourceDesc
             "source": description["source"],
             "patches": description["patches"],
             "files": description.get("files", []),
-            "toolchain_packages": sorted(
-                p["sha256"]
-                for group in ("packages",)
-                for p in description["toolchain"].get("compiler", {}).get(group, [])
-            )
-            + sorted(p["sha256"] for p in description["toolchain"].get("sysroot", []))
-            + sorted(p["sha256"] for p in description["toolchain"].get("emulator", {}).get("packages", []))
-            + sorted(p["sha256"] for tool in description["toolchain"].get("tools", []) for p in tool["packages"]),
+            "toolchain_packages": _toolchain_packages(description["toolchain"]),
             "host_tools": description["host_tools"],
             "inputs": record.get("dep_artifacts", {}),
             "output": output,

@@ -25,6 +25,10 @@ _NOT_BUILT_EVERYWHERE = {
 }
 _NIS = {"nis": "needs libnsl/libtirpc, removed from glibc; python-build-standalone does not ship it"}
 
+# Extension modules that link a pinned library and came with a later minor (CPython's What's New): older minors have
+# none, so nothing of theirs is built or checked there (the runtime tests' library versions).
+MODULES_SINCE = {"_zstd": "3.14"}
+
 # Test modules every minor since 3.10 has; they are built as shared objects so install_only can drop them.
 _TEST_MODULES = (
     "_ctypes_test",
@@ -91,6 +95,16 @@ class PythonMinor:
     def allocator_of(self, freethreaded: bool) -> str:
         """The object allocator a build of this minor uses when ``PYTHONMALLOC`` does not name one."""
         return MIMALLOC if freethreaded else self.allocator
+
+    def lacks(self, module: str) -> str | None:
+        """Why builds of this minor have no extension module `module` (left out, or newer than the minor), or None
+        when they have it."""
+        if module in self.not_built:
+            return self.not_built[module]
+        since = MODULES_SINCE.get(module)
+        if since is not None and self.version < minor_of(since).version:
+            return f"{module} comes with Python {since}"
+        return None
 
     @property
     def configure(self) -> tuple[str, ...]:

@@ -243,13 +243,20 @@ def _build_time(pin: Pin, role: str) -> Component:
         scope=ComponentScope.EXCLUDED,
         hashes=[_sha256(pin.sha256)],
         licenses=_licenses(pin),
-        purl=PackageURL(type="deb", namespace="debian", name=pin.name, version=pin.version, qualifiers=qualifiers),
+        purl=_package_url(pin, qualifiers),
         external_references=[
             ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(url), hashes=[_sha256(pin.sha256)])
             for url in pin.urls
         ],
         properties=_props(build_role=role, lifecycle="build", source_file=pin.filename),
     )
+
+
+def _package_url(pin: Pin, qualifiers: dict[str, str]) -> PackageURL:
+    """A build-time package's purl: a wheel from the package index (the sysroot's ziglang) or a Debian package."""
+    if any(url.startswith("pypi:") for url in pin.urls):
+        return PackageURL(type="pypi", name=pin.name, version=pin.version, qualifiers={"file_name": pin.filename})
+    return PackageURL(type="deb", namespace="debian", name=pin.name, version=pin.version, qualifiers=qualifiers)
 
 
 def serial_number(archives: Iterable[tuple[str, str]]) -> uuid.UUID:

@@ -21,6 +21,9 @@ from hermetic.errors import LockError
 from hermetic.pins import load_toml
 from pydist.paths import PINS_SCHEMA, TOOLCHAINS_DIR
 
+# The tool pin (toolchains/tools/) a Linux target names, per build host, to generate its glibc sysroot with.
+SYSROOT_GENERATOR = "zig"
+
 
 @dataclass(frozen=True, kw_only=True)
 class TargetRules:

@@ -67,15 +67,17 @@ def test_toolchain_file_for_another_triple_is_refused(tmp_path: Path) -> None:
 
 
 def test_identity_changes_with_any_package(tmp_path: Path) -> None:
-    original = load_toolchain(TOOLCHAINS_DIR, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
-    text = (TOOLCHAINS_DIR / "x86_64-unknown-linux-gnu.toml").read_text()
-    first_sha = text.split('sha256 = "', 1)[1][:64]
-    (tmp_path / "x86_64-unknown-linux-gnu.toml").write_text(text.replace(first_sha, "f" * 64))
-    (tmp_path / "compilers").symlink_to(TOOLCHAINS_DIR / "compilers")
-    (tmp_path / "tools").symlink_to(TOOLCHAINS_DIR / "tools")
-    changed = load_toolchain(tmp_path, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
+    # The aarch64 target's file pins packages of its own: the compiler runtime and the emulator's guest glibc.
+    triple = "aarch64-unknown-linux-gnu"
+    original = load_toolchain(TOOLCHAINS_DIR, triple, PINS_SCHEMA, build_host="x86_64-linux")
+    text = (TOOLCHAINS_DIR / f"{triple}.toml").read_text()
+    guest_sha = text.split("[[guest.package]]", 1)[1].split('sha256 = "', 1)[1][:64]
+    (tmp_path / f"{triple}.toml").write_text(text.replace(guest_sha, "f" * 64))
+    for pins in ("compilers", "tools", "emulators"):
+        (tmp_path / pins).symlink_to(TOOLCHAINS_DIR / pins)
+    changed = load_toolchain(tmp_path, triple, PINS_SCHEMA, build_host="x86_64-linux")
     assert changed.identity_digest() != original.identity_digest()
-    assert changed.sysroot is not None and original.sysroot is not None
-    assert changed.sysroot.id != original.sysroot.id
+    assert changed.guest is not None and original.guest is not None
+    assert changed.guest.id != original.guest.id
     assert changed.compiler is not None and original.compiler is not None
     assert changed.compiler.packages.id == original.compiler.packages.id

@@ -141,7 +141,10 @@ def test_the_heartbeat_status_of_a_credentialed_fetch_shows_no_secret(tmp_path: 
 def test_a_stop_during_a_credentialed_fetch_shows_no_secret(tmp_path: Path, guarded: LoopbackServer) -> None:
     pin = make_pin(PAYLOAD, name="blob", urls=(_credentialed(guarded, "trickle", "blob-1.0.tar.gz"),))
     child = child_fetch(tmp_path / "child-cache", pin, {"attempts": 1, "stall_seconds": 30})
-    time.sleep(2)
+    deadline = time.monotonic() + 30
+    while not guarded.served.hits and time.monotonic() < deadline:  # the transfer has started: handlers are set
+        time.sleep(0.05)
+    time.sleep(0.2)
     child.send_signal(signal.SIGINT)
     out, err = child.communicate(timeout=30)
     assert child.returncode == 130, err

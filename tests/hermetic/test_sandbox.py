@@ -216,3 +216,23 @@ def test_a_sandbox_that_cannot_be_set_up_is_not_a_failed_step(tmp_path: Path) ->
     missing = Mount(tmp_path / "does-not-exist", "/build/deps")
     with pytest.raises(SandboxError, match="the sandbox could not be set up: bwrap: Can't find source path"):
         sandbox.run(["/bin/true"], mounts=[missing], env={"PATH": "/usr/bin:/bin"}, cwd="/", log_file=log)
+
+
+def test_named_host_etc_files_are_shown_and_nothing_else_of_etc(tmp_path: Path) -> None:
+    """CPython's test suite looks up service names; a build step sees none of the host's /etc."""
+    if not Path("/etc/services").is_file():
+        pytest.skip("this host has no /etc/services to show")
+    script = "grep -c '^http\\s' /etc/services && test ! -e /etc/hostname && test ! -e /etc/os-release"
+    outputs = {}
+    for host_etc in ((), ("services", "no-such-file")):
+        scratch = tmp_path / f"scratch{len(host_etc)}"
+        scratch.mkdir()
+        log = tmp_path / f"log{len(host_etc)}"
+        log.write_text("")
+        env = {"PATH": "/usr/bin:/bin"}
+        rc = Bubblewrap(scratch, host_etc=host_etc).run(
+            ["/bin/sh", "-c", script], mounts=[], env=env, cwd="/", log_file=log
+        )
+        outputs[host_etc] = (rc, log.read_text())
+    assert outputs[()][0] != 0 and "No such file" in outputs[()][1]
+    assert outputs[("services", "no-such-file")] == (0, "1\n")

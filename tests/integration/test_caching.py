@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import copy_repository, run_scons
+from conftest import copy_repository, generated_sysroot_name, run_scons
 from pydist.settings import default_cache_root
 
 pytestmark = pytest.mark.integration
@@ -46,7 +46,9 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
     return Build(copy_repository(base / "repo"), base / "scons-cache")
 
 
-ALL = {"zlib-1.3.1", "bzip2-1.0.8", "ncurses-6.5-20250216", "libedit-20250104-3.1"}
+# Every library compiles against the target's generated glibc sysroot: an action of the build like them.
+SYSROOT = generated_sysroot_name("x86_64-unknown-linux-gnu")
+ALL = {SYSROOT, "zlib-1.3.1", "bzip2-1.0.8", "ncurses-6.5-20250216", "libedit-20250104-3.1"}
 
 
 def test_cold_build_then_noop(build: Build) -> None:

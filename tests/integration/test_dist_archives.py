@@ -17,7 +17,7 @@ from conftest import archive, unpack
 from hermetic.archive_read import open_tar
 from hermetic.lock import load_lock
 from hermetic.toolchain import load_toolchain
-from pydist import buildpaths, catalog, distribution, provenance, sbom
+from pydist import buildpaths, catalog, distribution, glibc_sysroot, provenance, sbom
 from pydist.paths import LOCK_FILE, PATCHES_DIR, PINS_SCHEMA, REPO_ROOT, TOOLCHAINS_DIR
 
 pytestmark = pytest.mark.integration
@@ -74,7 +74,9 @@ def test_full_archive_layout_and_python_json(dist: Path, tmp_path: Path) -> None
     config = data["python_config_vars"]
     assert config["CC"].startswith("clang") and "--sysroot" not in config["CC"]
     assert "/build/deps" not in config["LDFLAGS"] and "-fuse-ld=lld" not in config["LDSHARED"]
-    assert "glibc-max-symbol-version:2.3" in " ".join(data["crt_features"])
+    # Measured from the files by the validator: the target's glibc floor.
+    floor = load_toolchain(TOOLCHAINS_DIR, TARGET, PINS_SCHEMA).target["glibc_floor"]
+    assert f"glibc-max-symbol-version:{floor}" in data["crt_features"]
     for name, variants in data["build_info"]["extensions"].items():
         for path in variants[0]["objs"] + [variants[0].get("shared_lib", "")]:
             assert not path or (root / path).exists(), (name, path)
@@ -230,7 +232,10 @@ def test_sbom_of_the_real_build(dist: Path, tmp_path: Path) -> None:
     expected = [lock.get("cpython", "3.13.15"), *(library.pin for library in catalog.used_on("linux").values())]
     assert facts.sources == {pin.filename: pin.sha256 for pin in expected}
     toolchain = load_toolchain(TOOLCHAINS_DIR, TARGET, PINS_SCHEMA)
-    assert facts.toolchain == {pin.filename: pin.sha256 for pin in toolchain.all_packages()}
+    # The compiler's packages, and the ziglang wheel the generated glibc sysroot comes from.
+    generator = glibc_sysroot.generator_toolchain(toolchain, str(toolchain.target["glibc_floor"]))
+    packages = [*toolchain.all_packages(), *generator.all_packages()]
+    assert facts.toolchain == {pin.filename: pin.sha256 for pin in packages}
     patches = sorted((PATCHES_DIR / "cpython/3.13").glob("*.patch"))
     assert set(facts.patches) >= {p.relative_to(REPO_ROOT).as_posix() for p in patches}
 

@@ -20,12 +20,13 @@ from pathlib import Path
 
 import pytest
 
+import fipsmodule
 from conftest import REPO_ROOT, run_scons
 from hermetic.archive_extract import extract_tar
 from hermetic.lock import load_lock
 from hermetic.sandbox import Mount
 from hermetic.toolchain import Materialized
-from pydist import distribution, fipsmodule
+from pydist import distribution
 from pydist.compile_env import CompileEnv
 from pydist.macos_evidence import LIBRARIES, EvidenceBuild, evidence_platform, make_fetcher, run_in_sandbox
 from pydist.paths import LOCK_FILE, PINS_SCHEMA

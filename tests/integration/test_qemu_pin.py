@@ -1,4 +1,5 @@
-"""The pinned qemu-user runs a program built for aarch64 with the pinned clang and arm64 sysroot, in the sandbox."""
+"""The pinned qemu-user runs a program built for aarch64 with the pinned clang and the generated arm64 sysroot, in
+the sandbox, with the target's guest libraries (a real glibc) as the program's root."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import generated_sysroot
 from hermetic.content_store import ContentStore
 from hermetic.debian import archives_from_apt
 from hermetic.fetch import Fetcher
@@ -36,7 +38,7 @@ def test_the_pin_file_matches_the_schema() -> None:
     assert [p["name"] for p in data["package"]] == ["qemu-user-static"]
 
 
-def test_runs_an_aarch64_program_linked_against_the_pinned_sysroot(tmp_path: Path) -> None:
+def test_runs_an_aarch64_program_linked_against_the_generated_sysroot(tmp_path: Path) -> None:
     cache = default_cache_root()
     fetcher = Fetcher(ContentStore(cache / "downloads"), resolve=archives_from_apt().resolve)
     pins = load_toml(EMULATOR_PIN, PINS_SCHEMA, "emulator")
@@ -54,15 +56,16 @@ def test_runs_an_aarch64_program_linked_against_the_pinned_sysroot(tmp_path: Pat
         "aarch64-linux-gnu-clang -O2 -fuse-ld=lld hello.c -o hello\n"
         "llvm-readelf -h hello | grep -q AArch64\n"
         "if ./hello 2>/dev/null; then echo 'ran without the emulator'; exit 1; fi\n"
-        f"{qemu} -L /sysroot ./hello explicit > explicit.txt\n"
-        f"QEMU_LD_PREFIX=/sysroot {qemu} ./hello prefix > prefix.txt\n"
+        f"{qemu} -L /guest ./hello explicit > explicit.txt\n"
+        f"QEMU_LD_PREFIX=/guest {qemu} ./hello prefix > prefix.txt\n"
     )
     scratch = tmp_path / ".sandbox"
     scratch.mkdir()
     mounts = [
         Mount(tmp_path, "/build/out", True),
         Mount(toolchain.compiler, "/toolchain"),
-        Mount(toolchain.sysroot, "/sysroot"),
+        Mount(generated_sysroot("aarch64-unknown-linux-gnu"), "/sysroot"),
+        Mount(toolchain.guest, "/guest"),
         Mount(emulator, "/emulator"),
     ]
     env = {"PATH": "/toolchain/bin:/usr/bin:/bin", "LC_ALL": "C", "HOME": "/tmp"}
@@ -108,7 +111,8 @@ def test_the_runner_sandbox_runs_foreign_programs_and_their_children_transparent
     mounts = [
         Mount(tmp_path, "/build/out", True),
         Mount(toolchain.compiler, "/toolchain"),
-        Mount(toolchain.sysroot, "/sysroot"),
+        Mount(generated_sysroot("aarch64-unknown-linux-gnu"), "/sysroot"),
+        Mount(toolchain.guest, "/guest"),
     ]
     env = {"PATH": "/toolchain/bin:/usr/bin:/bin", "LC_ALL": "C", "HOME": "/tmp"}
     host_binfmt = sorted(p.name for p in Path("/proc/sys/fs/binfmt_misc").glob("*"))
@@ -125,11 +129,11 @@ def test_the_runner_sandbox_runs_foreign_programs_and_their_children_transparent
 
     rc, output = run("aarch64-linux-gnu-clang -O2 -fuse-ld=lld reexec.c -o reexec && ./reexec", [])
     assert rc != 0 and "parent on" not in output  # without the emulator the kernel cannot run it
-    rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot", 183)])
+    rc, output = run("./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/guest", 183)])
     assert rc == 0, output
     assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
     # A foreign program started with an empty environment (no QEMU_LD_PREFIX) still finds its loader.
-    rc, output = run("env -i ./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/sysroot", 183)])
+    rc, output = run("env -i ./reexec", [Emulator("aarch64", toolchain.emulators["aarch64"], "/guest", 183)])
     assert rc == 0, output
     assert output.splitlines()[-2:] == ["parent on aarch64", "child on aarch64"]
     # The registration lived in the sandbox's own binfmt_misc instance: the host's is as it was.

@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from conftest import generated_sysroot_artifact
 from hermetic.action import OUT, SRC, Action, ActionRunner, InputFile, sh
 from hermetic.archive_extract import extract_tar
 from hermetic.content_store import ContentStore
 from hermetic.debian import archives_from_apt
 from hermetic.fetch import Fetcher
 from pydist import bolt
+from pydist.graph import Sysroot
 from pydist.platforms import load_platform
 from pydist.settings import default_cache_root
 from pydist.validate.elf import check_elf
@@ -107,6 +109,7 @@ def test_bolt_rewrites_a_hardened_pic_program_correctly_and_reproducibly(tmp_pat
         source_date_epoch=0,
         files=(InputFile(path=source, label="demo.c"),),
     )
+    action = Sysroot(node=None).add_to(action)  # the glibc sysroot every compiling action gets
     cache = default_cache_root()
     runner = ActionRunner(
         fetcher=Fetcher(ContentStore(cache / "downloads"), resolve=archives_from_apt().resolve),
@@ -115,7 +118,7 @@ def test_bolt_rewrites_a_hardened_pic_program_correctly_and_reproducibly(tmp_pat
         log_root=tmp_path / "logs",
         jobs=2,
     )
-    runner.run(action, tmp_path / "demo.tar.zst", [])
+    runner.run(action, tmp_path / "demo.tar.zst", [generated_sysroot_artifact(platform.triple)])
     log = (tmp_path / "logs" / "bolt-demo.log").read_text()
     assert "BOLT-INFO" in log and "profiles" in log
 

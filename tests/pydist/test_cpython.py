@@ -219,8 +219,7 @@ def test_the_swaps_in_cflags_nodist_override_the_targets_flags_in_the_pinned_cla
     }
     (tmp_path / "f.c").write_text(_HARDENED_FUNCTION)
     compile_lines = [
-        f"clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -c {' '.join(flags)} -o {name}.o f.c"
-        for name, flags in variants.items()
+        f"x86_64-linux-gnu-clang -O2 -c {' '.join(flags)} -o {name}.o f.c" for name, flags in variants.items()
     ]
     toolchain.run(tmp_path, "\n".join(compile_lines))
     objects = {name: (tmp_path / f"{name}.o").read_bytes() for name in variants}

@@ -110,7 +110,7 @@ def test_config_dir_python_config_finds_the_interpreter_in_bin(tmp_path: Path) -
 
 def test_build_flags_are_scrubbed() -> None:
     recorded = (
-        "CC='clang --target=x86_64-linux-gnu --sysroot=/sysroot' "
+        "CC='x86_64-linux-gnu-clang' "
         "LDFLAGS='-fuse-ld=lld -Wl,-z,relro -L/build/deps/lib -Wl,--exclude-libs,ALL' "
         "CFLAGS='-O2 -ffile-prefix-map=/build/src=/usr/src/cpython-3.13.15 -I/build/deps/include/ncursesw'"
     )
@@ -372,3 +372,87 @@ def test_a_different_file_under_the_alias_name_is_kept(tmp_path: Path) -> None:
     (bindir / "python3.13").write_bytes(b"another interpreter")
     assert distribution.link_interpreter_aliases(tmp_path) == []
     assert not (bindir / "python3.13").is_symlink()
+
+
+LINUX_TOOLS = {"clang": "cc", "clang++": "c++", "llvm-ar": "ar"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "host"),
+    [
+        ("CC", "clang -pthread", "cc -pthread"),
+        ("CXX", "clang++", "c++"),
+        ("LDSHARED", "clang -pthread -shared -Wl,-z,now", "cc -pthread -shared -Wl,-z,now"),
+        ("AR", "llvm-ar", "ar"),
+        ("CFLAGS", "-O2 -fdebug-default-version=4 -fno-omit-frame-pointer", "-O2 -fno-omit-frame-pointer"),
+        ("LDFLAGS", " -Wl,-mllvm,-x=1 -Wl,-z,relro", " -Wl,-z,relro"),
+        ("OPT", "-mllvm -tail-dup-size=4 -O3", " -O3"),
+        ("CONFIG_ARGS", "'CC=clang' 'CPP=clang -E'", "'CC=clang' 'CPP=clang -E'"),
+        ("LLVM_PROF_MERGER", "llvm-profdata merge", "llvm-profdata merge"),
+        ("MAINCC", "$(CC)", "$(CC)"),
+        ("LIBS", "-lclang", "-lclang"),
+    ],
+)
+def test_sysconfig_names_the_host_s_compiler_and_flags_gcc_takes(name: str, value: str, host: str) -> None:
+    assert distribution.host_value(name, value, LINUX_TOOLS) == host
+
+
+def test_the_build_s_values_are_kept_beside_the_host_s() -> None:
+    config = {"CC": "clang -pthread", "CFLAGS": "-O2", "Py_GIL_DISABLED": 0, "AR": "llvm-ar"}
+    assert distribution.host_config_vars(config, LINUX_TOOLS) == {
+        "CC": "cc -pthread",
+        "PYSTANDALONE_BUILD_CC": "clang -pthread",
+        "CFLAGS": "-O2",
+        "Py_GIL_DISABLED": 0,
+        "AR": "ar",
+        "PYSTANDALONE_BUILD_AR": "llvm-ar",
+    }
+    assert distribution.host_config_vars(config, {}) == config
+
+
+def test_the_shipped_sysconfigdata_names_the_host_s_compiler_and_follows_the_install(tmp_path: Path) -> None:
+    text = (
+        "# system configuration generated and used by the sysconfig module\n"
+        "build_time_vars = {'CC': 'clang -pthread',\n 'LDCXXSHARED': 'clang++ -shared', 'SIZEOF_INT': 4,\n"
+        " 'INCLUDEPY': '/install/include/python3.13', 'prefix': '/install',\n"
+        " 'DESTDIRS': '/install /install/lib', 'INSTALL': '/usr/bin/install -c', 'WASM_ASSETS_DIR': './install',\n"
+        " 'CONFIG_ARGS': \"'--prefix=/install' 'CC=clang'\"}\n"
+    )
+    module = tmp_path / "elsewhere" / "lib" / "python3.13" / "_sysconfigdata__linux_x86_64-linux-gnu.py"
+    module.parent.mkdir(parents=True)
+    module.write_text(distribution.shipped_sysconfigdata(text, LINUX_TOOLS))
+    namespace: dict[str, Any] = {"__file__": str(module)}
+    exec(module.read_text(), namespace)
+    prefix = str(tmp_path / "elsewhere")
+    assert namespace["build_time_vars"] == {
+        "CC": "cc -pthread",
+        "LDCXXSHARED": "c++ -shared",
+        "PYSTANDALONE_BUILD_CC": "clang -pthread",
+        "PYSTANDALONE_BUILD_LDCXXSHARED": "clang++ -shared",
+        "SIZEOF_INT": 4,
+        "INCLUDEPY": f"{prefix}/include/python3.13",
+        "prefix": prefix,
+        "DESTDIRS": f"{prefix} {prefix}/lib",
+        "INSTALL": "/usr/bin/install -c",
+        "WASM_ASSETS_DIR": "./install",
+        "CONFIG_ARGS": "'--prefix=/install' 'CC=clang'",  # the record of how it was configured stays
+    }
+    assert set(namespace) == {"__file__", "__builtins__", "build_time_vars"}
+
+
+def test_the_config_makefile_names_the_host_s_compiler() -> None:
+    text = "# comment\nCC=\t\tclang -pthread\nCXX=\t\tclang++\nLDSHARED=\t$(CC) -shared\nOBJS=\ta.o \\\n\tb.o\n"
+    assert distribution.host_makefile(text, LINUX_TOOLS) == (
+        "# comment\nCC=\t\tcc -pthread\nPYSTANDALONE_BUILD_CC=\t\tclang -pthread\n"
+        "CXX=\t\tc++\nPYSTANDALONE_BUILD_CXX=\t\tclang++\nLDSHARED=\t$(CC) -shared\nOBJS=\ta.o \\\n\tb.o\n"
+    )
+
+
+@pytest.mark.parametrize("flag", ["-fdebug-default-version=4", "-mllvm -tail-dup-size=4", "--rtlib=compiler-rt"])
+def test_the_flags_dropped_are_ones_gcc_refuses(tmp_path: Path, flag: str) -> None:
+    """What CLANG_ONLY_FLAGS drops must be clang-only: the host's gcc stops on each (bootstrap installs gcc)."""
+    source = tmp_path / "a.c"
+    source.write_text("int f(void) { return 0; }\n")
+    result = subprocess.run(["gcc", *flag.split(), "-c", str(source), "-o", str(tmp_path / "a.o")], capture_output=True)
+    assert result.returncode != 0, f"gcc accepts {flag}"
+    assert distribution.host_value("CFLAGS", f"-O2 {flag} -g", LINUX_TOOLS) == "-O2 -g"

@@ -13,44 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import SCons.Environment
+from declared_graph import declared_build as declared
 
-from hermetic import scons_glue
 from hermetic.action import Action
 from hermetic.errors import ConfigError, HermeticError, LockError
 from hermetic.lock import load_lock
 from pydist import fips_provider, graph, settings
-from pydist.dist_steps import DistSteps
 from pydist.paths import LOCK_FILE, PINS_SCHEMA, REPO_ROOT
 from pydist.platforms import load_platform
-
-
-def declared(tmp_path: Path, **arguments: str) -> tuple[dict[str, Action], list[DistSteps]]:
-    """The actions (by name) and distribution steps of ``scons`` with `arguments` (py=3.13 noopt by default)."""
-    scons_glue._REGISTRY.clear()
-    scons_glue._FUNCTIONS.clear()
-    env = SCons.Environment.Environment(ENV={}, tools=[])
-    # SCons's nodes are global: each declaration gets directories of its own.
-    where = tmp_path / "-".join(f"{k}={v}" for k, v in sorted(arguments.items())).replace("/", "_")
-    config = settings.resolve(
-        {
-            "py": "3.13",
-            "options": "noopt",
-            "build_dir": str(where / "build"),
-            "dist_dir": str(where / "dist"),
-            "tag": "t",
-            **arguments,
-        }
-    )
-    build_host = "aarch64-macos" if "apple" in arguments.get("target", "") else "x86_64-linux"
-    graph.declare(env, config, checking_host=False, build_host=build_host)
-    actions = {action.name: action for action, _runner in scons_glue._REGISTRY.values()}
-    steps: list[DistSteps] = []
-    for work in scons_glue._FUNCTIONS.values():
-        owner = work.__self__  # type: ignore[attr-defined]
-        if not any(owner is seen for seen in steps):
-            steps.append(owner)
-    return actions, steps
 
 
 def keys(actions: dict[str, Action]) -> dict[str, str]:
@@ -86,7 +56,8 @@ def test_a_pinned_provider_adds_exactly_one_action_built_from_its_pristine_tree(
     assert keys(actions) == keys(default)  # libcrypto, every library and CPython: unchanged
     pin = load_lock(LOCK_FILE, PINS_SCHEMA).get("openssl-fips", "3.0.20")
     assert provider.rule == "fips-provider" and provider.source == pin
-    assert provider.patches == () and provider.deps == () and provider.files == ()
+    # Its only input besides its source: the glibc sysroot every compiling action gets.
+    assert provider.patches == () and provider.deps == ("sysroot",) and provider.files == ()
     assert [(step.name, step.argv) for step in provider.steps[:3]] == [
         ("configure", ("./Configure", "linux-x86_64", "enable-fips")),
         ("build", ("make",)),
@@ -121,7 +92,9 @@ def test_a_pinned_provider_adds_exactly_one_action_built_from_its_pristine_tree(
     from pydist.archive_actions import runtime_test_action
 
     command = runtime_test_action(steps.ctx, tmp_path / "dist" / "x-install_only-t.tar.gz").steps[-1].argv[-1]
-    assert "--openssl 3.5.7 --fips-provider 3.0.20 " in command
+    # The provider that ships is 3.0.20; the libcrypto whose version the runtime tests check stays 3.5.7.
+    assert " --fips-provider 3.0.20 " in command
+    assert '"library":"openssl","display":"OpenSSL","version":"3.5.7"' in command
 
 
 def test_a_cross_build_configures_the_provider_for_the_target(tmp_path: Path) -> None:

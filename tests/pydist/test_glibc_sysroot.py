@@ -66,7 +66,7 @@ def test_the_action_runs_the_script_with_zig_the_compiler_and_no_sysroot(arch: s
     assert [tool["name"] for tool in identity["tools"]] == ["zig"]
     assert identity["tools"][0]["packages"][0]["sha256"].startswith("ea6cc5d87b03")
     # Nothing of the sysroot it replaces, of the emulator or of the target's compile flags.
-    assert identity["sysroot"] == [] and "emulator" not in identity
+    assert "sysroot" not in identity and "emulator" not in identity and "guest" not in identity
     assert identity["target"] == {"clang_triple": f"{arch}-linux-gnu", "glibc_floor": "2.17"}
     assert "/tools/zig/bin" in action.full_env()["PATH"].split(":")
 
@@ -88,9 +88,14 @@ def test_a_floor_that_is_no_glibc_release_is_refused(floor: str) -> None:
 
 
 def test_a_host_without_a_zig_pin_and_a_macos_target_are_refused() -> None:
-    # The aarch64 target can be built on aarch64 hosts, but no zig is pinned for them.
-    with pytest.raises(ConfigError, match="pins no zig for the build host aarch64-linux"):
-        generator_toolchain(target("aarch64", build_host="aarch64-linux"), "2.17")
+    # A pin that names no zig for the build host (as before the aarch64 host had one).
+    without_zig = dataclasses.replace(target("aarch64"), available_tools={})
+    with pytest.raises(ConfigError, match="pins no zig for the build host x86_64-linux"):
+        generator_toolchain(without_zig, "2.17")
+    native = generator_toolchain(target("aarch64", build_host="aarch64-linux"), "2.17")
+    assert [tool.packages.packages[0].filename for tool in native.tools] == [
+        "ziglang-0.17.1-py3-none-manylinux_2_17_aarch64.manylinux2014_aarch64.musllinux_1_1_aarch64.whl"
+    ]
     macos = load_toolchain(TOOLCHAINS_DIR, "aarch64-apple-darwin", PINS_SCHEMA, build_host="aarch64-macos")
     with pytest.raises(ConfigError, match="no glibc sysroot can be generated"):
         generator_toolchain(macos, "2.17")
@@ -179,7 +184,7 @@ def generate(tmp_path_factory: pytest.TempPathFactory) -> Generate:
 @pytest.fixture(scope="module")
 def materialized() -> Callable[[str], Materialized]:
     """The target's own toolchain for this host: its compiler (the aarch64 one with the arm64 compiler runtime),
-    the Debian sysroot (a real glibc 2.31 for qemu to run aarch64 programs on) and the emulator."""
+    the emulator and its guest libraries (a real glibc 2.31, for qemu to run aarch64 programs on)."""
     cache = default_cache_root()
     return lambda arch: materialize_toolchain(target(arch), make_fetcher(cache), cache / "toolchains")
 
@@ -277,11 +282,12 @@ def test_the_sysroot_has_glibcs_layout(generate: Generate, arch: str) -> None:
     libdir = made.libdir
     loader = LOADERS[arch]
     expected = {*STUBS, loader, "crt1.o", "Scrt1.o", "crti.o", "crtn.o", "libc_nonshared.a", "libc.so"}
-    links = {f"{name.split('.so')[0]}.so": name for name in STUBS if name != "libc.so.6"}
+    expected.add("libcrypt.so.1")
+    links = {f"{name.split('.so')[0]}.so": name for name in [*STUBS, "libcrypt.so.1"] if name != "libc.so.6"}
     assert {p.name for p in libdir.iterdir()} == expected | set(links)
     for link, stub in links.items():
         assert (libdir / link).readlink() == Path(stub)
-    for stub in STUBS:
+    for stub in [*STUBS, "libcrypt.so.1"]:
         assert soname(libdir / stub) == stub
     assert soname(libdir / loader) == loader  # zig calls it libld.so.2; its soname is the loader's
     script = (libdir / "libc.so").read_text()
@@ -322,6 +328,11 @@ def test_the_stubs_define_nothing_newer_than_the_floor(generate: Generate, arch:
     # Functions of later releases are not there: not as themselves, nor as their newer names.
     assert not {"getrandom", "fcntl64", "stat", "reallocarray", "memfd_create", "gettid"} & set(symbols)
     assert {"__xstat", "fcntl", "pthread_create", "dlopen", "sqrt", "clock_gettime"} <= set(symbols)
+    # The crypt library's stub, built by the script: glibc's first version on each architecture.
+    _, crypt_symbols = defined_versions(made.libdir / "libcrypt.so.1")
+    first = "GLIBC_2.17" if arch == "aarch64" else "GLIBC_2.2.5"
+    assert crypt_symbols == {"crypt": {first}, "crypt_r": {first}}
+    assert "struct crypt_data" in (made.root / "usr/include/crypt.h").read_text()
 
 
 @generates
@@ -340,7 +351,7 @@ def test_nothing_names_the_cache_the_host_or_the_time(generate: Generate, arch: 
     objects = [(str(p), p.read_bytes()) for p in elf_files(made.root)]
     archive = (made.libdir / "libc_nonshared.a").read_bytes()
     members = [(name, content) for name, _, content in ar_members(archive)]
-    assert len(objects) == len(STUBS) + 5 and len(members) >= 10
+    assert len(objects) == len(STUBS) + 6 and len(members) >= 10  # + the loader, libcrypt and four start files
     for name, data in objects + members:
         sections = section_names(data)
         assert ".comment" not in sections and not {s for s in sections if s.startswith(".debug")}, name
@@ -479,9 +490,10 @@ def test_an_aarch64_program_links_against_it_and_runs_under_qemu(
     tools = materialized("aarch64")
     build("aarch64", made, tools, tmp_path)
     check_bindings(tmp_path, "aarch64")
-    # Under the pinned qemu, on the real glibc 2.31 of the target's Debian sysroot.
+    # Under the pinned qemu, on the real glibc 2.31 of the target's guest packages (Debian 11's).
     qemu = tools.emulators["aarch64"]
-    mounts = [Mount(qemu.parent, "/emulator"), Mount(tools.sysroot, "/guest")]
+    assert tools.guest is not None
+    mounts = [Mount(qemu.parent, "/emulator"), Mount(tools.guest, "/guest")]
     script = f"for p in program program-no-pie; do /emulator/{qemu.name} -L /guest ./$p; done"
     ran = sandbox(tmp_path, script, mounts)
     assert ran.returncode == 0 and ran.stdout.count("stat ok, fcntl ok, thread ok\n") == 2, ran.stdout

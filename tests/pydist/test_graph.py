@@ -28,14 +28,16 @@ def test_a_native_aarch64_host_builds_with_its_own_compiler_and_no_emulator(tmp_
     actions = _declared(tmp_path, "aarch64-unknown-linux-gnu", "aarch64-linux")
     assert {a.target for a in actions} == {"aarch64-unknown-linux-gnu"}  # no build Python of another target
     cpython = next(a for a in actions if a.rule == "cpython")
-    assert "build-python" not in cpython.deps and not cpython.dep_mounts
+    assert "build-python" not in cpython.deps and cpython.dep_mounts == {"sysroot": ("", "/sysroot")}
+    assert cpython.deps[0] == "sysroot"  # the generated glibc sysroot, every compiling action's first input
     configure = next(s for s in cpython.steps if s.name == "configure")
     assert "--build=aarch64-linux-gnu" in configure.argv and "--host=aarch64-linux-gnu" in configure.argv
     assert not any(arg.startswith("--with-build-python") for arg in configure.argv)
     for action in actions:
         assert action.toolchain.emulator is None
         assert "emulator" not in action.description()["toolchain"]
-        assert all(name.endswith(("_arm64.deb", "_all.deb")) for name in _packages(action)), _packages(action)
+        native = ("_arm64.deb", "_all.deb", "_aarch64.whl")  # the sysroot's generator: the aarch64 zig wheel
+        assert all(name.endswith(native) for name in _packages(action)), _packages(action)
 
 
 def test_an_x86_64_host_cross_builds_aarch64_with_qemu_and_a_build_python(tmp_path: Path) -> None:
@@ -45,12 +47,16 @@ def test_an_x86_64_host_cross_builds_aarch64_with_qemu_and_a_build_python(tmp_pa
     build_python = next(a for a in by_target["x86_64-unknown-linux-gnu"] if a.rule == "cpython")
     # The build Python: the host's own noopt CPython of the same version, shown at the target's prefix.
     assert build_python.name == "cpython-3.13.15-noopt" and build_python.toolchain.emulator is None
-    assert cpython.deps[-1] == "build-python" and cpython.dep_mounts == {"build-python": ("install", "/install")}
+    assert cpython.deps[-1] == "build-python"
+    assert cpython.dep_mounts == {"sysroot": ("", "/sysroot"), "build-python": ("install", "/install")}
     assert cpython.tmpfs == ("/install/lib/python3.13/site-packages",)
     configure = next(s for s in cpython.steps if s.name == "configure")
     assert "--with-build-python=/install/bin/python3" in configure.argv
     assert "--build=x86_64-linux-gnu" in configure.argv and "--host=aarch64-linux-gnu" in configure.argv
-    for action in by_target["aarch64-unknown-linux-gnu"]:
+    # The sysroot's generator runs no program of the target; everything else may, under qemu.
+    [sysroot] = [a for a in by_target["aarch64-unknown-linux-gnu"] if a.rule == "sysroot"]
+    assert sysroot.toolchain.emulator is None and sysroot.toolchain.guest is None
+    for action in (a for a in by_target["aarch64-unknown-linux-gnu"] if a.rule != "sysroot"):
         assert action.toolchain.emulator is not None and action.toolchain.emulator.programs == {
             "aarch64": "usr/bin/qemu-aarch64-static"
         }

@@ -23,7 +23,10 @@ def copy_layout(dest: Path) -> Path:
 def test_release_builds_are_every_target_patched_minor_and_release_option() -> None:
     builds = matrix.ci_builds()
     combos = {(b.target, b.python, b.options) for b in builds}
-    minors = sorted(p.name for p in (REPO_ROOT / "patches" / "cpython").iterdir() if p.is_dir())
+    # A minor's series is patches/cpython/X.Y; a release's own (3.11.2) adds to its minor's.
+    minors = sorted(
+        p.name for p in (REPO_ROOT / "patches" / "cpython").iterdir() if p.is_dir() and p.name.count(".") == 1
+    )
     expected = {
         (target, minor, options)
         for target in matrix.TARGETS
@@ -84,3 +87,25 @@ def test_an_unknown_target_is_one_line_and_exit_2(capsys: pytest.CaptureFixture[
     assert main(["matrix", "--target", "riscv64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "riscv64" in err[0] and "x86_64-unknown-linux-gnu" in err[0]
+
+
+def test_the_suite_gate_runs_each_linux_release_build_once_on_its_own_architecture() -> None:
+    builds = matrix.ci_builds()
+    jobs = matrix.suite_jobs(builds)
+    linux = {(b.target, b.python, b.options) for b in builds if b.runner_os == "linux"}
+    assert [(j["target"], j["python"], j["options"]) for j in jobs] == sorted(linux)
+    by_artifact = {b.artifact: b for b in builds}
+    for job in jobs:
+        build = by_artifact[job["artifact"]]
+        assert (build.target, build.python, build.options) == (job["target"], job["python"], job["options"])
+        arch = job["target"].split("-")[0]
+        # A runner of the target's architecture: natively, never under qemu.
+        assert job["runner"] == {"x86_64": "ubuntu-24.04", "aarch64": "ubuntu-24.04-arm"}[arch], job
+        if any(b.host == f"{arch}-linux" for b in builds if b.target == job["target"]):
+            assert build.host == f"{arch}-linux", "the build made on the target's own architecture is preferred"
+
+
+def test_pydist_matrix_lists_the_suite_jobs(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["matrix", "--suite", "--json"]) == 0
+    include = json.loads(capsys.readouterr().out)["include"]
+    assert include == matrix.suite_jobs(matrix.ci_builds())

@@ -45,3 +45,11 @@ def test_minor_of_full_and_short_versions() -> None:
     assert minor_of("3.13.15").minor == "3.13" and minor_of("3.11").minor == "3.11"
     with pytest.raises(ConfigError, match=r"Python 3\.9 is not supported; valid: 3\.10, 3\.11"):
         minor_of("3.9.1")
+
+
+def test_a_minor_lacks_the_modules_it_leaves_out_and_those_newer_than_it() -> None:
+    assert MINORS["3.13"].lacks("_zstd") == "_zstd comes with Python 3.14"
+    assert MINORS["3.14"].lacks("_zstd") is None and MINORS["3.15"].lacks("_zstd") is None
+    assert MINORS["3.11"].lacks("nis") == MINORS["3.11"].not_built["nis"]
+    assert MINORS["3.13"].lacks("nis") is None  # gone from 3.13's sources, so nothing is left out
+    assert MINORS["3.13"].lacks("_sqlite3") is None

@@ -34,7 +34,7 @@ def make_inputs(provider: str | None = None) -> sbom.SbomInputs:
     """The SBOM inputs of a noopt build; `provider` names a pinned provider built from its own tree."""
     lock = load_lock(LOCK_FILE, PINS_SCHEMA)
     toolchain = load_toolchain(TOOLCHAINS_DIR, "x86_64-unknown-linux-gnu", PINS_SCHEMA)
-    assert toolchain.compiler is not None and toolchain.sysroot is not None
+    assert toolchain.compiler is not None and toolchain.sysroot is None  # generated: the zig wheel is its source
     return sbom.SbomInputs(
         distribution="cpython-3.13.15-x86_64-unknown-linux-gnu-noopt-test",
         tag="test",
@@ -48,7 +48,7 @@ def make_inputs(provider: str | None = None) -> sbom.SbomInputs:
         libraries=tuple(built(r.name, deps=r.deps) for r in RECIPES.values()),
         fips_module=("share/ssl/ossl-modules/fips.so", FIPS_SO),
         toolchain=tuple((p, "compiler") for p in toolchain.compiler.packages.packages)
-        + tuple((p, "sysroot") for p in toolchain.sysroot.packages),
+        + tuple((p, "sysroot") for p in toolchain.available_tools["zig"].packages.packages),
         source_date_epoch=lock.source_date_epoch,
     )
 
@@ -206,7 +206,11 @@ def test_toolchain_and_sysroot_packages_are_build_time_components(
         assert entry["hashes"] == [{"alg": "SHA-256", "content": pin.sha256}]
         assert props(entry)["build-role"] == [role] and props(entry)["lifecycle"] == ["build"]
         purl = PackageURL.from_string(entry["purl"])
-        assert (purl.type, purl.namespace, purl.name, purl.version) == ("deb", "debian", pin.name, pin.version)
+        if role == "sysroot":  # generated from the ziglang wheel
+            assert (purl.type, purl.name, purl.version) == ("pypi", "ziglang", pin.version)
+            assert purl.qualifiers == {"file_name": pin.filename}
+        else:
+            assert (purl.type, purl.namespace, purl.name, purl.version) == ("deb", "debian", pin.name, pin.version)
     assert {"compiler", "sysroot"} == {role for _, role in inputs.toolchain}
     assert document["metadata"]["lifecycles"] == [{"phase": "build"}]
 

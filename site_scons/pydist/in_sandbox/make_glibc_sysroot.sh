@@ -25,10 +25,10 @@ case $glibc in
 *) die "glibc floor '$glibc' is not of the form 2.N" ;;
 esac
 # Per architecture: zig's name for its header directories, the dynamic loader's real name, the linker script's
-# output format.
+# output format, glibc's first symbol version (the one its oldest functions carry).
 case $arch in
-x86_64) headers=x86 loader=ld-linux-x86-64.so.2 format=elf64-x86-64 ;;
-aarch64) headers=aarch64 loader=ld-linux-aarch64.so.1 format=elf64-littleaarch64 ;;
+x86_64) headers=x86 loader=ld-linux-x86-64.so.2 format=elf64-x86-64 first_version=GLIBC_2.2.5 ;;
+aarch64) headers=aarch64 loader=ld-linux-aarch64.so.1 format=elf64-littleaarch64 first_version=GLIBC_2.17 ;;
 *) die "unsupported architecture '$arch' (x86_64 or aarch64)" ;;
 esac
 multiarch=$arch-linux-gnu
@@ -119,6 +119,19 @@ OUTPUT_FORMAT($format)
 GROUP ( /$libdir/libc.so.6 /$libdir/libc_nonshared.a  AS_NEEDED ( /$libdir/$loader ) )
 EOF
 
+# libcrypt.so.1: zig has no ABI list for glibc's crypt library (CPython 3.11's _crypt links it), so its stub is built
+# here, with crypt and crypt_r at glibc's first version on this architecture, which the libcrypt.so.1 of libxcrypt
+# (what newer distributions ship) keeps too. Its crypt.h is written with the headers.
+cat >"$work/crypt.c" <<'SOURCE'
+char *crypt(const char *phrase, const char *setting) { return (char *)0 + (phrase == setting); }
+char *crypt_r(const char *phrase, const char *setting, void *data) { return (char *)data + (phrase == setting); }
+SOURCE
+printf '%s { global: crypt; crypt_r; local: *; };\n' "$first_version" >"$work/crypt.map"
+clang --target="$multiarch" -O2 -fPIC -shared -nostdlib -fuse-ld=lld -Wl,-soname,libcrypt.so.1 \
+    -Wl,--version-script="$work/crypt.map" -o "$work/libcrypt.so.1" "$work/crypt.c"
+clean_copy "$work/libcrypt.so.1" "$out/$libdir/libcrypt.so.1"
+ln -s libcrypt.so.1 "$out/$libdir/libcrypt.so"
+
 # --- headers --------------------------------------------------------------------------------------------------
 
 # From the most general to the most specific, each overwriting the one before: zig's include order, reversed.
@@ -137,5 +150,42 @@ sed -i "/^#define[[:space:]]*_FEATURES_H[[:space:]]*1\$/a #define __GLIBC_MINOR_
 [ "$(grep -c '^#define __GLIBC_MINOR__' "$features")" -eq 1 ] || die "features.h: cannot pin __GLIBC_MINOR__"
 grep -A1 '^#define[[:space:]]*_FEATURES_H' "$features" | grep -qx "#define __GLIBC_MINOR__ $minor" ||
     die "features.h: __GLIBC_MINOR__ is not right after _FEATURES_H"
+
+# crypt.h for the libcrypt stub. struct crypt_data has glibc's size, the larger of the two libraries' (libxcrypt's is
+# 32 KiB), so a caller's buffer serves whichever libcrypt.so.1 the machine has.
+cat >"$out/usr/include/crypt.h" <<'HEADER'
+/* The crypt library's interface as glibc declares it, for the generated sysroot's libcrypt.so.1 stub. */
+#ifndef _CRYPT_H
+#define _CRYPT_H 1
+
+#include <features.h>
+
+__BEGIN_DECLS
+
+extern char *crypt(const char *__phrase, const char *__setting) __THROW __nonnull((1, 2));
+
+#ifdef __USE_GNU
+struct crypt_data {
+    char keysched[16 * 8];
+    char sb0[32768];
+    char sb1[32768];
+    char sb2[32768];
+    char sb3[32768];
+    char crypt_3_buf[14];
+    char current_salt[2];
+    long int current_saltbits;
+    int direction;
+    int initialized;
+};
+
+extern char *crypt_r(const char *__phrase, const char *__setting, struct crypt_data *__restrict __data)
+    __THROW __nonnull((1, 2, 3));
+#endif
+
+__END_DECLS
+
+#endif
+HEADER
+chmod 0644 "$out/usr/include/crypt.h"
 
 rm -rf "$work"

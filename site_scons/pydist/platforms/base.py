@@ -157,6 +157,11 @@ class Platform(ABC):
         """Steps on CPython's install tree `install` right after ``make install`` (install names, signatures)."""
         return []
 
+    def host_tools(self) -> Mapping[str, str]:
+        """The build's compiler and binary tools (as sysconfig records them) -> the names a user's host has them
+        under, for the sysconfig that extensions built later read; empty where the host has the build's tools."""
+        return {}
+
     def build_only_flags(self) -> tuple[str, ...]:
         """Regexes of flags in the recorded build settings that only the build itself can use (they name
         sandbox files), to be scrubbed before sysconfig is shipped."""

@@ -62,3 +62,17 @@ class LinuxPlatform(Platform):
 
     def compiler_launcher_pattern(self) -> str:
         return r"(?<![\w./-])[a-z0-9_]+-linux-gnu-(clang\+\+|clang)(?![\w.-])"
+
+    def host_tools(self) -> Mapping[str, str]:
+        # A Linux host has a C compiler as cc and c++ (gcc on RHEL and Debian, clang where that is the system's),
+        # and GNU binutils; rarely clang or LLVM's tools.
+        return {
+            "clang": "cc",
+            "clang++": "c++",
+            "llvm-ar": "ar",
+            "llvm-ranlib": "ranlib",
+            "llvm-nm": "nm",
+            "llvm-strip": "strip",
+            "llvm-objcopy": "objcopy",
+            "llvm-readelf": "readelf",
+        }

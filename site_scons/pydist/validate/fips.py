@@ -27,8 +27,11 @@ from pydist.validate import elf as elf_checks
 from pydist.validate import macho
 from pydist.validate.report import Report
 
-# The HMAC key OpenSSL's FIPS provider uses for its self-integrity check (FIPS_KEY in OpenSSL's Configure);
-# computing the MAC here works for modules of any target, cross-built or macOS.
+# The HMAC key OpenSSL's FIPS provider uses for its self-integrity check: Configure sets $config{FIPSKEY} to
+# sha256("holy hand grenade of antioch") (unless --fips-key= overrides it, which this project never does);
+# include/openssl/fipskey.h.in turns it into FIPS_KEY_ELEMENTS, which providers/fips/self_test.c compiles in as
+# `fixed_key` to check module-mac on load. Computing the MAC here works for modules of any target, cross-built or
+# macOS.
 FIPS_INTEGRITY_KEY = bytes.fromhex("f4556650ac31d35461610bac4ed81b1a181b2d8a43ea2854cbae22ca74560813")
 MODULE_DIR = "share/ssl/ossl-modules"
 MODULE_CONFIG = "share/ssl/fipsmodule.cnf"

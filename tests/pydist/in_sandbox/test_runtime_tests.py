@@ -169,7 +169,7 @@ def test_openssl_list_providers_output_is_read_per_provider() -> None:
 @pytest.mark.parametrize("minor", ["3.11", "3.13"])
 def test_the_shipped_skip_lists_cite_real_policy_switches(minor: str) -> None:
     # A rule's switch names decide whether it applies to an older provider: they must be fipsmodule.cnf's.
-    from pydist.fipsmodule import CHECKS
+    from fipsmodule import CHECKS
 
     rules = rt.read_skip_list(IN_SANDBOX / f"fips_skips_{minor}.txt").values()
     names = {name for rule in rules for name in rt.CHECK_NAME.findall(rule)}
@@ -194,3 +194,74 @@ def test_the_allocator_is_read_from_the_interpreters_own_statistics(tmp_path: Pa
     assert rt.default_object_allocator(root, args, tmp_path) == "pymalloc by default"
     with pytest.raises(AssertionError, match="the default object allocator is pymalloc, not mimalloc"):
         rt.default_object_allocator(root, argparse.Namespace(allocator="mimalloc"), tmp_path)
+
+
+def library_rows(**versions: str) -> list[dict[str, str]]:
+    """--libraries as the build passes it: zlib and SQLite read (at `versions`, default the running interpreter's),
+    bzip2 not readable, zstd not built."""
+    import sqlite3
+    import zlib
+
+    return [
+        {"library": "zlib", "display": "zlib", "version": versions.get("zlib", zlib.ZLIB_RUNTIME_VERSION)}
+        | {"module": "zlib", "expression": "zlib.ZLIB_RUNTIME_VERSION"},
+        {"library": "sqlite", "display": "SQLite", "version": versions.get("sqlite", sqlite3.sqlite_version)}
+        | {"module": "sqlite3", "expression": "sqlite3.sqlite_version"},
+        {"library": "bzip2", "display": "bzip2", "version": "1.0.8", "unreadable": "not exposed: no version"},
+        {"library": "zstd", "display": "zstd", "version": "1.5.7", "not_built": "_zstd comes with Python 3.14"},
+    ]
+
+
+def test_library_versions_are_read_from_the_interpreter_and_the_rest_listed(tmp_path: Path) -> None:
+    import sqlite3
+    import zlib
+
+    root = _distribution_of(sys.executable, tmp_path)
+    detail = rt.pinned_library_versions(root, argparse.Namespace(libraries=library_rows()), tmp_path)
+    assert detail == (
+        f"pinned versions: zlib {zlib.ZLIB_RUNTIME_VERSION}, SQLite {sqlite3.sqlite_version}; "
+        "not checkable: bzip2 (not exposed: no version); not built by this minor: zstd (_zstd comes with Python 3.14)"
+    )
+
+
+def test_a_library_not_at_its_pinned_version_or_unreadable_fails_the_check(tmp_path: Path) -> None:
+    root = _distribution_of(sys.executable, tmp_path)
+    wrong = argparse.Namespace(libraries=library_rows(sqlite="3.0.0"))
+    with pytest.raises(rt.CheckFailed, match=r"not the pinned version: SQLite 3\.[0-9.]+, pinned 3\.0\.0$"):
+        rt.pinned_library_versions(root, wrong, tmp_path)
+    missing = library_rows()
+    missing[0] |= {"module": "_no_such_module", "expression": "_no_such_module.VERSION"}
+    with pytest.raises(rt.CheckFailed, match=r"zlib unreadable \(_no_such_module: ModuleNotFoundError"):
+        rt.pinned_library_versions(root, argparse.Namespace(libraries=missing), tmp_path)
+    # Nothing to read is a broken argument, not a passing check.
+    with pytest.raises(rt.CheckFailed, match="no library version to check"):
+        rt.pinned_library_versions(root, argparse.Namespace(libraries=library_rows()[2:]), tmp_path)
+
+
+def test_the_pinned_version_of_a_library_comes_from_the_libraries_argument() -> None:
+    args = argparse.Namespace(libraries=library_rows(zlib="9.9"))
+    assert rt.pinned_version(args, "zlib") == "9.9" and rt.pinned_version(args, "zstd") == "1.5.7"
+    with pytest.raises(rt.CheckFailed, match="--libraries names no openssl"):
+        rt.pinned_version(args, "openssl")
+
+
+def test_a_skipped_check_is_reported_as_skipped_never_as_passed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def cannot_run_here(root: Path, args: argparse.Namespace, tmp: Path) -> str:
+        raise rt.CheckSkipped("the kernel forbids it")
+
+    monkeypatch.setattr(rt, "CHECKS", [cannot_run_here])
+    [result] = rt.run_checks(tmp_path, argparse.Namespace(), tmp_path, "unpacked")
+    assert result == {
+        "where": "unpacked",
+        "check": "cannot_run_here",
+        "status": "skipped",
+        "detail": "skipped: the kernel forbids it",
+    }
+    assert "[skipped] unpacked: cannot_run_here" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="asks what an interpreter without -X perf is told")
+def test_perf_is_not_used_before_3_12(tmp_path: Path) -> None:
+    assert rt.perf_unusable(tmp_path) == "python -X perf came with 3.12"

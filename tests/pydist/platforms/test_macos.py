@@ -398,7 +398,7 @@ def test_the_full_macos_build_is_declared_and_runs_unsandboxed(
         assert action.target == TRIPLE
         assert action.description()["sandbox"] == {"kind": "unsandboxed", "network": False}
         assert action.description()["toolchain"]["xcode"]["sdk_version"] == "15.5"
-        assert isinstance(_sandbox(action.toolchain, tmp_path, None), Unsandboxed)
+        assert isinstance(_sandbox(action.toolchain, tmp_path, None, action), Unsandboxed)
     cpython_action = by_name[f"cpython-3.13.15-{options}"]
     assert set(cpython_action.deps) == set(libraries)  # native: no build Python
     # The distribution half is declared too: its archives, checksums and provenance are the default targets.

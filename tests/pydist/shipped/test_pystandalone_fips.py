@@ -14,8 +14,8 @@ from types import ModuleType
 
 import pytest
 
+import fipsmodule
 from conftest import REPO_ROOT
-from pydist import fipsmodule
 from pydist.distribution import FIPSINSTALL_DIR, FIPSINSTALL_DIR_VAR, FIPSINSTALL_PROGRAM, install_fipsinstall_step
 
 SHIPPED = REPO_ROOT / "site_scons" / "pydist" / "shipped" / "pystandalone_fips.py"
@@ -44,7 +44,7 @@ def test_the_step_and_the_distribution_agree_on_names() -> None:
 
 
 def test_every_check_of_the_35_provider_has_its_fipsinstall_option() -> None:
-    # The same options pydist.fipsmodule proves against openssl fipsinstall's own output.
+    # The same options tests/fipsmodule.py proves against openssl fipsinstall's own output.
     table = {**step.ON_BY_DEFAULT, **step.OFF_BY_DEFAULT}
     assert set(table) == fipsmodule.CHECKS | {"conditional-errors", "security-checks"}
     for check in fipsmodule.CHECKS - {"pbkdf2-lower-bound-check"}:

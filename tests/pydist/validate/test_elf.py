@@ -15,7 +15,7 @@ from pydist.validate.roles import Role
 pytestmark = pytest.mark.integration
 
 RULES = all_rules()["x86_64-unknown-linux-gnu"]
-CC = "clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fPIC"
+CC = "x86_64-linux-gnu-clang -O2 -fPIC"
 HARDENED = "-fstack-protector-strong -D_FORTIFY_SOURCE=2"
 LINK = "-fuse-ld=lld -Wl,-z,relro -Wl,-z,now -Wl,-z,noexecstack"
 
@@ -38,7 +38,8 @@ SOURCES = {
     "private.map": "GLIBC_PRIVATE { global: fake_fn; };\n",
     "calls_fake.c": "void fake_fn(void);\nint PyInit_calls(void) { fake_fn(); return 0; }\n",
     "yields.c": "int pthread_yield(void);\nint PyInit_yields(void) { return pthread_yield(); }\n",
-    # getrandom came with glibc 2.25: a -shared link that does not find it leaves it without a version.
+    # getrandom came with glibc 2.25: linked -shared against the 2.17 sysroot, which has no stub of it, it is left
+    # undefined and without a version.
     "random.c": "long getrandom(void *b, unsigned long n, unsigned f);\n"
     "int PyInit_random(void) { char b[8]; return (int)getrandom(b, 8, 0); }\n",
     "defines_random.c": "long getrandom(void *b, unsigned long n, unsigned f) { return 0; }\n",
@@ -64,7 +65,7 @@ clang --target=aarch64-linux-gnu -fPIC -shared -nostdlib -fuse-ld=lld -Wl,-z,rel
 {CC} -shared -fuse-ld=lld -Wl,-z,norelro -Wl,-z,now -Wl,-z,noexecstack -o norelro.so ext.c
 {CC} -shared -fuse-ld=lld -Wl,-z,relro -Wl,-z,lazy -Wl,-z,noexecstack -o lazy.so ext.c
 {CC} -shared -nostdlib {LINK} -Wl,--omagic -o omagic.so ext.c
-clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fno-pic -mcmodel=large -shared {LINK} -Wl,-z,notext \\
+x86_64-linux-gnu-clang -O2 -fno-pic -mcmodel=large -shared {LINK} -Wl,-z,notext \\
     -o textrel.so textrel.c
 {CC} -fno-stack-protector -U_FORTIFY_SOURCE {LINK} -o plain-python main.c
 {CC} {HARDENED} {LINK} -no-pie -o nopie-python main.c
@@ -72,7 +73,7 @@ clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fno-pic -mcmodel=large -
 llvm-ar rcs libssl-static.a ssl.o 2>/dev/null || ({CC} -c ssl.c -o ssl.o && llvm-ar rcs libssl-static.a ssl.o)
 {CC} {HARDENED} -shared {LINK} -Wl,--exclude-libs,ALL -o hidden-ext.so uses_ssl.c libssl-static.a
 {CC} {HARDENED} -shared {LINK} -o yields.so yields.c -lpthread
-{CC} -shared -nostdlib {LINK} -o unversioned-random.so random.c
+{CC} -shared {LINK} -o unversioned-random.so random.c
 {CC} -shared {LINK} -o defines-random.so defines_random.c
 """
 

@@ -81,7 +81,7 @@ def fake_modules(toolchain: Toolchain, tmp_path_factory: pytest.TempPathFactory)
     -fvisibility=hidden does to OSSL_provider_init (which carries no visibility attribute)."""
     work = tmp_path_factory.mktemp("modules")
     (work / "entry.c").write_text("int OSSL_provider_init(void) { return 1; }\nint BN_new(void) { return 2; }\n")
-    cc = "clang --target=x86_64-linux-gnu --sysroot=/sysroot -O2 -fPIC -shared"
+    cc = "x86_64-linux-gnu-clang -O2 -fPIC -shared"
     cc += " -fuse-ld=lld -Wl,-z,relro,-z,now"
     toolchain.run(work, f"{cc} -o extra.so entry.c\n{cc} -fvisibility=hidden -o hidden.so entry.c\n")
     return work

@@ -1,9 +1,10 @@
-"""``fipsmodule.cnf`` written from the bytes of a FIPS provider module, as OpenSSL 3.5 writes it.
+"""Test support: ``fipsmodule.cnf`` written from the bytes of a FIPS provider module, as OpenSSL 3.5 writes it.
 
 The build host cannot run ``openssl fipsinstall`` for a module of another architecture (aarch64 ``fips.so``,
 ``fips.dylib``), and nothing in the file needs the module to run: it is a fixed list of switches plus
 ``module-mac``, an HMAC-SHA256 of the module's bytes under a key that is public and the same in every OpenSSL 3.x
-build. So the build can write (or re-check) the file for any target without an emulator.
+build (:func:`pydist.validate.fips.module_mac`, which the validator checks). So the tests can write (or re-check)
+the file for any target without an emulator, and know every switch ``openssl fipsinstall`` has.
 
 OpenSSL 3.5.7 has two writers, with the same keys in a different order:
 
@@ -19,19 +20,13 @@ OpenSSL 3.5.7 has two writers, with the same keys in a different order:
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
 from hermetic import scratch
-
-# The integrity key: Configure sets $config{FIPSKEY} to sha256("holy hand grenade of antioch") (unless
-# --fips-key= overrides it, which this project never does); include/openssl/fipskey.h.in turns it into
-# FIPS_KEY_ELEMENTS, which providers/fips/self_test.c compiles in as `fixed_key` to check module-mac on load.
-FIPS_KEY = bytes.fromhex("f4556650ac31d35461610bac4ed81b1a181b2d8a43ea2854cbae22ca74560813")
+from pydist.validate.fips import module_mac
 
 # apps/fipsinstall.c: VERSION_VAL and INSTALL_STATUS_VAL.
 INSTALL_VERSION = "1"
@@ -167,17 +162,6 @@ def fipsinstall_options(settings: FipsSettings) -> list[str]:
     return options
 
 
-def hmac_hex(data: bytes, key: bytes = FIPS_KEY) -> str:
-    """HMAC-SHA256 of `data` as OpenSSL prints MACs: upper-case hex bytes joined by colons."""
-    digest = hmac.new(key, data, hashlib.sha256).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-def module_mac(module: bytes, key: bytes = FIPS_KEY) -> str:
-    """The ``module-mac`` of a provider module's bytes, checked by the provider every time it loads."""
-    return hmac_hex(module, key)
-
-
 def _flag(on: bool) -> str:
     return "1" if on else "0"
 
@@ -192,7 +176,6 @@ def fipsmodule_cnf(
     settings: FipsSettings = PEDANTIC,
     writer: Writer = Writer.INSTALL_FIPS,
     section: str = DEFAULT_SECTION,
-    key: bytes = FIPS_KEY,
 ) -> str:
     """The text of ``fipsmodule.cnf`` for the provider module `module`, byte for byte as `writer` writes it."""
     header = [
@@ -201,7 +184,7 @@ def fipsmodule_cnf(
         ("conditional-errors", _flag(settings.conditional_errors)),
         ("security-checks", _flag(settings.security_checks)),
     ]
-    mac = ("module-mac", module_mac(module, key))
+    mac = ("module-mac", module_mac(module))
     if writer is Writer.INSTALL_FIPS:
         if settings.self_test_on_install:
             raise ValueError("install_fips never records install-time self tests (use Writer.FIPSINSTALL)")
@@ -210,7 +193,8 @@ def fipsmodule_cnf(
     checks = [(name, _flag(name in settings.checks)) for name in _FIPSINSTALL_CHECK_ORDER]
     installed = []
     if settings.self_test_on_install:
-        installed = [("install-mac", hmac_hex(INSTALL_STATUS.encode(), key)), ("install-status", INSTALL_STATUS)]
+        # install-mac is the same HMAC, over the status text instead of the module (apps/fipsinstall.c).
+        installed = [("install-mac", module_mac(INSTALL_STATUS.encode())), ("install-status", INSTALL_STATUS)]
     return f"[{section}]\n" + _lines([*header, *checks, mac, *installed])
 
 
